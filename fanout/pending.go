@@ -1,0 +1,107 @@
+package fanout
+
+import (
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// UpdateKind says what an Update tells a session.
+type UpdateKind uint8
+
+const (
+	UpdateExpunge UpdateKind = iota + 1 // "* Seq EXPUNGE"
+	UpdateExists                        // "* Count EXISTS"
+	UpdateFlags                         // "* Seq FETCH (UID uid FLAGS (...))"
+)
+
+// Update is one untagged response owed to a session, already numbered in
+// that session's view at the moment it is written.
+type Update struct {
+	Kind  UpdateKind
+	Seq   uint32 // EXPUNGE and FETCH; the count for EXISTS
+	UID   imap.UID
+	Flags []imap.Flag // shared with the model: do not modify
+}
+
+// Pending computes what the session must be told to move its view forward,
+// coalesced: expunges first (highest sequence number first, so each number
+// is valid when written), then one EXISTS with the final count, then each
+// changed message's current flags once. A flag change on a message that was
+// expunged since, or on one the session is only now told of, is dropped.
+//
+// With allowExpunge false (RFC 3501 section 7.4.1: during FETCH, STORE and
+// SEARCH), the view only moves up to the first expunge in the log.
+// The caller writes the updates, then calls Commit(to).
+func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err error) {
+	m := v.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := v.cursor.Load()
+	if v.err != nil {
+		return nil, c, v.err
+	}
+	head := m.head()
+	if c == head {
+		return nil, c, nil
+	}
+	t := head
+	if !allowExpunge {
+		for i, ch := range m.log[c-m.base:] {
+			if ch.kind == changeExpunge {
+				t = c + uint64(i)
+				break
+			}
+		}
+		if t == c {
+			return nil, c, nil
+		}
+	}
+
+	from := m.numberingAt(c)
+	count := from.count()
+	if t == head {
+		for i := len(from.extra) - 1; i >= 0; i-- {
+			seq, _ := m.seqOf(from, from.extra[i])
+			updates = append(updates, Update{Kind: UpdateExpunge, Seq: seq, UID: from.extra[i]})
+		}
+		count -= len(from.extra)
+	}
+	to_ := m.numberingAt(t)
+	if to_.count() > count {
+		updates = append(updates, Update{Kind: UpdateExists, Seq: uint32(to_.count())})
+	}
+
+	maxC := m.maxAt(c)
+	start := len(updates)
+	for _, ch := range m.log[c-m.base : t-m.base] {
+		if ch.kind != changeFlags || ch.uids[0] > maxC {
+			continue
+		}
+		uid := ch.uids[0]
+		i, ok := m.index(uid)
+		if !ok {
+			continue // expunged since: the session will be told that instead
+		}
+		seq, ok := m.seqOf(to_, uid)
+		if !ok {
+			continue
+		}
+		updates = append(updates, Update{Kind: UpdateFlags, Seq: seq, UID: uid, Flags: m.flags[i]})
+	}
+	flags := updates[start:]
+	slices.SortStableFunc(flags, func(a, b Update) int { return int(a.Seq) - int(b.Seq) })
+	updates = slices.CompactFunc(updates, func(a, b Update) bool {
+		return a.Kind == UpdateFlags && b.Kind == UpdateFlags && a.Seq == b.Seq
+	})
+	return updates, t, nil
+}
+
+// Commit records that the updates up to log position to were written.
+// It takes no lock: only the view's own session moves its cursor, and the
+// model's trim only reads it.
+func (v *View) Commit(to uint64) {
+	if to > v.cursor.Load() {
+		v.cursor.Store(to)
+	}
+}

@@ -1,0 +1,166 @@
+package fanout
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// ErrNotAscending reports an upstream listing whose new UIDs are not above
+// every UID seen before (RFC 3501 section 2.3.1.1 forbids it). The model
+// cannot number such a message for existing sessions; the watcher rebuilds.
+var ErrNotAscending = errors.New("upstream reported a new UID below one already seen")
+
+// Tx is a set of changes applied under the model's write lock.
+type Tx struct {
+	m    *Mailbox
+	n    int
+	wake bool
+}
+
+func (tx *Tx) logChange(ch change) {
+	ch.maxBefore = tx.m.maxUID
+	tx.m.log = append(tx.m.log, ch)
+	tx.n++
+}
+
+// Has reports whether uid is in the model.
+func (tx *Tx) Has(uid imap.UID) bool {
+	_, ok := tx.m.index(uid)
+	return ok
+}
+
+// Add appends a new message. UIDs must be added in ascending order and above
+// every UID seen so far; a UID already present is treated as a flag update.
+func (tx *Tx) Add(uid imap.UID, flags []imap.Flag) error {
+	m := tx.m
+	if _, ok := m.index(uid); ok {
+		tx.SetFlags(uid, flags)
+		return nil
+	}
+	if uid <= m.maxUID {
+		return ErrNotAscending
+	}
+	m.uids = append(m.uids, uid)
+	m.flags = append(m.flags, slices.Clone(flags))
+	// Consecutive adds in one transaction share one log entry.
+	if l := len(m.log); l > 0 && tx.n > 0 && m.log[l-1].kind == changeAdd {
+		m.log[l-1].uids = append(m.log[l-1].uids, uid)
+	} else {
+		tx.logChange(change{kind: changeAdd, uids: []imap.UID{uid}})
+	}
+	m.maxUID = uid
+	if m.uidNext <= uid {
+		m.uidNext = uid + 1
+	}
+	return nil
+}
+
+// Expunge removes uid; it is a no-op when uid is not in the model, so the
+// same expunge heard twice is logged once.
+func (tx *Tx) Expunge(uid imap.UID) bool {
+	m := tx.m
+	i, ok := m.index(uid)
+	if !ok {
+		return false
+	}
+	m.uids = slices.Delete(m.uids, i, i+1)
+	m.flags = slices.Delete(m.flags, i, i+1)
+	tx.logChange(change{kind: changeExpunge, uids: []imap.UID{uid}})
+	return true
+}
+
+// SetFlags replaces the flags of uid; no change is logged when they are
+// equal as sets, so a change heard twice reaches sessions once.
+func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
+	m := tx.m
+	i, ok := m.index(uid)
+	if !ok || flagsEqual(m.flags[i], flags) {
+		return false
+	}
+	m.flags[i] = slices.Clone(flags)
+	tx.logChange(change{kind: changeFlags, uids: []imap.UID{uid}})
+	return true
+}
+
+// SetUIDNext records the upstream's UIDNEXT (never moving it backwards).
+func (tx *Tx) SetUIDNext(uid imap.UID) {
+	if uid > tx.m.uidNext {
+		tx.m.uidNext = uid
+	}
+}
+
+// SetMailboxFlags records the mailbox's FLAGS and PERMANENTFLAGS.
+func (tx *Tx) SetMailboxFlags(flags, permanent []imap.Flag) {
+	if flags != nil {
+		tx.m.mboxFlags = slices.Clone(flags)
+	}
+	if permanent != nil {
+		tx.m.permFlags = slices.Clone(permanent)
+	}
+}
+
+// Resync makes the model equal to a full upstream listing (ascending UIDs
+// with their flags) and logs only the net difference: expunges, flag
+// changes, then the new messages. It is how the watcher reconciles after a
+// reconnect or when it cannot tell which messages a notification was about.
+func (tx *Tx) Resync(uids []imap.UID, flags [][]imap.Flag) error {
+	m := tx.m
+	// Validate before touching anything: new UIDs must be above maxUID.
+	for i, uid := range uids {
+		if i > 0 && uid <= uids[i-1] {
+			return ErrNotAscending
+		}
+		if _, ok := m.index(uid); !ok && uid <= m.maxUID {
+			return ErrNotAscending
+		}
+	}
+	var gone []imap.UID
+	j := 0
+	for _, uid := range m.uids {
+		for j < len(uids) && uids[j] < uid {
+			j++
+		}
+		if j == len(uids) || uids[j] != uid {
+			gone = append(gone, uid)
+		}
+	}
+	for _, uid := range gone {
+		tx.Expunge(uid)
+	}
+	for i, uid := range uids {
+		var f []imap.Flag
+		if i < len(flags) {
+			f = flags[i]
+		}
+		if tx.Has(uid) {
+			tx.SetFlags(uid, f)
+		}
+	}
+	for i, uid := range uids {
+		if uid > m.maxUID {
+			var f []imap.Flag
+			if i < len(flags) {
+				f = flags[i]
+			}
+			if err := tx.Add(uid, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flagsEqual compares two flag lists as sets.
+func flagsEqual(a, b []imap.Flag) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !slices.Contains(b, f) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,207 @@
+package fanout
+
+import (
+	"errors"
+	"slices"
+	"sync/atomic"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// ErrBadSeq is returned for a sequence number the session was never told of
+// (RFC 3501 section 6.4.5: it is a BAD command). Message carries the text.
+var ErrBadSeq = errors.New("invalid message sequence number")
+
+// View is one session's numbering of a Mailbox: a cursor into its log.
+// A View is used by one session at a time (its command and IDLE goroutines
+// never run Pending/Commit concurrently).
+type View struct {
+	m      *Mailbox
+	cursor atomic.Uint64 // only moves forward; read under m.mu
+	err    error         // guarded by m.mu
+}
+
+// SelectData is what a session reports when it selects the mailbox.
+type SelectData struct {
+	NumMessages    uint32
+	UIDValidity    uint32
+	UIDNext        imap.UID
+	Flags          []imap.Flag
+	PermanentFlags []imap.Flag
+	FirstUnseen    uint32 // 0 when every message is \Seen
+}
+
+// NewView opens a view at the model's head.
+func (m *Mailbox) NewView() (*View, SelectData, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return nil, SelectData{}, m.err
+	}
+	v := &View{m: m}
+	v.cursor.Store(m.head())
+	m.views[v] = struct{}{}
+	sd := SelectData{
+		NumMessages:    uint32(len(m.uids)),
+		UIDValidity:    m.uidValidity,
+		UIDNext:        m.uidNext,
+		Flags:          m.mboxFlags,
+		PermanentFlags: m.permFlags,
+	}
+	for i, f := range m.flags {
+		if !slices.Contains(f, imap.FlagSeen) {
+			sd.FirstUnseen = uint32(i + 1)
+			break
+		}
+	}
+	return v, sd, nil
+}
+
+// Close detaches the view so it no longer holds the log back.
+func (v *View) Close() {
+	v.m.mu.Lock()
+	delete(v.m.views, v)
+	v.m.mu.Unlock()
+}
+
+// Err returns why the view failed (ErrLagging, or the mailbox's close
+// reason), or nil.
+func (v *View) Err() error {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	return v.err
+}
+
+// Changed returns a channel closed at the model's next change (or failure).
+func (v *View) Changed() <-chan struct{} {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	return v.m.notify
+}
+
+// Count returns the number of messages the session knows of.
+func (v *View) Count() uint32 {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return 0
+	}
+	return uint32(v.m.numberingAt(v.cursor.Load()).count())
+}
+
+// SeqToUID translates one of the session's sequence numbers.
+func (v *View) SeqToUID(seq uint32) (imap.UID, bool) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return 0, false
+	}
+	return v.m.uidAt(v.m.numberingAt(v.cursor.Load()), seq)
+}
+
+// UIDToSeq returns the session's sequence number for uid; false when the
+// session does not know the message (not yet announced, or gone).
+func (v *View) UIDToSeq(uid imap.UID) (uint32, bool) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return 0, false
+	}
+	return v.m.seqOf(v.m.numberingAt(v.cursor.Load()), uid)
+}
+
+// Flags returns the model's current flags for uid (shared: do not modify).
+func (v *View) Flags(uid imap.UID) ([]imap.Flag, bool) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	i, ok := v.m.index(uid)
+	if !ok {
+		return nil, false
+	}
+	return v.m.flags[i], true
+}
+
+// Expunged reports whether the session still sees uid although the model
+// has expunged it (RFC 2180 section 4: the session has not been told yet).
+func (v *View) Expunged(uid imap.UID) bool {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(v.m.numberingAt(v.cursor.Load()).extra, uid)
+	return ok
+}
+
+// ResolveSeqSet translates a set of the session's sequence numbers into the
+// UIDs to name upstream. Each sequence range maps to one UID range, because
+// every message upstream inside it that the session does not know of was
+// either expunged (harmless to name) or does not exist. expunged lists the
+// requested messages already expunged in the model (RFC 2180 section 4.1).
+// A number beyond the session's count is ErrBadSeq.
+func (v *View) ResolveSeqSet(set imap.SeqSet) (uids imap.UIDSet, expunged []imap.UID, err error) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return nil, nil, v.err
+	}
+	n := v.m.numberingAt(v.cursor.Load())
+	count := uint32(n.count())
+	for _, r := range set {
+		start, stop := r.Start, r.Stop
+		if start == 0 {
+			start = count
+		}
+		if stop == 0 {
+			stop = count
+		}
+		if start > stop {
+			start, stop = stop, start
+		}
+		if start < 1 || stop > count {
+			return nil, nil, ErrBadSeq
+		}
+		first, _ := v.m.uidAt(n, start)
+		last, _ := v.m.uidAt(n, stop)
+		uids.AddRange(first, last)
+		for _, e := range n.extra {
+			if e >= first && e <= last {
+				expunged = append(expunged, e)
+			}
+		}
+	}
+	return uids, expunged, nil
+}
+
+// ResolveUIDSet clips a client's UID set to the messages the session knows:
+// "*" is the session's largest UID (RFC 3501 section 6.4.8: a range n:*
+// includes it even when n is larger), and nothing above it is named
+// upstream. ok is false when the set names no message of the view.
+func (v *View) ResolveUIDSet(set imap.UIDSet) (uids imap.UIDSet, ok bool) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return nil, false
+	}
+	last := v.m.lastUID(v.m.numberingAt(v.cursor.Load()))
+	if last == 0 {
+		return nil, false
+	}
+	for _, r := range set {
+		start, stop := r.Start, r.Stop
+		if start == 0 {
+			start = last
+		}
+		if stop == 0 {
+			stop = last
+		}
+		if start > stop {
+			start, stop = stop, start
+		}
+		if start > last {
+			continue
+		}
+		uids.AddRange(start, min(stop, last))
+	}
+	return uids, len(uids) > 0
+}

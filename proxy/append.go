@@ -1,0 +1,42 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// Append streams the client's literal into an upstream APPEND of the same
+// size: the message is never held whole in memory.
+func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	var data *imap.AppendData
+	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
+		cmd := c.Append(mailbox, r.Size(), options)
+		if _, err := io.Copy(cmd, r); err != nil {
+			// The client stopped mid-literal: the upstream literal cannot
+			// be finished either. Dropping the connection makes sure the
+			// partial message is never stored.
+			c.Client.Close()
+			return &upstream.UnavailableError{Err: errors.New("client stopped sending the message")}
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		var err error
+		data, err = cmd.Wait()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sess.sel != nil && canonical(mailbox) == sess.sel.name {
+		sess.syncWatcher() // the new message reaches this session before OK
+	}
+	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
+		data = nil // no UIDPLUS upstream: no APPENDUID to give
+	}
+	return data, nil
+}

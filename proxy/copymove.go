@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+var errMoveUnsupported = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "MOVE needs MOVE or UIDPLUS on the upstream server"}
+
+// Copy runs UID COPY upstream; COPYUID names UIDs, so it passes unchanged.
+func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	uids, expunged, err := sess.resolve(numSet)
+	if err != nil {
+		return nil, err
+	}
+	var data *imap.CopyData
+	if len(uids) > 0 {
+		err = sess.withConn("COPY", sess.sel.name, func(c *upstream.Conn) (err error) {
+			data, err = c.Copy(uids, dest).Wait()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if canonical(dest) == sess.sel.name {
+			sess.syncWatcher() // the copies reach this session before OK
+		}
+	}
+	if len(expunged) > 0 {
+		return nil, errExpungeIssued
+	}
+	if data != nil && data.UIDValidity == 0 {
+		data = nil // no UIDPLUS upstream: no COPYUID to give
+	}
+	return data, nil
+}
+
+// Move runs UID MOVE upstream (or COPY, STORE \Deleted, UID EXPUNGE when
+// the upstream lacks MOVE but has UIDPLUS, checking each step). The EXPUNGE
+// responses come from the model in imapserver's Poll after MOVE, numbered
+// in this session's view (RFC 6851 section 3.3).
+func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	uids, expunged, err := sess.resolve(numSet)
+	if err != nil {
+		return err
+	}
+	if sess.sel.readOnly {
+		return errReadOnly
+	}
+	if len(uids) > 0 {
+		var data *imap.CopyData
+		err = sess.withConn("MOVE", sess.sel.name, func(c *upstream.Conn) error {
+			caps := c.Caps()
+			if caps.Has(imap.CapMove) || caps.Has(imap.CapIMAP4rev2) {
+				md, err := c.Move(uids, dest).Wait()
+				if err != nil {
+					return err
+				}
+				src, ok1 := md.SourceUIDs.(imap.UIDSet)
+				dst, ok2 := md.DestUIDs.(imap.UIDSet)
+				if md.UIDValidity != 0 && ok1 && ok2 {
+					data = &imap.CopyData{UIDValidity: md.UIDValidity, SourceUIDs: src, DestUIDs: dst}
+				}
+				return nil
+			}
+			if !caps.Has(imap.CapUIDPlus) {
+				return errMoveUnsupported
+			}
+			cd, err := c.Copy(uids, dest).Wait()
+			if err != nil {
+				return err
+			}
+			store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+			if err := c.Store(uids, store, nil).Close(); err != nil {
+				return err
+			}
+			if err := c.UIDExpunge(uids).Close(); err != nil {
+				return err
+			}
+			if cd != nil && cd.UIDValidity != 0 {
+				data = cd
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			if err := w.WriteCopyData(data); err != nil {
+				return err
+			}
+		}
+		sess.syncWatcher()
+	}
+	if len(expunged) > 0 {
+		return errExpungeIssued
+	}
+	return nil
+}
+
+// Expunge runs EXPUNGE (or UID EXPUNGE) upstream; the EXPUNGE responses
+// come from the model in the Poll that imapserver runs next. For CLOSE,
+// imapserver passes a writer that writes nothing, and unselects after.
+func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	if sess.sel == nil {
+		return errNotSelected
+	}
+	if sess.sel.readOnly {
+		if uids == nil {
+			return nil // CLOSE after EXAMINE expunges nothing (RFC 3501 6.4.2)
+		}
+		return errReadOnly
+	}
+	var target imap.UIDSet
+	if uids != nil {
+		var ok bool
+		if target, ok = sess.sel.v.ResolveUIDSet(*uids); !ok {
+			return nil
+		}
+	}
+	err := sess.withConn("EXPUNGE", sess.sel.name, func(c *upstream.Conn) error {
+		if uids == nil {
+			return c.Expunge().Close()
+		}
+		if !c.Caps().Has(imap.CapUIDPlus) && !c.Caps().Has(imap.CapIMAP4rev2) {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "UID EXPUNGE needs UIDPLUS on the upstream server"}
+		}
+		return c.UIDExpunge(target).Close()
+	})
+	if err != nil {
+		return err
+	}
+	sess.syncWatcher()
+	return nil
+}

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// listener is one configured listener. It runs its own accept loop and
+// hands connections to the current imapserver generation: imapserver's
+// capabilities are fixed per server, so when the upstream's capabilities
+// become known a new generation serves new connections while the old one
+// keeps its sessions.
+type listener struct {
+	s   *Server
+	cfg config.Listener
+	ln  net.Listener
+	log *zap.Logger
+
+	mu   sync.Mutex
+	gens []*generation
+	cur  *generation
+}
+
+type generation struct {
+	srv *imapserver.Server
+	cl  *chanListener
+}
+
+func newListener(s *Server, cfg config.Listener, ln net.Listener) *listener {
+	l := &listener{s: s, cfg: cfg, ln: ln, log: s.log.With(zap.String("listener", ln.Addr().String()))}
+	l.newGeneration()
+	return l
+}
+
+// newGeneration starts an imapserver with the server's current capabilities
+// and makes it receive the new connections.
+func (l *listener) newGeneration() {
+	opts := &imapserver.Options{
+		NewSession:   l.newSession,
+		Caps:         *l.s.caps.Load(),
+		Logger:       printfLogger{l.log.Sugar()},
+		InsecureAuth: l.cfg.InsecureAuth,
+	}
+	if l.cfg.TLS == config.TLSStartTLS {
+		opts.TLSConfig = l.s.tls.Config()
+	}
+	g := &generation{srv: imapserver.New(opts), cl: newChanListener(l.ln.Addr())}
+	l.s.wg.Add(1)
+	go func() {
+		defer l.s.wg.Done()
+		g.srv.Serve(g.cl)
+	}()
+	l.mu.Lock()
+	old := l.cur
+	l.cur = g
+	l.gens = append(l.gens, g)
+	l.mu.Unlock()
+	if old != nil {
+		old.cl.Close() // its sessions go on; only new connections move
+	}
+}
+
+func (l *listener) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.log.Warn("accept failed", zap.Error(err), zap.Duration("retry_in", delay))
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetKeepAlive(true)
+			tc.SetKeepAlivePeriod(tcpKeepAlive)
+		}
+		if l.cfg.TLS == config.TLSImplicit {
+			c = tls.Server(c, l.s.tls.Config())
+		}
+		l.dispatch(c)
+	}
+}
+
+func (l *listener) dispatch(c net.Conn) {
+	for {
+		l.mu.Lock()
+		g := l.cur
+		l.mu.Unlock()
+		if g.cl.push(c) {
+			return
+		}
+		l.mu.Lock()
+		replaced := l.cur != g
+		l.mu.Unlock()
+		if !replaced {
+			c.Close() // shutting down
+			return
+		}
+	}
+}
+
+func (l *listener) stopAccepting() {
+	l.ln.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, g := range l.gens {
+		g.cl.Close()
+	}
+}
+
+// byeAll tells every session of this listener that the server is going.
+func (l *listener) byeAll(text string) {
+	for _, sess := range l.s.sessionsOf(l) {
+		sess.bye(text)
+	}
+}
+
+// close closes every connection of every generation.
+func (l *listener) close() {
+	l.ln.Close()
+	l.mu.Lock()
+	gens := l.gens
+	l.mu.Unlock()
+	for _, g := range gens {
+		g.srv.Close()
+	}
+}
+
+// chanListener is a net.Listener fed by the accept loop.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (cl *chanListener) push(c net.Conn) bool {
+	select {
+	case cl.ch <- c:
+		return true
+	case <-cl.done:
+		return false
+	}
+}
+
+func (cl *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-cl.ch:
+		return c, nil
+	case <-cl.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (cl *chanListener) Close() error {
+	cl.once.Do(func() { close(cl.done) })
+	return nil
+}
+
+func (cl *chanListener) Addr() net.Addr { return cl.addr }
+
+// printfLogger routes imapserver's messages (read errors, panics it
+// recovered) into zap.
+type printfLogger struct{ l *zap.SugaredLogger }
+
+func (p printfLogger) Printf(format string, args ...any) { p.l.Infof(format, args...) }

@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// Authenticated-state commands that name mailboxes run on any pooled
+// connection, as they are.
+
+func (sess *session) Create(mailbox string, options *imap.CreateOptions) error {
+	return sess.withConn("CREATE", "", func(c *upstream.Conn) error {
+		return c.Create(mailbox, options).Wait()
+	})
+}
+
+// Delete and Rename leave the connection with no mailbox selected: the one
+// it had may be the one that is gone.
+func (sess *session) Delete(mailbox string) error {
+	return sess.withConn("DELETE", "", func(c *upstream.Conn) error {
+		c.Forget()
+		return c.Delete(mailbox).Wait()
+	})
+}
+
+func (sess *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
+	return sess.withConn("RENAME", "", func(c *upstream.Conn) error {
+		c.Forget()
+		return c.Rename(mailbox, newName, options).Wait()
+	})
+}
+
+func (sess *session) Subscribe(mailbox string) error {
+	return sess.withConn("SUBSCRIBE", "", func(c *upstream.Conn) error {
+		return c.Subscribe(mailbox).Wait()
+	})
+}
+
+func (sess *session) Unsubscribe(mailbox string) error {
+	return sess.withConn("UNSUBSCRIBE", "", func(c *upstream.Conn) error {
+		return c.Unsubscribe(mailbox).Wait()
+	})
+}
+
+// List relays LIST and LSUB (imapserver turns LSUB into LIST with
+// SelectSubscribed and writes the answers as LSUB). Special-use and child
+// attributes pass through as the upstream sends them.
+func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	return sess.withConn("LIST", "", func(c *upstream.Conn) error {
+		for _, pattern := range patterns {
+			cmd := c.List(ref, pattern, options)
+			for data := cmd.Next(); data != nil; data = cmd.Next() {
+				if err := w.WriteList(data); err != nil {
+					cmd.Close()
+					return err
+				}
+			}
+			if err := cmd.Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Status fills every item asked for: imapserver dereferences them all.
+func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	var data *imap.StatusData
+	err := sess.withConn("STATUS", "", func(c *upstream.Conn) (err error) {
+		data, err = c.Status(mailbox, options).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var zero32 uint32
+	var zero64 int64
+	fill32 := func(want bool, p **uint32) {
+		if want && *p == nil {
+			*p = &zero32
+		}
+	}
+	fill32(options.NumMessages, &data.NumMessages)
+	fill32(options.NumRecent, &data.NumRecent)
+	fill32(options.NumUnseen, &data.NumUnseen)
+	fill32(options.NumDeleted, &data.NumDeleted)
+	fill32(options.AppendLimit, &data.AppendLimit)
+	if options.Size && data.Size == nil {
+		data.Size = &zero64
+	}
+	if options.DeletedStorage && data.DeletedStorage == nil {
+		data.DeletedStorage = &zero64
+	}
+	data.Mailbox = mailbox
+	return data, nil
+}
+
+// Namespace relays the upstream's, or derives the personal namespace from
+// the hierarchy delimiter when the upstream has no NAMESPACE (RFC 2342).
+func (sess *session) Namespace() (*imap.NamespaceData, error) {
+	var data *imap.NamespaceData
+	err := sess.withConn("NAMESPACE", "", func(c *upstream.Conn) error {
+		if c.Caps().Has(imap.CapNamespace) {
+			var err error
+			data, err = c.Namespace().Wait()
+			return err
+		}
+		list, err := c.List("", "", nil).Collect()
+		if err != nil {
+			return err
+		}
+		var delim rune
+		if len(list) > 0 {
+			delim = list[0].Delim
+		}
+		data = &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}
+		return nil
+	})
+	return data, err
+}

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const waitLong = 10 * time.Second
+
+// TestSharedIdleFanout: several clients IDLE on one mailbox through the
+// proxy; changes made by a direct upstream session reach every one of them
+// in its own numbering, over a single upstream watcher.
+func TestSharedIdleFanout(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	for i := 0; i < 3; i++ {
+		appendMsg(t, direct, "INBOX", testMessage("seed "+string(rune('a'+i))))
+	}
+	p := startProxy(t, testConfig(up.addr))
+	addr := p.Addrs()[0]
+
+	var clients []*viewClient
+	for i := 0; i < 5; i++ {
+		vc := dialView(t, addr, "client"+string(rune('0'+i)))
+		vc.login()
+		if got := vc.selectBox("INBOX").NumMessages; got != 3 {
+			t.Fatalf("%s: SELECT says %d messages, want 3", vc.name, got)
+		}
+		clients = append(clients, vc)
+	}
+	if st := p.Stats(); st.MailboxesWatched != 1 || st.UpstreamConns > 5 || st.Sessions != 5 {
+		t.Fatalf("stats: got %+v, want 1 mailbox watched, <= 5 upstream connections, 5 sessions", st)
+	}
+	idles := make([]*imapclient.IdleCommand, len(clients))
+	for i, vc := range clients {
+		idles[i] = vc.idle()
+	}
+
+	newUID := appendMsg(t, direct, "INBOX", testMessage("pushed"))
+	for _, vc := range clients {
+		vc.waitFor("EXISTS 4", waitLong, func() bool { return len(vc.uids) == 4 })
+	}
+
+	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Store(imap.UIDSetNum(newUID), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, vc := range clients {
+		vc.waitFor("FETCH FLAGS \\Flagged", waitLong, func() bool { return slices.Contains(vc.flags[newUID], imap.FlagFlagged) })
+	}
+
+	// Expunge the first message: every client must see "* 1 EXPUNGE".
+	first, err := direct.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true}).Collect()
+	if err != nil || len(first) != 1 {
+		t.Fatalf("fetch first: %v", err)
+	}
+	if err := direct.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, vc := range clients {
+		vc.waitFor("EXPUNGE 1", waitLong, func() bool { return len(vc.uids) == 3 && !slices.Contains(vc.uids, first[0].UID) })
+	}
+	for i, vc := range clients {
+		vc.done(idles[i])
+	}
+	for _, vc := range clients {
+		vc.checkAgainstServer()
+	}
+}

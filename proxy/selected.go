@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/fanout"
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// Select attaches the session to the mailbox's shared watcher and opens its
+// own view at the model's head: the upstream sees no new SELECT per client.
+func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	sess.unselect()
+	name := canonical(mailbox)
+	ctx, cancel := sess.ctx()
+	defer cancel()
+	w, err := sess.acct.Watch(ctx, name)
+	if err != nil {
+		return nil, sess.fail("SELECT", err)
+	}
+	v, sd, err := w.Mailbox().NewView()
+	if err != nil {
+		w.Unwatch()
+		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
+	}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
+	sess.log = sess.log.With(zap.String("mailbox", name))
+	perm := sd.PermanentFlags
+	if sess.sel.readOnly {
+		perm = nil
+	}
+	return &imap.SelectData{
+		Flags:             sd.Flags,
+		PermanentFlags:    perm,
+		NumMessages:       sd.NumMessages,
+		FirstUnseenSeqNum: sd.FirstUnseen,
+		UIDNext:           sd.UIDNext,
+		UIDValidity:       sd.UIDValidity,
+	}, nil
+}
+
+// Unselect detaches from the watcher (which lingers, then stops if no one
+// else watches the mailbox).
+func (sess *session) Unselect() error {
+	sess.unselect()
+	return nil
+}
+
+func (sess *session) unselect() {
+	if sess.sel == nil {
+		return
+	}
+	sess.sel.v.Close()
+	sess.sel.w.Unwatch()
+	sess.sel = nil
+}
+
+// Poll runs after every command; it delivers what changed since.
+func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	allow := allowExpunge && !sess.noExpunge
+	sess.noExpunge = false
+	defer clear(sess.reported)
+	if sess.sel == nil {
+		return nil
+	}
+	return sess.deliver(w, allow)
+}
+
+// Idle pushes changes as the model learns them, until DONE.
+func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if sess.sel == nil {
+		<-stop
+		return nil
+	}
+	v := sess.sel.v
+	for {
+		changed := v.Changed()
+		if err := sess.deliver(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// deliver writes the view's pending updates and moves its cursor. A failed
+// view (lagging too far, or the mailbox's UIDVALIDITY changed) ends the
+// session with BYE: the client must reselect, and cannot on this connection
+// without confusing its numbering.
+func (sess *session) deliver(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	v := sess.sel.v
+	ups, to, err := v.Pending(allowExpunge)
+	if err != nil {
+		text := "Mailbox state lost, please reconnect"
+		switch {
+		case errors.Is(err, fanout.ErrLagging):
+			text = "Too far behind on mailbox changes, please reconnect"
+		case errors.Is(err, upstream.ErrUIDValidityChanged):
+			text = "Mailbox UIDVALIDITY changed, please reconnect"
+		}
+		sess.bye(text)
+		return err
+	}
+	for _, u := range ups {
+		switch u.Kind {
+		case fanout.UpdateExpunge:
+			err = w.WriteExpunge(u.Seq)
+		case fanout.UpdateExists:
+			err = w.WriteNumMessages(u.Seq)
+		case fanout.UpdateFlags:
+			if _, done := sess.reported[u.UID]; done {
+				continue
+			}
+			err = w.WriteMessageFlags(u.Seq, u.UID, u.Flags)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	v.Commit(to)
+	return nil
+}

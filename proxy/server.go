@@ -1,0 +1,185 @@
+// Package proxy is idlemux's downstream side: listeners, imapserver sessions
+// and pass-through authentication.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/tlsconf"
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// Stats is a point-in-time view of the proxy for status lines and tests.
+type Stats struct {
+	Sessions         int // downstream sessions open
+	UpstreamConns    int // upstream connections open, watchers included
+	MailboxesWatched int // (account, mailbox) pairs with a running watcher
+}
+
+// tcpKeepAlive keeps NAT mappings and finds dead peers on downstream sockets.
+const tcpKeepAlive = 2 * time.Minute
+
+// Server runs every configured listener in front of one upstream.
+type Server struct {
+	cfg *config.Config
+	log *zap.Logger
+	mgr *upstream.Manager
+	tls *tlsconf.Server // downstream certificate, nil without TLS listeners
+
+	caps atomic.Pointer[imap.CapSet] // advertised downstream
+
+	mu        sync.Mutex
+	listeners []*listener
+	closed    bool
+	live      map[*session]struct{}
+
+	sessions  atomic.Int64
+	sessionID atomic.Uint64
+	wg        sync.WaitGroup
+}
+
+// New validates what it can without touching the network.
+func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log}
+	needTLS := false
+	for _, l := range cfg.Listeners {
+		needTLS = needTLS || l.TLS != config.TLSNone
+	}
+	if needTLS {
+		ts, err := tlsconf.NewServer(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.tls = ts
+	}
+	var upTLS *tls.Config
+	if cfg.Upstream.TLS != config.TLSNone {
+		var err error
+		upTLS, err = tlsconf.Client(cfg.Upstream.CAFile, cfg.Upstream.ServerName, cfg.Upstream.TLSInsecureSkipVerify)
+		if err != nil {
+			return nil, fmt.Errorf("upstream TLS: %w", err)
+		}
+	}
+	initial := initialCaps(cfg.Upstream.Capabilities)
+	s.caps.Store(&initial)
+	s.mgr = upstream.NewManager(upstream.Options{
+		Address:         cfg.Upstream.Address,
+		TLS:             string(cfg.Upstream.TLS),
+		TLSConfig:       upTLS,
+		MaxConns:        cfg.Upstream.MaxConnectionsPerAccount,
+		IdleRefresh:     cfg.Upstream.IdleRefresh,
+		ResponseTimeout: cfg.Upstream.ResponseTimeout,
+		DialTimeout:     cfg.Upstream.DialTimeout,
+		CommandLinger:   cfg.Upstream.CommandLinger,
+		WatcherLinger:   cfg.Upstream.WatcherLinger,
+		PollInterval:    cfg.Upstream.PollInterval,
+		MaxLag:          cfg.Fanout.MaxLag,
+		Log:             log.Named("upstream"),
+	}, s.learnCaps)
+	return s, nil
+}
+
+// Start opens every listener and returns once they accept connections.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, lc := range s.cfg.Listeners {
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, l := range s.listeners {
+				l.close()
+			}
+			s.listeners = nil
+			return fmt.Errorf("listeners[%d].address: %w", i, err)
+		}
+		l := newListener(s, lc, ln)
+		s.listeners = append(s.listeners, l)
+		s.log.Info("listening", zap.String("address", ln.Addr().String()), zap.String("tls", string(lc.TLS)))
+	}
+	for _, l := range s.listeners {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			l.acceptLoop()
+		}()
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses, in config order (useful with port 0).
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.ln.Addr().String()
+	}
+	return out
+}
+
+// Stats reports current counts.
+func (s *Server) Stats() Stats {
+	us := s.mgr.Stats()
+	return Stats{
+		Sessions:         int(s.sessions.Load()),
+		UpstreamConns:    us.Conns,
+		MailboxesWatched: us.Watchers,
+	}
+}
+
+// learnCaps is called once with the upstream's post-login capabilities:
+// from then on, new connections are served with the intersection.
+func (s *Server) learnCaps(up imap.CapSet) {
+	if len(s.cfg.Upstream.Capabilities) > 0 {
+		return // the operator said what the upstream has
+	}
+	caps := intersectCaps(up)
+	s.caps.Store(&caps)
+	s.log.Info("upstream capabilities learned", zap.Stringers("advertised", capList(caps)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		l.newGeneration()
+	}
+}
+
+// Shutdown stops accepting, says BYE to clients, logs out upstream and
+// returns when done or when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	ls := s.listeners
+	s.mu.Unlock()
+	if !already {
+		for _, l := range ls {
+			l.stopAccepting()
+		}
+		for _, l := range ls {
+			l.byeAll("Server shutting down")
+		}
+	}
+	err := s.mgr.Shutdown(ctx)
+	for _, l := range ls {
+		l.close()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	return err
+}

@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/fanout"
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// syncTimeout bounds how long a command waits for the watcher to bring its
+// own change into the model before answering anyway.
+const syncTimeout = 10 * time.Second
+
+// session is one downstream client. imapserver calls its methods from the
+// connection goroutine, and Idle from a second goroutine while the first
+// waits for DONE; they never overlap on the selected state.
+type session struct {
+	s    *Server
+	l    *listener
+	conn *imapserver.Conn
+	log  *zap.Logger
+
+	acct *upstream.Account
+	user string
+	sel  *selection
+
+	// noExpunge is set by FETCH, STORE and SEARCH (UID versions too) so the
+	// Poll imapserver runs after them holds EXPUNGE back (RFC 3501 7.4.1).
+	noExpunge bool
+	// reported holds the UIDs whose flags this command already reported, so
+	// the same change is not sent twice when it comes back from the model.
+	reported map[imap.UID]struct{}
+
+	byeOnce sync.Once
+}
+
+// selection is the selected mailbox: its watcher and this session's view.
+type selection struct {
+	name     string
+	w        *upstream.Watcher
+	v        *fanout.View
+	readOnly bool
+}
+
+func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s := l.s
+	sess := &session{s: s, l: l, conn: conn}
+	id := s.sessionID.Add(1)
+	sess.log = s.log.With(zap.Uint64("session", id), zap.String("remote", conn.NetConn().RemoteAddr().String()))
+	if !s.register(sess) {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	sess.log.Debug("session started")
+	return sess, nil, nil
+}
+
+// register and unregister keep the set of live sessions for BYE at shutdown.
+func (s *Server) register(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.live == nil {
+		s.live = make(map[*session]struct{})
+	}
+	s.live[sess] = struct{}{}
+	s.sessions.Add(1)
+	return true
+}
+
+func (s *Server) unregister(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.live[sess]; ok {
+		delete(s.live, sess)
+		s.sessions.Add(-1)
+	}
+}
+
+func (s *Server) sessionsOf(l *listener) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*session
+	for sess := range s.live {
+		if sess.l == l {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
+
+// bye sends "* BYE text" and closes the connection, once.
+func (sess *session) bye(text string) {
+	sess.byeOnce.Do(func() {
+		sess.log.Info("closing session", zap.String("reason", text))
+		sess.conn.Bye(text)
+	})
+}
+
+// Close is called by imapserver when the connection ends, however it ends.
+func (sess *session) Close() error {
+	sess.unselect()
+	if sess.acct != nil {
+		sess.acct.Unref()
+		sess.acct = nil
+	}
+	sess.s.unregister(sess)
+	sess.log.Debug("session ended")
+	return nil
+}
+
+// Login checks the password by logging in upstream (or against the salted
+// hash of a password verified before). The password is never logged.
+func (sess *session) Login(username, password string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sess.s.cfg.Upstream.DialTimeout+sess.s.cfg.Upstream.ResponseTimeout)
+	defer cancel()
+	acct, err := sess.s.mgr.Login(ctx, username, password)
+	if err != nil {
+		if errors.Is(err, upstream.ErrAuthFailed) {
+			sess.log.Info("authentication failed", zap.String("user", username))
+			return imapserver.ErrAuthFailed
+		}
+		return sess.fail("LOGIN", err)
+	}
+	sess.acct = acct
+	sess.user = username
+	sess.log = sess.log.With(zap.String("user", username))
+	sess.log.Info("logged in")
+	return nil
+}
+
+// fail maps an error to what the client sees. The upstream's own NO/BAD
+// pass through; transport trouble is logged and becomes NO [UNAVAILABLE];
+// anything else is our bug: logged, NO [SERVERBUG].
+func (sess *session) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Type != imap.StatusResponseTypeBye {
+		if _, up := upstream.IsProtocol(err); up {
+			sess.log.Debug("upstream refused command", zap.String("command", op), zap.Error(err))
+		}
+		return ie
+	}
+	var ue *upstream.UnavailableError
+	if errors.As(err, &ue) || errors.Is(err, upstream.ErrClosed) || errors.Is(err, upstream.ErrAuthFailed) {
+		sess.log.Warn("upstream unavailable", zap.String("command", op), zap.Error(err))
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream server unavailable, try again later"}
+	}
+	sess.log.Error("command failed", zap.String("command", op), zap.Error(err))
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal error"}
+}
+
+// ctx bounds one command's upstream work.
+func (sess *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), sess.s.cfg.Upstream.ResponseTimeout+sess.s.cfg.Upstream.DialTimeout)
+}
+
+// withConn runs f on a pooled upstream connection (with mailbox selected
+// when not empty) and gives the connection back, closed if it broke.
+func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
+	ctx, cancel := sess.ctx()
+	defer cancel()
+	c, err := sess.acct.Acquire(ctx, mailbox)
+	if err != nil {
+		return sess.fail(op, err)
+	}
+	err = f(c)
+	var gone *clientGone
+	if errors.As(err, &gone) {
+		// The client broke off (or a literal could not be finished): its
+		// connection cannot be resynchronised, the upstream one is fine.
+		sess.acct.Release(c, nil)
+		sess.conn.NetConn().Close()
+		return err
+	}
+	sess.acct.Release(c, err)
+	return sess.fail(op, upstream.Classify(err))
+}
+
+// canonical spells INBOX the one way (RFC 3501 5.1: it is case-insensitive).
+func canonical(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "Mailbox is read-only"}

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// Store runs UID STORE .SILENT upstream, waits until the watcher has the
+// result in the model, and answers with each message's flags from the model
+// once. The change reaches every other session through the model; this
+// session's Poll skips the messages it already reported.
+func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	sess.noExpunge = true
+	uids, expunged, err := sess.resolve(numSet)
+	if err != nil {
+		return err
+	}
+	if sess.sel.readOnly {
+		return errReadOnly
+	}
+	if len(uids) > 0 {
+		up := *flags
+		up.Silent = true
+		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) error {
+			return c.Store(uids, &up, nil).Close()
+		})
+		if err != nil {
+			return err
+		}
+		sess.syncWatcher()
+		if sess.reported == nil {
+			sess.reported = make(map[imap.UID]struct{})
+		}
+		_, isUID := numSet.(imap.UIDSet)
+		for _, m := range sess.sel.v.Members(uids) {
+			sess.reported[m.UID] = struct{}{}
+			if flags.Silent {
+				continue
+			}
+			cur, ok := sess.sel.v.Flags(m.UID)
+			if !ok {
+				continue // expunged meanwhile: the EXPUNGE comes later
+			}
+			resp := w.CreateMessage(m.Seq)
+			if isUID {
+				resp.WriteUID(m.UID)
+			}
+			resp.WriteFlags(cur)
+			if err := resp.Close(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(expunged) > 0 {
+		return errExpungeIssued
+	}
+	return nil
+}
+
+// syncWatcher brings the session's own change into the model before the
+// command completes, so its responses include it (and only once).
+func (sess *session) syncWatcher() {
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	if err := sess.sel.w.Sync(ctx); err != nil {
+		sess.log.Warn("mailbox watcher did not confirm the change in time", zap.Error(err))
+	}
+}

@@ -1,0 +1,270 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"go.uber.org/zap"
+)
+
+// Account is one upstream account (address + user): its pool of command
+// connections and its watchers. It never holds more than MaxConns upstream
+// connections in all, counting connections being dialed and watchers.
+//
+// Its state is guarded by Manager.mu: accounts are small and their
+// operations short, and one lock keeps the cross-account bookkeeping
+// (eviction, stats) simple.
+type Account struct {
+	m    *Manager
+	user string
+	log  *zap.Logger
+
+	// guarded by m.mu
+	pass     string // for dialing new connections; dropped with the account
+	cred     credential
+	caps     imap.CapSet
+	total    int     // open + dialing connections, watchers included
+	watching int     // connections held by watchers
+	idle     []*Conn // idle command connections, most recently used last
+	avail    chan struct{}
+	watchers map[string]*Watcher
+	refs     int // sessions holding the account
+	verify   map[[32]byte]*verifyCall
+}
+
+// verifyCall lets concurrent logins with the same password share one
+// upstream login.
+type verifyCall struct {
+	done chan struct{}
+	err  error
+}
+
+// Conn is a pooled command connection.
+type Conn struct {
+	*imapclient.Client
+	acct     *Account
+	selected string // mailbox selected read-write, "" when none
+	lastUsed time.Time
+}
+
+// User returns the account's user name.
+func (a *Account) User() string { return a.user }
+
+// Caps returns the upstream's capabilities after login (nil before any).
+func (a *Account) Caps() imap.CapSet {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	return a.caps
+}
+
+// broadcastLocked wakes everyone waiting for a connection or a slot.
+func (a *Account) broadcastLocked() {
+	close(a.avail)
+	a.avail = make(chan struct{})
+}
+
+// takeSlot reserves room for one more upstream connection, closing an idle
+// command connection if that is the only way. It waits while the account
+// is full. Watchers may hold at most MaxConns-1 connections so commands can
+// always make progress.
+func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
+	m := a.m
+	m.mu.Lock()
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			return ErrClosed
+		}
+		fits := !watcher || a.watching < m.opts.MaxConns-1
+		if fits && a.total < m.opts.MaxConns {
+			break
+		}
+		if fits && len(a.idle) > 0 {
+			c := a.idle[0]
+			a.idle = a.idle[1:]
+			a.total--
+			a.m.goLogoutLocked(c)
+			continue
+		}
+		ch := a.avail
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return unavailable("no upstream connection free for %s: %v", a.user, ctx.Err())
+		}
+		m.mu.Lock()
+	}
+	a.total++
+	if watcher {
+		a.watching++
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// freeSlot gives a slot back.
+func (a *Account) freeSlot(watcher bool) {
+	a.m.mu.Lock()
+	a.total--
+	if watcher {
+		a.watching--
+	}
+	a.broadcastLocked()
+	a.m.mu.Unlock()
+}
+
+// Acquire returns a command connection, with mailbox selected read-write
+// when mailbox is not empty. The caller must Release it.
+func (a *Account) Acquire(ctx context.Context, mailbox string) (*Conn, error) {
+	c, err := a.get(ctx, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if mailbox != "" && c.selected != mailbox {
+		c.selected = ""
+		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+			a.Release(c, err)
+			return nil, classify(err)
+		}
+		c.selected = mailbox
+	}
+	return c, nil
+}
+
+// get takes an idle connection (preferring one with mailbox selected) or
+// dials a new one.
+func (a *Account) get(ctx context.Context, mailbox string) (*Conn, error) {
+	m := a.m
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		pick := -1
+		for i := len(a.idle) - 1; i >= 0; i-- {
+			if a.idle[i].selected == mailbox {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 && len(a.idle) > 0 {
+			pick = len(a.idle) - 1
+		}
+		if pick >= 0 {
+			c := a.idle[pick]
+			a.idle = append(a.idle[:pick], a.idle[pick+1:]...)
+			m.mu.Unlock()
+			select {
+			case <-c.Closed():
+				a.freeSlot(false)
+				continue
+			default:
+			}
+			return c, nil
+		}
+		pass := a.pass
+		m.mu.Unlock()
+		if err := a.takeSlot(ctx, false); err != nil {
+			return nil, err
+		}
+		// A connection may have been released while we waited for a slot.
+		m.mu.Lock()
+		if len(a.idle) > 0 {
+			a.total--
+			a.broadcastLocked()
+			m.mu.Unlock()
+			continue
+		}
+		m.mu.Unlock()
+		cl, err := m.dial(ctx, a.user, pass, nil)
+		if err != nil {
+			a.freeSlot(false)
+			return nil, err
+		}
+		a.noteCaps(cl.Caps())
+		return &Conn{Client: cl, acct: a}, nil
+	}
+}
+
+// Release returns a connection to the pool, or closes it when err says the
+// connection itself failed.
+func (a *Account) Release(c *Conn, err error) {
+	if err != nil {
+		if _, proto := IsProtocol(err); !proto {
+			c.Client.Close() // broken: nothing to log out from
+			a.freeSlot(false)
+			return
+		}
+	}
+	m := a.m
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		c.logout()
+		a.freeSlot(false)
+		return
+	}
+	c.lastUsed = time.Now()
+	a.idle = append(a.idle, c)
+	a.broadcastLocked()
+	m.mu.Unlock()
+}
+
+// noteCaps records the post-login capabilities and tells the manager.
+func (a *Account) noteCaps(caps imap.CapSet) {
+	a.m.mu.Lock()
+	a.caps = caps
+	a.m.mu.Unlock()
+	a.m.learnCaps(caps)
+}
+
+// logout ends a connection politely, bounded by the response timeout.
+func (c *Conn) logout() {
+	t := time.AfterFunc(c.acct.m.opts.ResponseTimeout, func() { c.Client.Close() })
+	defer t.Stop()
+	c.Client.Logout().Wait()
+	c.Client.Close()
+}
+
+// closeIdleLocked closes idle command connections unused for the linger.
+func (a *Account) closeIdleLocked(now time.Time) {
+	keep := a.idle[:0]
+	for _, c := range a.idle {
+		if now.Sub(c.lastUsed) >= a.m.opts.CommandLinger {
+			a.total--
+			a.m.goLogoutLocked(c)
+			continue
+		}
+		keep = append(keep, c)
+	}
+	clear(a.idle[len(keep):])
+	a.idle = keep
+}
+
+// classify turns a command error into what the proxy needs: the upstream's
+// own NO/BAD as it is, anything else as UnavailableError.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := IsProtocol(err); ok {
+		return err
+	}
+	var ue *UnavailableError
+	if errors.As(err, &ue) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return &UnavailableError{Err: err}
+}
+
+// Classify is classify for the proxy's use.
+func Classify(err error) error { return classify(err) }
+
+// Forget marks the connection as having no mailbox selected, for commands
+// (DELETE, RENAME) after which the selection may no longer be valid.
+func (c *Conn) Forget() { c.selected = "" }

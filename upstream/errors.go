@@ -1,0 +1,37 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// ErrAuthFailed means the upstream rejected the credentials. It is permanent:
+// no retry turns it into a success.
+var ErrAuthFailed = errors.New("upstream rejected the credentials")
+
+// ErrClosed is returned once the Manager is shut down.
+var ErrClosed = errors.New("upstream manager closed")
+
+// UnavailableError wraps a transport-level failure toward the upstream
+// (dial, TLS, timeout, dropped connection). Clients see NO [UNAVAILABLE];
+// the cause goes to the log.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "upstream unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+func unavailable(format string, args ...any) error {
+	return &UnavailableError{Err: fmt.Errorf(format, args...)}
+}
+
+// IsProtocol reports whether err is the upstream's own NO or BAD answer,
+// which is passed to the client as it is.
+func IsProtocol(err error) (*imap.Error, bool) {
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Type != imap.StatusResponseTypeBye {
+		return ie, true
+	}
+	return nil, false
+}

@@ -1,0 +1,165 @@
+package upstream
+
+import (
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+type eventKind uint8
+
+const (
+	evExists  eventKind = iota + 1 // "* n EXISTS"
+	evExpunge                      // "* n EXPUNGE"
+	evFlags                        // a FETCH: some message's flags changed
+	evMailbox                      // FLAGS or PERMANENTFLAGS changed
+)
+
+type event struct {
+	kind eventKind
+	n    uint32
+}
+
+// eventQueue turns the watcher connection's unilateral responses into typed
+// events. The imapclient reader calls Expunge and Mailbox synchronously and
+// in wire order, so EXISTS/EXPUNGE keep their order; FETCH arrives on a
+// goroutine of its own (its sequence number may be stale by then), so it is
+// only a signal that flags must be re-read, by UID.
+//
+// The queue is bounded by what one upstream session can send between two
+// drains; a connection that floods it without limit is cut.
+type eventQueue struct {
+	mu     sync.Mutex
+	gen    uint64 // events of older connections are dropped
+	events []event
+	dirty  bool // flags must be re-read
+	noop   bool // ask the upstream for news (polling without IDLE)
+	syncs  []chan struct{}
+	signal chan struct{} // capacity 1: "look at the queue"
+}
+
+// maxQueued bounds the events buffered for one drain.
+const maxQueued = 1 << 20
+
+func newEventQueue() *eventQueue {
+	return &eventQueue{signal: make(chan struct{}, 1)}
+}
+
+func (q *eventQueue) poke() {
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) push(gen uint64, ev event) {
+	q.mu.Lock()
+	if gen == q.gen && len(q.events) < maxQueued {
+		q.events = append(q.events, ev)
+	} else if gen == q.gen {
+		q.dirty = true // overflow: a full resync recovers
+	}
+	q.mu.Unlock()
+	q.poke()
+}
+
+// handler returns the unilateral data handler for connection generation gen.
+func (q *eventQueue) handler(gen uint64) *imapclient.UnilateralDataHandler {
+	return &imapclient.UnilateralDataHandler{
+		Expunge: func(seq uint32) { q.push(gen, event{kind: evExpunge, n: seq}) },
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				q.push(gen, event{kind: evExists, n: *d.NumMessages})
+			}
+			if d.Flags != nil || d.PermanentFlags != nil {
+				q.push(gen, event{kind: evMailbox})
+			}
+		},
+		Fetch: func(msg *imapclient.FetchMessageData) {
+			// Consume the message (the reader waits for it), then signal.
+			for msg.Next() != nil {
+			}
+			q.mu.Lock()
+			if gen == q.gen {
+				q.dirty = true
+			}
+			q.mu.Unlock()
+			q.poke()
+		},
+	}
+}
+
+// reset starts a new connection generation and drops everything queued.
+func (q *eventQueue) reset() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.gen++
+	q.events = nil
+	q.dirty = false
+	return q.gen
+}
+
+// takeSyncs returns the sessions waiting in Sync; the NOOP sent next
+// answers them.
+func (q *eventQueue) takeSyncs() []chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	syncs := q.syncs
+	q.syncs = nil
+	return syncs
+}
+
+// takeNews returns what arrived since take, leaving sync waiters queued:
+// they wait for a NOOP sent after they asked.
+func (q *eventQueue) takeNews() ([]event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs, dirty := q.events, q.dirty
+	q.events, q.dirty = nil, false
+	return evs, dirty
+}
+
+// takeNoop returns and clears the polling request.
+func (q *eventQueue) takeNoop() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.noop
+	q.noop = false
+	return n
+}
+
+// requestNoop asks the watcher to poll the upstream.
+func (q *eventQueue) requestNoop() {
+	q.mu.Lock()
+	q.noop = true
+	q.mu.Unlock()
+	q.poke()
+}
+
+// pending reports whether anything waits to be processed.
+func (q *eventQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.events) > 0 || q.dirty || q.noop || len(q.syncs) > 0
+}
+
+func (q *eventQueue) addSync(ch chan struct{}) {
+	q.mu.Lock()
+	q.syncs = append(q.syncs, ch)
+	q.mu.Unlock()
+	q.poke()
+}
+
+// listing is a mailbox as the watcher's own upstream session numbers it.
+type listing struct {
+	uids  []imap.UID // by sequence number; 0 while not yet fetched
+	flags [][]imap.Flag
+}
+
+// markDirty asks for the flags to be re-read.
+func (q *eventQueue) markDirty() {
+	q.mu.Lock()
+	q.dirty = true
+	q.mu.Unlock()
+}

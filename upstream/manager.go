@@ -1,0 +1,227 @@
+package upstream
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"go.uber.org/zap"
+)
+
+// janitorEvery is how often idle connections and unused accounts are swept.
+const janitorEvery = 5 * time.Second
+
+// Manager owns every upstream account of one upstream server.
+type Manager struct {
+	opts Options
+	log  *zap.Logger
+
+	mu       sync.Mutex
+	accounts map[string]*Account
+	closed   bool
+	onCaps   func(imap.CapSet)
+	capsSeen bool
+	vsalt    [16]byte
+
+	stop    chan struct{}
+	wg      sync.WaitGroup // janitor, watchers and logouts
+	closing sync.Once
+}
+
+// NewManager starts a manager. onCaps, if not nil, is called once with the
+// upstream's post-login capabilities, the first time any login succeeds.
+func NewManager(opts Options, onCaps func(imap.CapSet)) *Manager {
+	m := &Manager{
+		opts:     opts.withDefaults(),
+		accounts: make(map[string]*Account),
+		onCaps:   onCaps,
+		stop:     make(chan struct{}),
+	}
+	m.log = m.opts.Log
+	rand.Read(m.vsalt[:])
+	m.wg.Add(1)
+	go m.janitor()
+	return m
+}
+
+// Stats counts what the manager holds.
+type Stats struct {
+	Accounts int
+	Conns    int // upstream connections, watchers included
+	Watchers int // running mailbox watchers
+}
+
+// Stats returns current counts.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s Stats
+	for _, a := range m.accounts {
+		s.Accounts++
+		s.Conns += a.total
+		s.Watchers += len(a.watchers)
+	}
+	return s
+}
+
+func (m *Manager) learnCaps(caps imap.CapSet) {
+	m.mu.Lock()
+	first := !m.capsSeen
+	m.capsSeen = true
+	m.mu.Unlock()
+	if first && m.onCaps != nil {
+		m.onCaps(caps)
+	}
+}
+
+// Login checks user/pass (from the cache of verified credentials, or by a
+// real upstream login) and returns the account with a reference held for
+// the caller's session. Release it with Account.Release.
+func (m *Manager) Login(ctx context.Context, user, pass string) (*Account, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	a := m.accounts[user]
+	if a == nil {
+		a = &Account{
+			m:        m,
+			user:     user,
+			log:      m.log.With(zap.String("user", user)),
+			avail:    make(chan struct{}),
+			watchers: make(map[string]*Watcher),
+			verify:   make(map[[32]byte]*verifyCall),
+		}
+		m.accounts[user] = a
+	}
+	a.refs++
+	if a.cred.matches(pass) {
+		m.mu.Unlock()
+		return a, nil
+	}
+	key := sha256.Sum256(append(m.vsalt[:], pass...))
+	call, shared := a.verify[key]
+	if !shared {
+		call = &verifyCall{done: make(chan struct{})}
+		a.verify[key] = call
+	}
+	m.mu.Unlock()
+
+	if !shared {
+		call.err = a.verifyUpstream(ctx, pass)
+		m.mu.Lock()
+		delete(a.verify, key)
+		m.mu.Unlock()
+		close(call.done)
+	} else {
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			a.Unref()
+			return nil, unavailable("login of %s: %v", user, ctx.Err())
+		}
+	}
+	if call.err != nil {
+		a.Unref()
+		return nil, call.err
+	}
+	return a, nil
+}
+
+// verifyUpstream logs in with pass; on success the connection joins the
+// pool and pass becomes the account's credential.
+func (a *Account) verifyUpstream(ctx context.Context, pass string) error {
+	if err := a.takeSlot(ctx, false); err != nil {
+		return err
+	}
+	cl, err := a.m.dial(ctx, a.user, pass, nil)
+	if err != nil {
+		a.freeSlot(false)
+		return err
+	}
+	a.m.mu.Lock()
+	a.pass = pass
+	a.cred.store(pass)
+	a.m.mu.Unlock()
+	a.noteCaps(cl.Caps())
+	a.Release(&Conn{Client: cl, acct: a}, nil)
+	return nil
+}
+
+// Unref drops a session's reference to the account.
+func (a *Account) Unref() {
+	a.m.mu.Lock()
+	a.refs--
+	a.m.mu.Unlock()
+}
+
+// janitor closes lingering idle connections and forgets unused accounts
+// (and with them the password kept for dialing).
+func (m *Manager) janitor() {
+	defer m.wg.Done()
+	t := time.NewTicker(janitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			if m.closed {
+				m.mu.Unlock()
+				return
+			}
+			for user, a := range m.accounts {
+				a.closeIdleLocked(now)
+				if a.refs == 0 && len(a.watchers) == 0 && a.total == 0 && len(a.verify) == 0 {
+					delete(m.accounts, user)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Shutdown stops every watcher (DONE and LOGOUT upstream) and logs out idle
+// command connections, waiting until done or ctx ends.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.closing.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		for _, a := range m.accounts {
+			for _, w := range a.watchers {
+				w.stopLocked()
+			}
+			for _, c := range a.idle {
+				a.total--
+				m.goLogoutLocked(c)
+			}
+			a.idle = nil
+			a.broadcastLocked()
+		}
+		m.mu.Unlock()
+		close(m.stop)
+	})
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// goLogoutLocked logs c out in the background. m.mu must be held, and either
+// the manager is open or Shutdown is the caller: Shutdown waits for it.
+func (m *Manager) goLogoutLocked(c *Conn) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		c.logout()
+	}()
+}

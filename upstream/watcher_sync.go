@@ -1,0 +1,247 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/fanout"
+)
+
+// wstate is the watcher's mirror of its own upstream session: the UID at
+// each of that session's sequence numbers (0 while not yet fetched). Only
+// that session's EXISTS and EXPUNGE move it; the model is keyed by UID.
+type wstate struct {
+	mirror    []imap.UID
+	condstore bool
+	modseq    uint64
+}
+
+// errMirror means the upstream's numbering no longer matches the mirror
+// (an EXPUNGE out of range, EXISTS shrinking): reconnect and resync.
+var errMirror = errors.New("upstream sequence numbers out of step; resyncing")
+
+// open EXAMINEs the mailbox and brings the model in line with it: a new
+// model the first time or after a UIDVALIDITY change, the net difference
+// otherwise (RFC 3501 section 2.3.1.1: UIDs persist while UIDVALIDITY does).
+func (w *Watcher) open(c *wconn) (*wstate, error) {
+	condstore := c.Caps().Has(imap.CapCondStore)
+	var sel *imap.SelectData
+	err := c.bounded(func() (err error) {
+		sel, err = c.Select(w.name, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
+		return err
+	})
+	if err != nil {
+		if _, ok := IsProtocol(err); ok {
+			return nil, &permanentError{fmt.Errorf("EXAMINE %q: %w", w.name, err)}
+		}
+		return nil, err
+	}
+	lst, err := w.fetchListing(c, 1, sel.NumMessages)
+	if err != nil {
+		return nil, err
+	}
+	st := &wstate{mirror: lst.uids, condstore: condstore && sel.HighestModSeq > 0, modseq: sel.HighestModSeq}
+	if slices.Contains(lst.uids, 0) {
+		return nil, errMirror
+	}
+	box := w.box.Load()
+	if box != nil && box.UIDValidity() == sel.UIDValidity {
+		var rerr error
+		n := box.Update(func(tx *fanout.Tx) {
+			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
+				tx.SetUIDNext(sel.UIDNext)
+				tx.SetMailboxFlags(sel.Flags, sel.PermanentFlags)
+			}
+		})
+		if rerr == nil {
+			w.log.Info("mailbox resynced", zap.Int("changes", n), zap.Int("messages", len(lst.uids)))
+			return st, nil
+		}
+		w.log.Warn("model inconsistent with upstream; rebuilding", zap.Error(rerr))
+		box.Close(rerr)
+	} else if box != nil {
+		w.log.Warn("UIDVALIDITY changed upstream; closing sessions on this mailbox",
+			zap.Uint32("old", box.UIDValidity()), zap.Uint32("new", sel.UIDValidity))
+		box.Close(ErrUIDValidityChanged)
+	}
+	w.box.Store(fanout.NewMailbox(fanout.Snapshot{
+		UIDValidity:    sel.UIDValidity,
+		UIDNext:        sel.UIDNext,
+		Flags:          sel.Flags,
+		PermanentFlags: sel.PermanentFlags,
+		UIDs:           lst.uids,
+		MsgFlags:       lst.flags,
+	}, w.acct.m.opts.MaxLag))
+	return st, nil
+}
+
+// fetchListing reads UID and FLAGS of sequence numbers from..to. A FETCH
+// response without a UID (an unsolicited flag update routed to this
+// command) is skipped and marks the flags dirty.
+func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
+	var lst listing
+	if to < from || to == 0 {
+		return lst, nil
+	}
+	n := int(to - from + 1)
+	lst.uids = make([]imap.UID, n)
+	lst.flags = make([][]imap.Flag, n)
+	err := c.bounded(func() error {
+		cmd := c.Fetch(imap.SeqSet{{Start: from, Stop: to}}, &imap.FetchOptions{UID: true, Flags: true})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return err
+			}
+			i := int(buf.SeqNum) - int(from)
+			if buf.UID == 0 || i < 0 || i >= n {
+				w.q.markDirty()
+				continue
+			}
+			lst.uids[i] = buf.UID
+			lst.flags[i] = buf.Flags
+		}
+		return cmd.Close()
+	})
+	return lst, err
+}
+
+// process applies what the upstream reported since the last round: queued
+// EXISTS/EXPUNGE through the mirror, new messages' UIDs, changed flags; then
+// releases the sessions waiting in Sync.
+func (w *Watcher) process(c *wconn, st *wstate) error {
+	syncs := w.q.takeSyncs()
+	noop := w.q.takeNoop() || len(syncs) > 0
+	if noop {
+		if err := c.bounded(func() error { return c.Noop().Wait() }); err != nil {
+			return fmt.Errorf("NOOP: %w", err)
+		}
+	}
+	evs, dirty := w.q.takeNews()
+
+	var expunged []imap.UID
+	mboxChanged := false
+	for _, ev := range evs {
+		switch ev.kind {
+		case evExists:
+			if int(ev.n) < len(st.mirror) {
+				return errMirror
+			}
+			for len(st.mirror) < int(ev.n) {
+				st.mirror = append(st.mirror, 0)
+			}
+		case evExpunge:
+			i := int(ev.n) - 1
+			if i < 0 || i >= len(st.mirror) {
+				return errMirror
+			}
+			if uid := st.mirror[i]; uid != 0 {
+				expunged = append(expunged, uid)
+			}
+			st.mirror = slices.Delete(st.mirror, i, i+1)
+		case evMailbox:
+			mboxChanged = true
+		}
+	}
+
+	// New messages are a suffix of the mirror: fetch their UIDs by number.
+	var added listing
+	if p := slices.Index(st.mirror, 0); p >= 0 {
+		var err error
+		added, err = w.fetchListing(c, uint32(p+1), uint32(len(st.mirror)))
+		if err != nil {
+			return err
+		}
+		copy(st.mirror[p:], added.uids)
+		if slices.Contains(st.mirror, 0) {
+			return errMirror
+		}
+	}
+
+	var full listing
+	var changed listing
+	refreshFlags := dirty || noop
+	switch {
+	case refreshFlags && !st.condstore:
+		var err error
+		if full, err = w.fetchListing(c, 1, uint32(len(st.mirror))); err != nil {
+			return err
+		}
+		if !slices.Equal(full.uids, st.mirror) {
+			return errMirror
+		}
+	case refreshFlags:
+		var err error
+		if changed, err = w.fetchChanged(c, st); err != nil {
+			return err
+		}
+	}
+
+	var uerr error
+	box := w.box.Load()
+	box.Update(func(tx *fanout.Tx) {
+		for _, uid := range expunged {
+			tx.Expunge(uid)
+		}
+		for i, uid := range added.uids {
+			if err := tx.Add(uid, added.flags[i]); err != nil {
+				uerr = err
+			}
+		}
+		if full.uids != nil || (refreshFlags && !st.condstore && len(st.mirror) == 0) {
+			if err := tx.Resync(full.uids, full.flags); err != nil {
+				uerr = err
+			}
+		}
+		for i, uid := range changed.uids {
+			tx.SetFlags(uid, changed.flags[i])
+		}
+		if mboxChanged {
+			if mb := c.Mailbox(); mb != nil {
+				tx.SetMailboxFlags(mb.Flags, mb.PermanentFlags)
+			}
+		}
+	})
+	for _, ch := range syncs {
+		close(ch)
+	}
+	if uerr != nil {
+		return fmt.Errorf("applying upstream changes: %w", uerr)
+	}
+	return nil
+}
+
+// fetchChanged reads the flags changed since the last known MODSEQ
+// (RFC 7162 section 3.1.4.1, CHANGEDSINCE), by UID.
+func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
+	var lst listing
+	top := st.modseq
+	err := c.bounded(func() error {
+		cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
+			UID: true, Flags: true, ModSeq: true, ChangedSince: st.modseq,
+		})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return err
+			}
+			if buf.UID == 0 {
+				continue
+			}
+			lst.uids = append(lst.uids, buf.UID)
+			lst.flags = append(lst.flags, buf.Flags)
+			top = max(top, buf.ModSeq)
+		}
+		return cmd.Close()
+	})
+	if err == nil {
+		st.modseq = top
+	}
+	return lst, err
+}
