@@ -42,12 +42,12 @@ func seqs(t *testing.T, v *View) []imap.UID {
 
 func TestViewKeepsNumberingUntilTold(t *testing.T) {
 	tests := []struct {
-		name      string
-		change    func(tx *Tx)
-		allowExp  bool
+		name       string
+		change     func(tx *Tx)
+		allowExp   bool
 		wantBefore []imap.UID
-		wantUpd   []Update
-		wantAfter []imap.UID
+		wantUpd    []Update
+		wantAfter  []imap.UID
 	}{
 		{
 			name:       "expunge is held back without permission",

@@ -93,6 +93,11 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 		mw   = messageWriter{options: options}
 	)
 	defer func() {
+		// The writer holds the connection's write lock until closed, even
+		// when the message could not be finished.
+		if resp != nil {
+			resp.Close()
+		}
 		for _, h := range held {
 			if h.file != nil {
 				h.file.Close()
@@ -135,7 +140,9 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 	if resp == nil {
 		return nil // an unsolicited update routed to this command: no UID
 	}
-	if err := resp.Close(); err != nil {
+	err := resp.Close()
+	resp = nil
+	if err != nil {
 		return &clientGone{err}
 	}
 	return nil
