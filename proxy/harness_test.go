@@ -205,6 +205,9 @@ func (vc *viewClient) fillUIDs() {
 	}
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
+	if len(msgs) != n-first {
+		vc.events = append(vc.events, fmt.Sprintf("BAD-FILL fetched %d of %d:%d", len(msgs), first+1, n))
+	}
 	for _, m := range msgs {
 		if int(m.SeqNum) <= len(vc.uids) {
 			vc.uids[m.SeqNum-1] = m.UID

@@ -171,7 +171,11 @@ func (sess *session) ctx() (context.Context, context.CancelFunc) {
 func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
 	ctx, cancel := sess.ctx()
 	defer cancel()
-	c, err := sess.acct.Acquire(ctx, mailbox)
+	var upTo imap.UID
+	if sess.sel != nil && mailbox == sess.sel.name {
+		upTo = sess.sel.w.Mailbox().MaxUID()
+	}
+	c, err := sess.acct.Acquire(ctx, mailbox, upTo)
 	if err != nil {
 		return sess.fail(op, err)
 	}

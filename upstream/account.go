@@ -46,7 +46,8 @@ type verifyCall struct {
 type Conn struct {
 	*imapclient.Client
 	acct     *Account
-	selected string // mailbox selected read-write, "" when none
+	selected string   // mailbox selected read-write, "" when none
+	upTo     imap.UID // every message up to this UID is visible to this session
 	lastUsed time.Time
 }
 
@@ -119,18 +120,34 @@ func (a *Account) freeSlot(watcher bool) {
 
 // Acquire returns a command connection, with mailbox selected read-write
 // when mailbox is not empty. The caller must Release it.
-func (a *Account) Acquire(ctx context.Context, mailbox string) (*Conn, error) {
+//
+// upTo is the largest UID the caller may name. A server shows a session
+// new messages only when that session syncs (RFC 3501 section 7.3.1: a
+// message exists for a session once EXISTS told it so), so a connection
+// that last synced before upTo was added runs a NOOP first, or a UID FETCH
+// would silently miss the message.
+func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*Conn, error) {
 	c, err := a.get(ctx, mailbox)
 	if err != nil {
 		return nil, err
 	}
-	if mailbox != "" && c.selected != mailbox {
+	if mailbox == "" {
+		return c, nil
+	}
+	if c.selected != mailbox {
 		c.selected = ""
 		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
 			a.Release(c, err)
 			return nil, classify(err)
 		}
 		c.selected = mailbox
+		c.upTo = upTo
+	} else if c.upTo < upTo {
+		if err := c.Noop().Wait(); err != nil {
+			a.Release(c, err)
+			return nil, classify(err)
+		}
+		c.upTo = upTo
 	}
 	return c, nil
 }
@@ -267,4 +284,4 @@ func Classify(err error) error { return classify(err) }
 
 // Forget marks the connection as having no mailbox selected, for commands
 // (DELETE, RENAME) after which the selection may no longer be valid.
-func (c *Conn) Forget() { c.selected = "" }
+func (c *Conn) Forget() { c.selected, c.upTo = "", 0 }

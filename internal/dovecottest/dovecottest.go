@@ -575,6 +575,14 @@ func (s *Server) Append(user, mailbox string, msg []byte, flags ...imap.Flag) (i
 // A session appears (and disappears) a few ms after the client sees the
 // LOGIN reply (or the close), so callers should poll.
 func (s *Server) Connections(user string) (int, error) {
+	titles, err := s.Sessions(user)
+	return len(titles), err
+}
+
+// Sessions returns the process titles of user's IMAP sessions, such as
+// "dovecot/imap [user1 127.0.0.1 IDLE]" (verbose_proctitle appends the
+// command running), so a test can count, say, the sessions in IDLE.
+func (s *Server) Sessions(user string) ([]string, error) {
 	s.mu.Lock()
 	var master int
 	if s.cmd != nil {
@@ -582,13 +590,13 @@ func (s *Server) Connections(user string) (int, error) {
 	}
 	s.mu.Unlock()
 	if master == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	var out []string
 	want := "[" + user + " "
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -597,10 +605,10 @@ func (s *Server) Connections(user string) (int, error) {
 		}
 		title, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if bytes.HasPrefix(title, []byte("dovecot/imap ")) && bytes.Contains(title, []byte(want)) {
-			n++
+			out = append(out, string(bytes.TrimRight(title, "\x00")))
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // parentPID returns pid's parent from /proc/PID/stat, or 0 if pid is gone.
