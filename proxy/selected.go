@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -30,8 +31,14 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
 	sess.log = sess.log.With(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
-	if sess.sel.readOnly {
+	switch {
+	case sess.sel.readOnly:
 		perm = nil
+	case len(perm) == 0:
+		// The watcher EXAMINEs, and a read-only SELECT reports no permanent
+		// flags (RFC 3501 7.1). A read-write session may store the
+		// mailbox's flags and, as servers commonly allow, new keywords.
+		perm = append(slices.DeleteFunc(slices.Clone(sd.Flags), func(f imap.Flag) bool { return f == "\\Recent" }), imap.FlagWildcard)
 	}
 	return &imap.SelectData{
 		Flags:             sd.Flags,

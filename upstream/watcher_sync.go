@@ -207,6 +207,10 @@ func (w *Watcher) process(c *wconn, st *wstate) error {
 			}
 		}
 	})
+	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
+		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
+			zap.Int("flags_changed", len(changed.uids)), zap.Bool("full_resync", full.uids != nil), zap.Int("syncs", len(syncs)))
+	}
 	for _, ch := range syncs {
 		close(ch)
 	}
