@@ -49,6 +49,7 @@ type Mailbox struct {
 	log      []change
 	base     uint64 // log position of log[0]
 	lastTrim int    // len(log) right after the previous trim
+	trimHead uint64 // head at the previous trim
 
 	notify chan struct{} // closed and replaced whenever views have news
 	views  map[*View]struct{}
@@ -163,13 +164,16 @@ func (m *Mailbox) Close(err error) {
 }
 
 // trimLocked fails views that lag by more than maxLag and drops the log
-// entries every remaining view has passed.
+// entries every remaining view has passed. A view is only failed if it has
+// not moved past the previous trim's head either: one large transaction
+// (a STORE on a whole mailbox, a resync) must not fail sessions that simply
+// had no chance to read it yet.
 func (m *Mailbox) trimLocked() {
 	head := m.head()
 	low := head
 	for v := range m.views {
 		c := v.cursor.Load()
-		if head-c > uint64(m.maxLag) {
+		if head-c > uint64(m.maxLag) && c < m.trimHead {
 			v.err = ErrLagging
 			delete(m.views, v)
 			continue
@@ -182,6 +186,7 @@ func (m *Mailbox) trimLocked() {
 		m.base = low
 	}
 	m.lastTrim = len(m.log)
+	m.trimHead = head
 }
 
 // index returns the position of uid in m.uids.

@@ -176,6 +176,23 @@ func (rc *rawConn) line() string {
 	return strings.TrimRight(l, "\r\n")
 }
 
+// cmdUntilClose sends one line and returns every line up to the tagged
+// answer or the end of the connection.
+func (rc *rawConn) cmdUntilClose(tag, text string) []string {
+	fmt.Fprintf(rc.c, "%s %s\r\n", tag, text)
+	var out []string
+	for {
+		rc.c.SetReadDeadline(time.Now().Add(waitLong))
+		l, err := rc.r.ReadString('\n')
+		if l != "" {
+			out = append(out, strings.TrimRight(l, "\r\n"))
+		}
+		if err != nil || strings.HasPrefix(l, tag+" ") {
+			return out
+		}
+	}
+}
+
 // cmd sends one line and returns every line up to the tagged answer.
 func (rc *rawConn) cmd(tag, text string) []string {
 	fmt.Fprintf(rc.c, "%s %s\r\n", tag, text)

@@ -37,7 +37,7 @@ func dump(v any) string {
 	return string(b)
 }
 
-func withoutRecent(f []imap.Flag) []imap.Flag {
+func stripRecent(f []imap.Flag) []imap.Flag {
 	return slices.DeleteFunc(slices.Clone(f), func(x imap.Flag) bool { return x == "\\Recent" })
 }
 
@@ -93,7 +93,7 @@ func TestDovecotFetchItemsMatchDirect(t *testing.T) {
 				t.Fatalf("got %d messages, want %d", len(got), len(want))
 			}
 			for i := range got {
-				got[i].Flags, want[i].Flags = withoutRecent(got[i].Flags), withoutRecent(want[i].Flags)
+				got[i].Flags, want[i].Flags = stripRecent(got[i].Flags), stripRecent(want[i].Flags)
 				// Header field names are case-insensitive (RFC 3501 6.4.5):
 				// Dovecot echoes them in capitals, the proxy as the client
 				// wrote them.

@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// TestLaggingClientGetsBye: a client that never reads its updates (neither
+// IDLE nor commands) is closed with BYE once it is fanout.max_lag changes
+// behind, instead of holding memory without bound.
+func TestLaggingClientGetsBye(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	for i := 0; i < 300; i++ {
+		appendMsg(t, direct, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
+	}
+	cfg := testConfig(up.addr)
+	cfg.Fanout.MaxLag = 50
+	p := startProxy(t, cfg)
+
+	lagger := dialRaw(t, p.Addrs()[0])
+	lagger.cmd("a", "LOGIN "+testUser+" "+testPass)
+	lagger.cmd("b", "SELECT INBOX")
+	reader := dialView(t, p.Addrs()[0], "reader")
+	reader.login()
+	reader.selectBox("INBOX")
+	idle := reader.idle()
+
+	// STOREs on 300 messages: 300 changes in the model at once, twice. A
+	// big transaction alone fails no one; a client that did not move
+	// across two of them is failed, one that reads (IDLE) is not.
+	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []imap.StoreFlagsOp{imap.StoreFlagsAdd, imap.StoreFlagsDel} {
+		if err := direct.Store(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		reader.waitFor("300 flag updates", waitLong, func() bool {
+			n := 0
+			for _, f := range reader.flags {
+				if slices.Contains(f, imap.FlagFlagged) == (op == imap.StoreFlagsAdd) {
+					n++
+				}
+			}
+			return n == 300
+		})
+	}
+	reader.done(idle)
+	reader.checkAgainstServer() // still connected and consistent
+
+	lines := lagger.cmdUntilClose("c", "NOOP")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* BYE") {
+			if !strings.Contains(l, "behind") {
+				t.Fatalf("BYE text: got %q, want it to say the client is too far behind", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("NOOP from a client 300 changes behind (max_lag 50): got %d lines ending %q, want * BYE", len(lines), lines[len(lines)-1])
+}
+
+// TestAuthenticatePlainAndLsub: AUTHENTICATE PLAIN is checked upstream like
+// LOGIN, and LSUB answers in LSUB form.
+func TestAuthenticatePlainAndLsub(t *testing.T) {
+	_, p, _ := setup(t, 1)
+	c, err := imapclient.DialInsecure(p.Addrs()[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(sasl.NewPlainClient("", testUser, "nope")); err == nil {
+		t.Fatal("AUTHENTICATE PLAIN with a wrong password succeeded")
+	}
+	if err := c.Authenticate(sasl.NewPlainClient("", testUser, testPass)); err != nil {
+		t.Fatalf("AUTHENTICATE PLAIN: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SUBSCRIBE INBOX")
+	lines := rc.cmd("c", `LSUB "" "*"`)
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "* LSUB") || !strings.Contains(lines[0], "INBOX") {
+		t.Fatalf(`LSUB "" "*": got %q, want an LSUB line for INBOX`, lines)
+	}
+}
