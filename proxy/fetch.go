@@ -189,7 +189,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 	o := mw.options
 	switch it := item.(type) {
 	case imapclient.FetchItemDataFlags:
-		resp.WriteFlags(it.Flags)
+		resp.WriteFlags(upstream.StripRecent(it.Flags))
 	case imapclient.FetchItemDataEnvelope:
 		if o.Envelope {
 			resp.WriteEnvelope(it.Envelope)

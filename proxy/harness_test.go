@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/internal/memidle"
 )
 
 // memUpstream is an in-process upstream (go-imap's imapmemserver).
@@ -42,7 +43,7 @@ func startMemUpstream(t testing.TB) *memUpstream {
 	mem.AddUser(u)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return memidle.Wrap(mem.NewSession()), nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapUIDPlus: {}, imap.CapMove: {},

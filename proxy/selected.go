@@ -23,6 +23,12 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	if err != nil {
 		return nil, sess.fail("SELECT", err)
 	}
+	// The watcher may be hearing of a change only after Dovecot's notify
+	// delay; SELECT must report the mailbox as it is now (RFC 3501 6.3.1),
+	// so have the watcher ask first. Concurrent SELECTs share one NOOP.
+	if err := w.Sync(ctx); err != nil {
+		sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
+	}
 	v, sd, err := w.Mailbox().NewView()
 	if err != nil {
 		w.Unwatch()
@@ -74,19 +80,33 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.sel == nil {
 		return nil
 	}
-	return sess.deliver(w, allow)
+	return sess.deliver(w, sess.sel, allow)
 }
 
 // Idle pushes changes as the model learns them, until DONE.
+//
+// imapserver runs it on a goroutine of its own and, when the client
+// vanishes mid-IDLE, calls Close without waiting for it: Idle registers
+// itself so Close can wait for it to leave before tearing the session down.
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if sess.sel == nil {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return nil
+	}
+	sel := sess.sel
+	done := make(chan struct{})
+	sess.idleDone = done
+	sess.mu.Unlock()
+	defer close(done)
+	if sel == nil {
 		<-stop
 		return nil
 	}
-	v := sess.sel.v
+	v := sel.v
 	for {
 		changed := v.Changed()
-		if err := sess.deliver(w, true); err != nil {
+		if err := sess.deliver(w, sel, true); err != nil {
 			return err
 		}
 		select {
@@ -101,8 +121,8 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 // view (lagging too far, or the mailbox's UIDVALIDITY changed) ends the
 // session with BYE: the client must reselect, and cannot on this connection
 // without confusing its numbering.
-func (sess *session) deliver(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	v := sess.sel.v
+func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowExpunge bool) error {
+	v := sel.v
 	ups, to, err := v.Pending(allowExpunge)
 	if err != nil {
 		text := "Mailbox state lost, please reconnect"

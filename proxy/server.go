@@ -46,7 +46,8 @@ type Server struct {
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // accept loops and imapserver generations
+	sessWG    sync.WaitGroup // live sessions; Add only while open
 }
 
 // New validates what it can without touching the network.
@@ -175,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.close()
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.sessWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -40,6 +40,10 @@ type session struct {
 	reported map[imap.UID]struct{}
 
 	byeOnce sync.Once
+
+	mu       sync.Mutex
+	closed   bool
+	idleDone chan struct{} // closed when the running Idle returns
 }
 
 // selection is the selected mailbox: its watcher and this session's view.
@@ -74,6 +78,7 @@ func (s *Server) register(sess *session) bool {
 	}
 	s.live[sess] = struct{}{}
 	s.sessions.Add(1)
+	s.sessWG.Add(1)
 	return true
 }
 
@@ -83,6 +88,7 @@ func (s *Server) unregister(sess *session) {
 	if _, ok := s.live[sess]; ok {
 		delete(s.live, sess)
 		s.sessions.Add(-1)
+		s.sessWG.Done()
 	}
 }
 
@@ -108,13 +114,20 @@ func (sess *session) bye(text string) {
 
 // Close is called by imapserver when the connection ends, however it ends.
 func (sess *session) Close() error {
+	sess.mu.Lock()
+	sess.closed = true
+	idle := sess.idleDone
+	sess.mu.Unlock()
+	if idle != nil {
+		<-idle // its stop channel is closed: it returns after at most one write
+	}
 	sess.unselect()
 	if sess.acct != nil {
 		sess.acct.Unref()
 		sess.acct = nil
 	}
-	sess.s.unregister(sess)
 	sess.log.Debug("session ended")
+	sess.s.unregister(sess) // last: Shutdown waits for it
 	return nil
 }
 

@@ -104,7 +104,7 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 				continue
 			}
 			lst.uids[i] = buf.UID
-			lst.flags[i] = buf.Flags
+			lst.flags[i] = StripRecent(buf.Flags)
 		}
 		return cmd.Close()
 	})
@@ -217,6 +217,15 @@ func (w *Watcher) process(c *wconn, st *wstate) error {
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
+	// A server may hold EXPUNGE back while it answers FETCH (RFC 3501
+	// 7.4.1) and, like go-imap's own server, only send it at the next
+	// command rather than when IDLE starts. After a FETCH, a NOOP collects
+	// it; the events it brings are processed in the next round.
+	if len(added.uids) > 0 || full.uids != nil || refreshFlags {
+		if err := c.bounded(func() error { return c.Noop().Wait() }); err != nil {
+			return fmt.Errorf("NOOP: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -239,7 +248,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 				continue
 			}
 			lst.uids = append(lst.uids, buf.UID)
-			lst.flags = append(lst.flags, buf.Flags)
+			lst.flags = append(lst.flags, StripRecent(buf.Flags))
 			top = max(top, buf.ModSeq)
 		}
 		return cmd.Close()
@@ -248,4 +257,14 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 		st.modseq = top
 	}
 	return lst, err
+}
+
+// StripRecent drops \Recent: it belongs to one upstream session (RFC 3501
+// 2.3.2), and no idlemux client owns the upstream session that saw it
+// first. SELECT reports 0 RECENT accordingly.
+func StripRecent(flags []imap.Flag) []imap.Flag {
+	if !slices.Contains(flags, "\\Recent") {
+		return flags
+	}
+	return slices.DeleteFunc(slices.Clone(flags), func(f imap.Flag) bool { return f == "\\Recent" })
 }

@@ -4,6 +4,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/idlemux/idlemux/internal/memidle"
 )
 
 // session is the memserver's user session with our own Login and Close.
@@ -34,6 +36,12 @@ func (s *session) Login(username, password string) error {
 	}
 	s.UserSession = imapmemserver.NewUserSession(s.u.user)
 	return nil
+}
+
+// Idle polls: imapmemserver's own IDLE misses changes queued before it
+// started (see package memidle).
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	return memidle.Idle(s.UserSession, w, stop)
 }
 
 func (s *session) Close() error {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/proxy"
+)
+
+func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
+	path, code, ok := configFlag("serve", args, stderr)
+	if !ok {
+		return code
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailure
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "idlemux: %v\n", err)
+		return exitFailure
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do if stderr cannot sync
+
+	srv, err := proxy.New(cfg, log)
+	if err != nil {
+		log.Error("invalid configuration", zap.Error(err))
+		return exitFailure
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("starting proxy", zap.Error(err))
+		return exitFailure
+	}
+	log.Info("idlemux serving",
+		zap.String("version", version),
+		zap.Strings("listeners", listenAddrs(srv, cfg)),
+		zap.String("upstream", cfg.Upstream.Address),
+		zap.String("upstream_tls", string(cfg.Upstream.TLS)))
+	code, _ = awaitShutdown(srv, sigs, log)
+	return code
+}
+
+// listenAddrs prefers the bound addresses (which resolve port 0) and falls
+// back to the configured ones.
+func listenAddrs(srv proxyServer, cfg *config.Config) []string {
+	if addrs := srv.Addrs(); len(addrs) > 0 {
+		return addrs
+	}
+	addrs := make([]string, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		addrs[i] = l.Address
+	}
+	return addrs
+}

@@ -1,0 +1,76 @@
+// Package config loads and validates idlemux's YAML configuration.
+//
+// Loading is strict and happens in two stages. The YAML is first decoded,
+// with unknown keys rejected, into raw structs whose pointer fields keep
+// "unset" distinguishable from a zero value. The raw structs are then
+// validated onto Default(), producing the typed Config below. Every problem
+// found on the way is collected and reported at once, each tagged with the
+// YAML key it is about, so an operator fixes a config in one round trip
+// instead of one error per restart.
+package config
+
+import "time"
+
+// TLSMode says how TLS is used on a connection.
+type TLSMode string
+
+// The TLS modes accepted for listeners and the upstream.
+const (
+	TLSNone     TLSMode = "none"     // plaintext
+	TLSStartTLS TLSMode = "starttls" // plaintext, upgraded with STARTTLS
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (port 993 style)
+)
+
+// Config is a complete, validated idlemux configuration.
+type Config struct {
+	Listeners []Listener
+	TLS       TLS
+	Upstream  Upstream
+	Log       Log
+	Fanout    Fanout
+}
+
+// Listener is one downstream address idlemux accepts IMAP clients on.
+type Listener struct {
+	Address string  // host:port; port 0 picks a free port
+	TLS     TLSMode // default none
+	// InsecureAuth allows LOGIN/AUTHENTICATE without TLS. It defaults to true
+	// only on loopback addresses, where there is no wire to sniff.
+	InsecureAuth bool
+}
+
+// TLS is the server certificate shared by every starttls/implicit listener.
+type TLS struct {
+	CertFile, KeyFile string
+}
+
+// Upstream describes the one IMAP server idlemux fronts.
+type Upstream struct {
+	Address                  string        // host:port, required in serve mode
+	TLS                      TLSMode       // default implicit
+	CAFile                   string        // extra roots, added to the system pool
+	ServerName               string        // default: host part of Address
+	TLSInsecureSkipVerify    bool          // key tls_insecure_skip_verify
+	MaxConnectionsPerAccount int           // default 5, must be >= 2 (one watcher + one command conn)
+	IdleRefresh              time.Duration // default 25m; > 0 and <= 29m (RFC 2177)
+	ResponseTimeout          time.Duration // default 30s
+	DialTimeout              time.Duration // default 15s
+	CommandLinger            time.Duration // default 2m: idle command connections close after this
+	WatcherLinger            time.Duration // default 30s: a watcher outlives its last client by this
+	PollInterval             time.Duration // default 30s: NOOP polling when the upstream lacks IDLE
+	Capabilities             []string      // optional override of the upstream's capability list
+}
+
+// Log configures the zap logger.
+type Log struct {
+	Level  string // debug|info|warn|error, default info
+	Format string // json|console, default json
+}
+
+// Fanout configures delivery of upstream changes to downstream sessions.
+type Fanout struct {
+	// MaxLag is how many changes a session may fall behind before it is
+	// closed with BYE; bounded queues keep one stuck client from growing
+	// memory without limit.
+	MaxLag int // key fanout.max_lag, default 10000
+}

@@ -1,0 +1,42 @@
+package config
+
+func validateListeners(raw []rawListener, c *Config, ps *problems) {
+	if len(raw) == 0 {
+		ps.add("listeners", "at least one listener is required")
+		return
+	}
+	seen := map[string]int{}
+	c.Listeners = make([]Listener, 0, len(raw))
+	for i, rl := range raw {
+		l := Listener{TLS: tlsMode(ps, indexKey("listeners", i, "tls"), rl.TLS, TLSNone)}
+		key := indexKey("listeners", i, "address")
+		host := ""
+		switch addr := str(rl.Address); {
+		case addr == "":
+			ps.add(key, "required")
+		default:
+			h, err := splitAddress(addr, true)
+			if err != nil {
+				ps.add(key, "%v", err)
+				break
+			}
+			host = h
+			l.Address = addr
+			if j, dup := seen[addr]; dup {
+				ps.add(key, "duplicate of listeners[%d].address %q", j, addr)
+			} else if !hasPortZero(addr) {
+				seen[addr] = i
+			}
+		}
+		l.InsecureAuth = isLoopback(host)
+		if rl.InsecureAuth != nil {
+			l.InsecureAuth = *rl.InsecureAuth
+		}
+		c.Listeners = append(c.Listeners, l)
+	}
+}
+
+// hasPortZero: several listeners may each ask for "any free port".
+func hasPortZero(addr string) bool {
+	return len(addr) >= 2 && addr[len(addr)-2:] == ":0"
+}

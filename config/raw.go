@@ -1,0 +1,50 @@
+package config
+
+// The raw* structs mirror the YAML document. Every scalar is a pointer so
+// that validation can tell "unset, use the default" from an explicit zero,
+// and durations are strings so a bad one becomes a keyed problem instead of
+// aborting the decode.
+
+type rawConfig struct {
+	Listeners []rawListener `yaml:"listeners"`
+	TLS       *rawTLS       `yaml:"tls"`
+	Upstream  *rawUpstream  `yaml:"upstream"`
+	Log       *rawLog       `yaml:"log"`
+	Fanout    *rawFanout    `yaml:"fanout"`
+}
+
+type rawListener struct {
+	Address      *string `yaml:"address"`
+	TLS          *string `yaml:"tls"`
+	InsecureAuth *bool   `yaml:"insecure_auth"`
+}
+
+type rawTLS struct {
+	CertFile *string `yaml:"cert_file"`
+	KeyFile  *string `yaml:"key_file"`
+}
+
+type rawUpstream struct {
+	Address                  *string   `yaml:"address"`
+	TLS                      *string   `yaml:"tls"`
+	CAFile                   *string   `yaml:"ca_file"`
+	ServerName               *string   `yaml:"server_name"`
+	TLSInsecureSkipVerify    *bool     `yaml:"tls_insecure_skip_verify"`
+	MaxConnectionsPerAccount *intValue `yaml:"max_connections_per_account"`
+	IdleRefresh              *string   `yaml:"idle_refresh"`
+	ResponseTimeout          *string   `yaml:"response_timeout"`
+	DialTimeout              *string   `yaml:"dial_timeout"`
+	CommandLinger            *string   `yaml:"command_linger"`
+	WatcherLinger            *string   `yaml:"watcher_linger"`
+	PollInterval             *string   `yaml:"poll_interval"`
+	Capabilities             *[]string `yaml:"capabilities"`
+}
+
+type rawLog struct {
+	Level  *string `yaml:"level"`
+	Format *string `yaml:"format"`
+}
+
+type rawFanout struct {
+	MaxLag *intValue `yaml:"max_lag"`
+}

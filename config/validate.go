@@ -1,0 +1,109 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// validate applies raw onto c, which holds the defaults, recording every
+// problem in ps. It checks everything it can even after a failure so the
+// operator sees all problems at once.
+func validate(raw *rawConfig, c *Config, ps *problems) {
+	validateListeners(raw.Listeners, c, ps)
+	validateTLSFiles(raw.TLS, c, ps)
+	validateUpstream(raw.Upstream, &c.Upstream, ps)
+	validateLog(raw.Log, &c.Log, ps)
+	validateFanout(raw.Fanout, &c.Fanout, ps)
+}
+
+func validateLog(raw *rawLog, c *Log, ps *problems) {
+	if raw == nil {
+		return
+	}
+	c.Level = oneOf(ps, "log.level", raw.Level, c.Level, "debug", "info", "warn", "error")
+	c.Format = oneOf(ps, "log.format", raw.Format, c.Format, "json", "console")
+}
+
+func validateFanout(raw *rawFanout, c *Fanout, ps *problems) {
+	if raw == nil || raw.MaxLag == nil {
+		return
+	}
+	if *raw.MaxLag < 1 {
+		ps.add("fanout.max_lag", "must be >= 1, got %d", *raw.MaxLag)
+		return
+	}
+	c.MaxLag = int(*raw.MaxLag)
+}
+
+// oneOf returns *v if it is one of allowed, def if v is unset.
+func oneOf(ps *problems, key string, v *string, def string, allowed ...string) string {
+	if v == nil {
+		return def
+	}
+	if !slices.Contains(allowed, *v) {
+		ps.add(key, "must be one of %s, got %q", strings.Join(allowed, ", "), *v)
+		return def
+	}
+	return *v
+}
+
+// tlsMode parses a TLS mode, returning def if v is unset.
+func tlsMode(ps *problems, key string, v *string, def TLSMode) TLSMode {
+	return TLSMode(oneOf(ps, key, v, string(def), string(TLSNone), string(TLSStartTLS), string(TLSImplicit)))
+}
+
+// durationRule bounds a duration; max 0 means unbounded.
+type durationRule struct {
+	allowZero bool
+	max       time.Duration
+}
+
+// duration parses a Go duration string, returning def if v is unset.
+func duration(ps *problems, key string, v *string, def time.Duration, rule durationRule) time.Duration {
+	if v == nil {
+		return def
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil {
+		ps.add(key, "must be a duration such as \"30s\" or \"25m\", got %q", *v)
+		return def
+	}
+	switch {
+	case rule.allowZero && d < 0:
+		ps.add(key, "must be >= 0, got %q", *v)
+	case !rule.allowZero && d <= 0:
+		ps.add(key, "must be > 0, got %q", *v)
+	case rule.max > 0 && d > rule.max:
+		ps.add(key, "must be <= %s, got %q", shortDuration(rule.max), *v)
+	default:
+		return d
+	}
+	return def
+}
+
+// shortDuration prints 29m rather than time.Duration's 29m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// str returns *v, or "" if unset: optional strings treat "" as unset so
+// templated configs can leave them blank.
+func str(v *string) string {
+	if v == nil {
+		return ""
+	}
+	return *v
+}
+
+func indexKey(list string, i int, field string) string {
+	return fmt.Sprintf("%s[%d].%s", list, i, field)
+}
