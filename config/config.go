@@ -28,6 +28,10 @@ type Config struct {
 	Upstream  Upstream
 	Log       Log
 	Fanout    Fanout
+	// Keepalive is how often an idling client is sent "* OK Still here",
+	// so NAT mappings and stateful firewalls keep the connection; spread
+	// per client with jitter. 0 disables. Key keepalive, default 4m.
+	Keepalive time.Duration
 }
 
 // Listener is one downstream address idlemux accepts IMAP clients on.

@@ -19,6 +19,7 @@ const (
 	defaultLogLevel                 = "info"
 	defaultLogFormat                = "json"
 	defaultMaxLag                   = 10000
+	defaultKeepalive                = 4 * time.Minute
 
 	// maxIdleRefresh keeps IDLE re-issued before the 30 minute inactivity
 	// timeout RFC 2177 allows servers to enforce, with a minute of slack.
@@ -41,8 +42,9 @@ func Default() *Config {
 			WatcherLinger:            defaultWatcherLinger,
 			PollInterval:             defaultPollInterval,
 		},
-		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
-		Fanout: Fanout{MaxLag: defaultMaxLag},
+		Log:       Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Fanout:    Fanout{MaxLag: defaultMaxLag},
+		Keepalive: defaultKeepalive,
 	}
 }
 

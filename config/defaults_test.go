@@ -18,8 +18,9 @@ func TestDefault(t *testing.T) {
 			WatcherLinger:            30 * time.Second,
 			PollInterval:             30 * time.Second,
 		},
-		Log:    Log{Level: "info", Format: "json"},
-		Fanout: Fanout{MaxLag: 10000},
+		Log:       Log{Level: "info", Format: "json"},
+		Fanout:    Fanout{MaxLag: 10000},
+		Keepalive: 4 * time.Minute,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)

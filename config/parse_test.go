@@ -291,3 +291,35 @@ func TestProblemFields(t *testing.T) {
 		t.Errorf("got key %q line %d, want key %q line 5", p.Key, p.Line, "upstream.idle_refersh")
 	}
 }
+
+func TestKeepalive(t *testing.T) {
+	base := "listeners:\n  - address: 127.0.0.1:1143\nupstream:\n  address: imap.example.com:993\n"
+	tests := []struct {
+		name    string
+		yaml    string
+		want    time.Duration
+		wantErr string
+	}{
+		{"default", base, 4 * time.Minute, ""},
+		{"set", base + "keepalive: 90s\n", 90 * time.Second, ""},
+		{"disabled", base + "keepalive: 0s\n", 0, ""},
+		{"bad", base + "keepalive: soon\n", 0, "keepalive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Keepalive != tt.want {
+				t.Fatalf("got keepalive %v, want %v", c.Keepalive, tt.want)
+			}
+		})
+	}
+}

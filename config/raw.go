@@ -11,6 +11,7 @@ type rawConfig struct {
 	Upstream  *rawUpstream  `yaml:"upstream"`
 	Log       *rawLog       `yaml:"log"`
 	Fanout    *rawFanout    `yaml:"fanout"`
+	Keepalive *string       `yaml:"keepalive"`
 }
 
 type rawListener struct {

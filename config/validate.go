@@ -16,6 +16,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateUpstream(raw.Upstream, &c.Upstream, ps)
 	validateLog(raw.Log, &c.Log, ps)
 	validateFanout(raw.Fanout, &c.Fanout, ps)
+	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 }
 
 func validateLog(raw *rawLog, c *Log, ps *problems) {

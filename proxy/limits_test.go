@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -92,5 +93,57 @@ func TestAuthenticatePlainAndLsub(t *testing.T) {
 	lines := rc.cmd("c", `LSUB "" "*"`)
 	if len(lines) < 2 || !strings.HasPrefix(lines[0], "* LSUB") || !strings.Contains(lines[0], "INBOX") {
 		t.Fatalf(`LSUB "" "*": got %q, want an LSUB line for INBOX`, lines)
+	}
+}
+
+// TestKeepaliveWhileIdling: an idling client receives "* OK Still here" on
+// time (RFC 2177 section 3), and a change still arrives between them.
+func TestKeepaliveWhileIdling(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("first"))
+	cfg := testConfig(up.addr)
+	cfg.Keepalive = 300 * time.Millisecond
+	p := startProxy(t, cfg)
+
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "c IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q", l)
+	}
+	start := time.Now()
+	var got []time.Duration
+	for len(got) < 3 {
+		l := rc.line()
+		if l != "* OK Still here" {
+			t.Fatalf("while idling: got %q, want * OK Still here", l)
+		}
+		got = append(got, time.Since(start))
+	}
+	// The first comes within (d/2, d], the next ones every d.
+	if got[0] > 600*time.Millisecond || got[2] > 1500*time.Millisecond {
+		t.Fatalf("keepalives at %v, want the first by 0.6s and three by 1.5s (d = 0.3s)", got)
+	}
+	appendMsg(t, direct, "INBOX", testMessage("second"))
+	for {
+		l := rc.line()
+		if l == "* 2 EXISTS" {
+			break
+		}
+		if l != "* OK Still here" {
+			t.Fatalf("while idling: got %q, want * 2 EXISTS or a keepalive", l)
+		}
+	}
+	fmt.Fprintf(rc.c, "DONE\r\n")
+	for {
+		l := rc.line()
+		if strings.HasPrefix(l, "c OK") {
+			break
+		}
+		if l != "* OK Still here" {
+			t.Fatalf("after DONE: got %q", l)
+		}
 	}
 }

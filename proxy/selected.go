@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -99,18 +100,30 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	sess.idleDone = done
 	sess.mu.Unlock()
 	defer close(done)
-	if sel == nil {
-		<-stop
-		return nil
+
+	period := sess.s.cfg.Keepalive
+	var keepalive <-chan time.Time // stays nil when keepalives are disabled
+	var timer *time.Timer
+	if period > 0 {
+		timer = time.NewTimer(firstKeepalive(period))
+		defer timer.Stop()
+		keepalive = timer.C
 	}
-	v := sel.v
 	for {
-		changed := v.Changed()
-		if err := sess.deliver(w, sel, true); err != nil {
-			return err
+		var changed <-chan struct{} // nil without a mailbox: only keepalives
+		if sel != nil {
+			changed = sel.v.Changed()
+			if err := sess.deliver(w, sel, true); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-changed:
+		case <-keepalive:
+			if err := sess.sendStillHere(); err != nil {
+				return err
+			}
+			timer.Reset(period)
 		case <-stop:
 			return nil
 		}

@@ -40,6 +40,7 @@ type session struct {
 	reported map[imap.UID]struct{}
 
 	byeOnce sync.Once
+	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
 
 	mu       sync.Mutex
 	closed   bool
@@ -108,6 +109,8 @@ func (s *Server) sessionsOf(l *listener) []*session {
 func (sess *session) bye(text string) {
 	sess.byeOnce.Do(func() {
 		sess.log.Info("closing session", zap.String("reason", text))
+		sess.writeMu.Lock()
+		defer sess.writeMu.Unlock()
 		sess.conn.Bye(text)
 	})
 }
