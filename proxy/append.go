@@ -15,7 +15,7 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	var data *imap.AppendData
 	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
 		cmd := c.Append(mailbox, r.Size(), options)
-		if _, err := io.Copy(cmd, r); err != nil {
+		if _, err := io.Copy(cmd, touchReader{r, sess.touch}); err != nil {
 			// The client stopped mid-literal: the upstream literal cannot
 			// be finished either. Dropping the connection makes sure the
 			// partial message is never stored.

@@ -34,7 +34,8 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		err = sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 			cmd := c.Fetch(uids, up)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-				if err := sess.relayMessage(w, msg, options); err != nil {
+				sess.touch()
+			if err := sess.relayMessage(w, msg, options); err != nil {
 					cmd.Close()
 					return err
 				}
@@ -90,7 +91,7 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 	var (
 		resp *imapserver.FetchResponseWriter
 		held []heldItem
-		mw   = messageWriter{options: options}
+		mw   = messageWriter{options: options, touch: sess.touch}
 	)
 	defer func() {
 		// The writer holds the connection's write lock until closed, even
@@ -180,6 +181,7 @@ func hold(item imapclient.FetchItemData) (heldItem, error) {
 // items by pointer).
 type messageWriter struct {
 	options    *imap.FetchOptions
+	touch      func() // progress for the command's guard; may be nil
 	usedBody   []bool
 	usedBinary []bool
 	wroteBS    bool
@@ -227,7 +229,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 		if target == nil {
 			return nil // not asked for: msg.Next discards it
 		}
-		return copyLiteral(resp.WriteBodySection(target, literalSize(it.Literal, h)), it.Literal, h)
+		return copyLiteral(resp.WriteBodySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.touch)
 	case imapclient.FetchItemDataBinarySection:
 		if mw.usedBinary == nil {
 			mw.usedBinary = make([]bool, len(o.BinarySection))
@@ -242,7 +244,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 		if target == nil {
 			return nil
 		}
-		return copyLiteral(resp.WriteBinarySection(target, literalSize(it.Literal, h)), it.Literal, h)
+		return copyLiteral(resp.WriteBinarySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.touch)
 	case imapclient.FetchItemDataBinarySectionSize:
 		for _, s := range o.BinarySectionSize {
 			if it.MatchCommand(s) {
@@ -266,10 +268,13 @@ func literalSize(lit imap.LiteralReader, h *heldItem) int64 {
 
 // copyLiteral streams a body from the upstream literal (or its spool file)
 // into the client's literal.
-func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem) error {
+func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem, touch func()) error {
 	var src io.Reader = lit
 	if h != nil && h.file != nil {
 		src = h.file
+	}
+	if touch != nil && src != nil {
+		src = touchReader{src, touch}
 	}
 	if src != nil {
 		if _, err := io.Copy(wc, src); err != nil {
@@ -316,4 +321,19 @@ func withExtended(bs imap.BodyStructure) imap.BodyStructure {
 		return &c
 	}
 	return bs
+}
+
+// touchReader reports progress on every read, so a long body that keeps
+// moving never trips the command's guard.
+type touchReader struct {
+	r     io.Reader
+	touch func()
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.touch()
+	}
+	return n, err
 }

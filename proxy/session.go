@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,8 @@ type session struct {
 	// reported holds the UIDs whose flags this command already reported, so
 	// the same change is not sent twice when it comes back from the model.
 	reported map[imap.UID]struct{}
+	// touch, while a command runs upstream, tells its guard that bytes move.
+	touch func()
 
 	byeOnce sync.Once
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
@@ -182,30 +185,56 @@ func (sess *session) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), sess.s.cfg.Upstream.ResponseTimeout+sess.s.cfg.Upstream.DialTimeout)
 }
 
+// idempotent lists the commands retried once on a fresh connection when
+// the upstream connection fails under them. The others (APPEND, STORE,
+// COPY, MOVE, EXPUNGE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE)
+// fail with NO [UNAVAILABLE]: they may have been applied, and applying
+// them twice is worse than telling the client.
+var idempotent = map[string]bool{
+	"FETCH": true, "SEARCH": true, "STATUS": true, "LIST": true, "NAMESPACE": true,
+}
+
 // withConn runs f on a pooled upstream connection (with mailbox selected
-// when not empty) and gives the connection back, closed if it broke.
+// when not empty) and gives the connection back, closed if it broke. A
+// guard closes the connection if the upstream goes silent for the
+// response timeout; f calls sess.touch while streaming.
 func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
-	ctx, cancel := sess.ctx()
-	defer cancel()
-	var upTo imap.UID
-	if sess.sel != nil && mailbox == sess.sel.name {
-		upTo = sess.sel.w.Mailbox().MaxUID()
-	}
-	c, err := sess.acct.Acquire(ctx, mailbox, upTo)
-	if err != nil {
+	timeout := sess.s.cfg.Upstream.ResponseTimeout
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := sess.ctx()
+		var upTo imap.UID
+		if sess.sel != nil && mailbox == sess.sel.name {
+			upTo = sess.sel.w.Mailbox().MaxUID()
+		}
+		c, err := sess.acct.Acquire(ctx, mailbox, upTo)
+		cancel()
+		if err != nil {
+			return sess.fail(op, err)
+		}
+		g := c.Guard(timeout)
+		sess.touch = g.Touch
+		err = f(c)
+		sess.touch = nil
+		if g.Stop() {
+			err = &upstream.UnavailableError{Err: fmt.Errorf("%s: no answer from upstream within %v", op, timeout)}
+		}
+		var gone *clientGone
+		if errors.As(err, &gone) {
+			// The client broke off (or a literal could not be finished): its
+			// connection cannot be resynchronised, the upstream one is fine.
+			sess.acct.Release(c, nil)
+			sess.conn.NetConn().Close()
+			return err
+		}
+		sess.acct.Release(c, err)
+		err = upstream.Classify(err)
+		var ue *upstream.UnavailableError
+		if attempt == 0 && idempotent[op] && errors.As(err, &ue) {
+			sess.log.Info("upstream connection failed under a command; retrying once", zap.String("command", op), zap.Error(err))
+			continue
+		}
 		return sess.fail(op, err)
 	}
-	err = f(c)
-	var gone *clientGone
-	if errors.As(err, &gone) {
-		// The client broke off (or a literal could not be finished): its
-		// connection cannot be resynchronised, the upstream one is fine.
-		sess.acct.Release(c, nil)
-		sess.conn.NetConn().Close()
-		return err
-	}
-	sess.acct.Release(c, err)
-	return sess.fail(op, upstream.Classify(err))
 }
 
 // canonical spells INBOX the one way (RFC 3501 5.1: it is case-insensitive).

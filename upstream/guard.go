@@ -1,0 +1,36 @@
+package upstream
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Guard closes a command connection that makes no progress for its
+// period: imapclient waits for a response without any deadline, so a hung
+// or half-open upstream would otherwise hang the client's command forever.
+// Streaming work (a large FETCH body, an APPEND upload) calls Touch as
+// bytes move, so only silence counts, not length.
+type Guard struct {
+	t     *time.Timer
+	d     time.Duration
+	fired atomic.Bool
+}
+
+// Guard starts a guard on c.
+func (c *Conn) Guard(d time.Duration) *Guard {
+	g := &Guard{d: d}
+	g.t = time.AfterFunc(d, func() {
+		g.fired.Store(true)
+		c.Client.Close()
+	})
+	return g
+}
+
+// Touch records progress.
+func (g *Guard) Touch() { g.t.Reset(g.d) }
+
+// Stop ends the guard and reports whether it had closed the connection.
+func (g *Guard) Stop() bool {
+	g.t.Stop()
+	return g.fired.Load()
+}
