@@ -35,7 +35,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			cmd := c.Fetch(uids, up)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 				sess.touch()
-			if err := sess.relayMessage(w, msg, options); err != nil {
+				if err := sess.relayMessage(w, msg, options); err != nil {
 					cmd.Close()
 					return err
 				}
