@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +22,20 @@ import (
 
 // memUpstream is an in-process upstream (go-imap's imapmemserver).
 type memUpstream struct {
-	addr string
-	srv  *imapserver.Server
+	addr  string
+	srv   *imapserver.Server
+	idles *atomic.Int64 // IDLE commands the upstream has seen
+}
+
+// countingSession counts the IDLE commands it serves.
+type countingSession struct {
+	*memidle.Session
+	idles *atomic.Int64
+}
+
+func (s countingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idles.Add(1)
+	return s.Session.Idle(w, stop)
 }
 
 const (
@@ -41,9 +54,10 @@ func startMemUpstream(t testing.TB) *memUpstream {
 		t.Fatal(err)
 	}
 	mem.AddUser(u)
+	idles := new(atomic.Int64)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return memidle.Wrap(mem.NewSession()), nil, nil
+			return countingSession{memidle.Wrap(mem.NewSession()), idles}, nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapUIDPlus: {}, imap.CapMove: {},
@@ -58,7 +72,7 @@ func startMemUpstream(t testing.TB) *memUpstream {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &memUpstream{addr: ln.Addr().String(), srv: srv}
+	return &memUpstream{addr: ln.Addr().String(), srv: srv, idles: idles}
 }
 
 type testLogger struct{ t testing.TB }

@@ -147,3 +147,33 @@ func TestKeepaliveWhileIdling(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleRefreshInvisible: the watcher ends and re-issues its upstream IDLE
+// every upstream.idle_refresh; no line of it reaches an idling client.
+func TestIdleRefreshInvisible(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("only"))
+	cfg := testConfig(up.addr)
+	cfg.Upstream.IdleRefresh = 200 * time.Millisecond
+	cfg.Keepalive = 0
+	p := startProxy(t, cfg)
+
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "c IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q", l)
+	}
+	before := up.idles.Load()
+	rc.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 256)
+	n, err := rc.c.Read(buf)
+	if n > 0 || err == nil {
+		t.Fatalf("idling client received %q during upstream IDLE refreshes", buf[:n])
+	}
+	if refreshes := up.idles.Load() - before; refreshes < 3 {
+		t.Fatalf("upstream saw %d new IDLE commands in 2s with idle_refresh 200ms, want at least 3", refreshes)
+	}
+}

@@ -178,8 +178,8 @@ func (w *Watcher) run() {
 	defer close(w.done)
 	bo := newBackoff(500*time.Millisecond, 2*time.Minute)
 	for {
-		start := time.Now()
-		err := w.session()
+		healthy := false
+		err := w.session(&healthy)
 		select {
 		case <-w.stop:
 			return
@@ -198,7 +198,9 @@ func (w *Watcher) run() {
 			return
 		}
 		w.noteAttempt(err)
-		if time.Since(start) > time.Minute {
+		if healthy {
+			// It logged in, selected and resynced: the next failure is a
+			// new incident, retried within a second again.
 			bo.reset()
 		}
 		d := bo.next()
@@ -228,7 +230,7 @@ func (w *Watcher) stopCtx() (context.Context, context.CancelFunc) {
 
 // session runs one upstream connection's life: login, EXAMINE, resync,
 // then IDLE (or NOOP polling) until it fails or the watcher stops.
-func (w *Watcher) session() error {
+func (w *Watcher) session(healthy *bool) error {
 	a, m := w.acct, w.acct.m
 	ctx, cancel := w.stopCtx()
 	defer cancel()
@@ -256,6 +258,7 @@ func (w *Watcher) session() error {
 	if err != nil {
 		return err
 	}
+	*healthy = true
 	w.noteAttempt(nil)
 
 	refresh := time.NewTimer(m.opts.IdleRefresh)
