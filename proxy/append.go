@@ -12,10 +12,11 @@ import (
 // Append streams the client's literal into an upstream APPEND of the same
 // size: the message is never held whole in memory.
 func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	sess.settle()
 	var data *imap.AppendData
 	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
 		cmd := c.Append(mailbox, r.Size(), options)
-		if _, err := io.Copy(cmd, touchReader{r, sess.touch}); err != nil {
+		if _, err := io.Copy(cmd, clientReader{r, sess.guard}); err != nil {
 			// The client stopped mid-literal: the upstream literal cannot
 			// be finished either. Dropping the connection makes sure the
 			// partial message is never stored.
@@ -39,4 +40,17 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		data = nil // no UIDPLUS upstream: no APPENDUID to give
 	}
 	return data, nil
+}
+
+// clientReader reads the client's literal with the guard paused: the
+// client's pace is not the upstream's silence.
+type clientReader struct {
+	r io.Reader
+	g *upstream.Guard
+}
+
+func (c clientReader) Read(p []byte) (int, error) {
+	c.g.Pause()
+	defer c.g.Touch()
+	return c.r.Read(p)
 }

@@ -11,6 +11,7 @@ var errMoveUnsupported = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap
 
 // Copy runs UID COPY upstream; COPYUID names UIDs, so it passes unchanged.
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	sess.settle()
 	uids, expunged, err := sess.resolve(numSet)
 	if err != nil {
 		return nil, err
@@ -42,6 +43,7 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 // responses come from the model in imapserver's Poll after MOVE, numbered
 // in this session's view (RFC 6851 section 3.3).
 func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	sess.settle()
 	uids, expunged, err := sess.resolve(numSet)
 	if err != nil {
 		return err
@@ -104,6 +106,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 // come from the model in the Poll that imapserver runs next. For CLOSE,
 // imapserver passes a writer that writes nothing, and unselects after.
 func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	sess.settle()
 	if sess.sel == nil {
 		return errNotSelected
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -249,5 +250,32 @@ func TestDovecotMailboxCommands(t *testing.T) {
 	}
 	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); !errors.As(err, &ie) || ie.Code != "READ-ONLY" {
 		t.Fatalf("STORE under EXAMINE: got %v, want NO [READ-ONLY]", err)
+	}
+}
+
+// TestDovecotStatusRecentAndPanics: STATUS with RECENT (mutt sends it) and
+// LIST RETURN (STATUS (... RECENT)) answer with RECENT 0 instead of killing
+// the connection, and repeating them never exhausts the account's pool.
+func TestDovecotStatusRecentAndPanics(t *testing.T) {
+	dv := startDovecot(t)
+	direct := dv.Dial(t, testUser, testPass)
+	appendMsg(t, direct, "INBOX", testMessage("one"))
+	p := startProxy(t, testConfig(dv.Addr))
+	warm := dialView(t, p.Addrs()[0], "warm") // learn capabilities (LIST-STATUS)
+	warm.login()
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	for i := 0; i < 8; i++ { // more than max_connections_per_account
+		lines := rc.cmd(fmt.Sprintf("s%d", i), "STATUS INBOX (MESSAGES RECENT UNSEEN)")
+		if len(lines) != 2 || !strings.Contains(lines[0], "MESSAGES 1") || !strings.Contains(lines[0], "RECENT 0") || !strings.HasPrefix(lines[1], fmt.Sprintf("s%d OK", i)) {
+			t.Fatalf("STATUS with RECENT, round %d: got %q", i, lines)
+		}
+	}
+	lines := rc.cmd("l", `LIST "" "INBOX" RETURN (STATUS (MESSAGES RECENT))`)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "l OK") || !strings.Contains(strings.Join(lines, "\n"), "RECENT 0") {
+		t.Fatalf("LIST RETURN (STATUS (MESSAGES RECENT)): got %q", lines)
+	}
+	if st := p.Stats(); st.UpstreamConns > 5 {
+		t.Fatalf("upstream connections: %d, want at most 5", st.UpstreamConns)
 	}
 }

@@ -88,18 +88,28 @@ func TestDovecotFiftyClientsOneIdle(t *testing.T) {
 	newUID := appendMsg(t, direct, "INBOX", testMessage("pushed"))
 	appended := time.Now()
 	lat := make([]time.Duration, n)
+	missed := make(chan string, n)
 	var wg sync.WaitGroup
 	for i, vc := range clients {
 		wg.Add(1)
-		go func() {
+		go func() { // no t.Fatal here: not the test's goroutine
 			defer wg.Done()
-			vc.waitFor("EXISTS 6", waitLong, func() bool { return len(vc.uids) == 6 })
+			if !vc.reached(waitLong, func() bool { return len(vc.uids) == 6 }) {
+				missed <- vc.name
+			}
 			lat[i] = time.Since(appended)
 		}()
 	}
 	ref.waitFor("EXISTS 6 directly", waitLong, func() bool { return len(ref.uids) == 6 })
 	refLat := time.Since(appended)
 	wg.Wait()
+	close(missed)
+	for name := range missed {
+		t.Errorf("%s: no EXISTS 6 within %v", name, waitLong)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("EXISTS latency after APPEND (%v): direct Dovecot IDLE %v; through idlemux to %d clients: median %v, max %v",
 		appended.Sub(start), refLat, n, lat[n/2], lat[n-1])

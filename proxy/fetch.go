@@ -23,8 +23,10 @@ func (e *clientGone) Unwrap() error { return e.err }
 // Fetch runs the FETCH upstream by UID and relays each message as it
 // arrives, renumbered in the session's view. Bodies are copied literal to
 // literal, never held whole in memory.
-func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
+	sess.settle()
 	sess.noExpunge = true
+	defer sess.unholdOnError(&err)
 	uids, expunged, err := sess.resolve(numSet)
 	if err != nil {
 		return err
@@ -34,7 +36,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		err = sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 			cmd := c.Fetch(uids, up)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-				sess.touch()
+				sess.guard.Touch()
 				if err := sess.relayMessage(w, msg, options); err != nil {
 					cmd.Close()
 					return err
@@ -91,7 +93,7 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 	var (
 		resp *imapserver.FetchResponseWriter
 		held []heldItem
-		mw   = messageWriter{options: options, touch: sess.touch}
+		mw   = messageWriter{options: options, guard: sess.guard}
 	)
 	defer func() {
 		// The writer holds the connection's write lock until closed, even
@@ -122,6 +124,7 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 				return nil
 			}
 			resp = w.CreateMessage(seq)
+			sess.wrote = true
 			if options.UID {
 				resp.WriteUID(u.UID)
 			}
@@ -181,7 +184,7 @@ func hold(item imapclient.FetchItemData) (heldItem, error) {
 // items by pointer).
 type messageWriter struct {
 	options    *imap.FetchOptions
-	touch      func() // progress for the command's guard; may be nil
+	guard      *upstream.Guard // progress for the command's guard; may be nil
 	usedBody   []bool
 	usedBinary []bool
 	wroteBS    bool
@@ -229,7 +232,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 		if target == nil {
 			return nil // not asked for: msg.Next discards it
 		}
-		return copyLiteral(resp.WriteBodySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.touch)
+		return copyLiteral(resp.WriteBodySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.guard)
 	case imapclient.FetchItemDataBinarySection:
 		if mw.usedBinary == nil {
 			mw.usedBinary = make([]bool, len(o.BinarySection))
@@ -244,7 +247,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 		if target == nil {
 			return nil
 		}
-		return copyLiteral(resp.WriteBinarySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.touch)
+		return copyLiteral(resp.WriteBinarySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.guard)
 	case imapclient.FetchItemDataBinarySectionSize:
 		for _, s := range o.BinarySectionSize {
 			if it.MatchCommand(s) {
@@ -268,16 +271,18 @@ func literalSize(lit imap.LiteralReader, h *heldItem) int64 {
 
 // copyLiteral streams a body from the upstream literal (or its spool file)
 // into the client's literal.
-func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem, touch func()) error {
+func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem, g *upstream.Guard) error {
 	var src io.Reader = lit
 	if h != nil && h.file != nil {
 		src = h.file
 	}
-	if touch != nil && src != nil {
-		src = touchReader{src, touch}
+	var dst io.Writer = wc
+	if g != nil && src != nil {
+		src = touchReader{src, g.Touch}
+		dst = pausingWriter{wc, g}
 	}
 	if src != nil {
-		if _, err := io.Copy(wc, src); err != nil {
+		if _, err := io.Copy(dst, src); err != nil {
 			var ce *clientGone
 			if errors.As(err, &ce) {
 				return err
@@ -336,4 +341,17 @@ func (t touchReader) Read(p []byte) (int, error) {
 		t.touch()
 	}
 	return n, err
+}
+
+// pausingWriter stops the guard while a write to the client blocks: a
+// slow client is not a silent upstream.
+type pausingWriter struct {
+	w io.Writer
+	g *upstream.Guard
+}
+
+func (p pausingWriter) Write(b []byte) (int, error) {
+	p.g.Pause()
+	defer p.g.Touch()
+	return p.w.Write(b)
 }

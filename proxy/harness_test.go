@@ -231,6 +231,26 @@ func (vc *viewClient) fillUIDs() {
 	}
 }
 
+// reached waits until cond holds (under the client's lock), up to timeout.
+// Safe from any goroutine.
+func (vc *viewClient) reached(timeout time.Duration, cond func() bool) bool {
+	deadline := time.After(timeout)
+	for {
+		vc.mu.Lock()
+		ok := cond()
+		vc.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-vc.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // waitFor polls cond (under the client's lock) until it holds.
 func (vc *viewClient) waitFor(what string, timeout time.Duration, cond func() bool) {
 	vc.t.Helper()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -120,10 +121,26 @@ func (l *listener) stopAccepting() {
 	}
 }
 
-// byeAll tells every session of this listener that the server is going.
-func (l *listener) byeAll(text string) {
+// byeAll tells every session of this listener that the server is going,
+// concurrently (a BYE waits for imapserver's write lock, which a slow
+// client's FETCH may hold), until ctx ends; close() then drops whoever is
+// left.
+func (l *listener) byeAll(ctx context.Context, text string) {
+	var wg sync.WaitGroup
 	for _, sess := range l.s.sessionsOf(l) {
-		sess.bye(text)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess.bye(text)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		l.close() // unblocks the stuck writes; their goroutines then end
+		<-done
 	}
 }
 

@@ -48,10 +48,19 @@ func (sess *session) Unsubscribe(mailbox string) error {
 // SelectSubscribed and writes the answers as LSUB). Special-use and child
 // attributes pass through as the upstream sends them.
 func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	up := options
+	if options != nil && options.ReturnStatus != nil {
+		o, st := *options, upstreamStatusOptions(options.ReturnStatus)
+		o.ReturnStatus = st
+		up = &o
+	}
 	return sess.withConn("LIST", "", func(c *upstream.Conn) error {
 		for _, pattern := range patterns {
-			cmd := c.List(ref, pattern, options)
+			cmd := c.List(ref, pattern, up)
 			for data := cmd.Next(); data != nil; data = cmd.Next() {
+				if options != nil && options.ReturnStatus != nil && data.Status != nil {
+					fillStatus(data.Status, options.ReturnStatus)
+				}
 				if err := w.WriteList(data); err != nil {
 					cmd.Close()
 					return err
@@ -69,17 +78,30 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	var data *imap.StatusData
 	err := sess.withConn("STATUS", "", func(c *upstream.Conn) (err error) {
-		data, err = c.Status(mailbox, options).Wait()
+		data, err = c.Status(mailbox, upstreamStatusOptions(options)).Wait()
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	var zero32 uint32
-	var zero64 int64
+	fillStatus(data, options)
+	data.Mailbox = mailbox
+	return data, nil
+}
+
+// upstreamStatusOptions drops RECENT: imapclient panics on it, and
+// \Recent is meaningless through a proxy anyway (idlemux reports 0).
+func upstreamStatusOptions(o *imap.StatusOptions) *imap.StatusOptions {
+	up := *o
+	up.NumRecent = false
+	return &up
+}
+
+// fillStatus sets every requested item the upstream did not return to 0.
+func fillStatus(data *imap.StatusData, options *imap.StatusOptions) {
 	fill32 := func(want bool, p **uint32) {
 		if want && *p == nil {
-			*p = &zero32
+			*p = new(uint32)
 		}
 	}
 	fill32(options.NumMessages, &data.NumMessages)
@@ -88,13 +110,11 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 	fill32(options.NumDeleted, &data.NumDeleted)
 	fill32(options.AppendLimit, &data.AppendLimit)
 	if options.Size && data.Size == nil {
-		data.Size = &zero64
+		data.Size = new(int64)
 	}
 	if options.DeletedStorage && data.DeletedStorage == nil {
-		data.DeletedStorage = &zero64
+		data.DeletedStorage = new(int64)
 	}
-	data.Mailbox = mailbox
-	return data, nil
 }
 
 // Namespace relays the upstream's, or derives the personal namespace from

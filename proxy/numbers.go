@@ -31,11 +31,17 @@ func (sess *session) resolve(numSet imap.NumSet) (uids imap.UIDSet, expunged []i
 	switch set := numSet.(type) {
 	case imap.SeqSet:
 		uids, expunged, err = v.ResolveSeqSet(set)
-		if errors.Is(err, fanout.ErrBadSeq) {
+		switch {
+		case errors.Is(err, fanout.ErrBadSeq):
 			return nil, nil, errBadSeq
+		case err != nil:
+			return nil, nil, sess.viewFailed(err)
 		}
-		return uids, expunged, err
+		return uids, expunged, nil
 	case imap.UIDSet:
+		if err := v.Err(); err != nil {
+			return nil, nil, sess.viewFailed(err)
+		}
 		uids, _ = v.ResolveUIDSet(set)
 		return uids, nil, nil
 	}
@@ -57,7 +63,7 @@ func (sess *session) translateCriteria(c *imap.SearchCriteria) (*imap.SearchCrit
 		if errors.Is(err, fanout.ErrBadSeq) {
 			return nil, errBadSeq
 		} else if err != nil {
-			return nil, err
+			return nil, sess.viewFailed(err)
 		}
 		out.UID = append(out.UID, uids)
 	}

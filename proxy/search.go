@@ -10,8 +10,10 @@ import (
 // Search runs UID SEARCH upstream and answers in the session's numbering,
 // keeping only messages the session knows. ESEARCH results (RFC 4731) are
 // computed here from the UIDs, so they need nothing from the upstream.
-func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (_ *imap.SearchData, err error) {
+	sess.settle()
 	sess.noExpunge = true
+	defer sess.unholdOnError(&err)
 	if sess.sel == nil {
 		return nil, errNotSelected
 	}

@@ -16,6 +16,7 @@ import (
 // Select attaches the session to the mailbox's shared watcher and opens its
 // own view at the model's head: the upstream sees no new SELECT per client.
 func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	sess.settle()
 	sess.unselect()
 	name := canonical(mailbox)
 	ctx, cancel := sess.ctx()
@@ -36,7 +37,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
-	sess.log = sess.log.With(zap.String("mailbox", name))
+	sess.log = sess.baseLog.With(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
 	switch {
 	case sess.sel.readOnly:
@@ -60,6 +61,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 // Unselect detaches from the watcher (which lingers, then stops if no one
 // else watches the mailbox).
 func (sess *session) Unselect() error {
+	sess.settle()
 	sess.unselect()
 	return nil
 }
@@ -75,6 +77,7 @@ func (sess *session) unselect() {
 
 // Poll runs after every command; it delivers what changed since.
 func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	sess.settle()
 	allow := allowExpunge && !sess.noExpunge
 	sess.noExpunge = false
 	defer clear(sess.reported)
@@ -100,6 +103,7 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	sess.idleDone = done
 	sess.mu.Unlock()
 	defer close(done)
+	clear(sess.reported) // only the command just answered may skip updates
 
 	period := sess.s.cfg.Keepalive
 	var keepalive <-chan time.Time // stays nil when keepalives are disabled
@@ -138,15 +142,7 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 	v := sel.v
 	ups, to, err := v.Pending(allowExpunge)
 	if err != nil {
-		text := "Mailbox state lost, please reconnect"
-		switch {
-		case errors.Is(err, fanout.ErrLagging):
-			text = "Too far behind on mailbox changes, please reconnect"
-		case errors.Is(err, upstream.ErrUIDValidityChanged):
-			text = "Mailbox UIDVALIDITY changed, please reconnect"
-		}
-		sess.bye(text)
-		return err
+		return sess.viewFailed(err)
 	}
 	for _, u := range ups {
 		switch u.Kind {
@@ -155,7 +151,7 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 		case fanout.UpdateExists:
 			err = w.WriteNumMessages(u.Seq)
 		case fanout.UpdateFlags:
-			if _, done := sess.reported[u.UID]; done {
+			if prev, done := sess.reported[u.UID]; done && flagsSame(prev, u.Flags) {
 				continue
 			}
 			err = w.WriteMessageFlags(u.Seq, u.UID, u.Flags)
@@ -166,4 +162,41 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 	}
 	v.Commit(to)
 	return nil
+}
+
+// viewFailed ends the session when its view failed (lagging too far, or the
+// mailbox's UIDVALIDITY changed): the client must reselect, and cannot on
+// this connection without confusing its numbering.
+func (sess *session) viewFailed(err error) error {
+	text := "Mailbox state lost, please reconnect"
+	switch {
+	case errors.Is(err, fanout.ErrLagging):
+		text = "Too far behind on mailbox changes, please reconnect"
+	case errors.Is(err, upstream.ErrUIDValidityChanged):
+		text = "Mailbox UIDVALIDITY changed, please reconnect"
+	}
+	sess.bye(text)
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
+}
+
+// unholdOnError drops the FETCH/STORE/SEARCH mark that keeps EXPUNGE out
+// of the next Poll (RFC 3501 7.4.1) when the command failed: imapserver runs
+// no Poll after a failed command, and the next command's Poll may expunge.
+// Deferred by those commands after setting noExpunge.
+func (sess *session) unholdOnError(err *error) {
+	if *err != nil {
+		sess.noExpunge = false
+	}
+}
+
+func flagsSame(a, b []imap.Flag) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !slices.Contains(b, f) {
+			return false
+		}
+	}
+	return true
 }

@@ -150,6 +150,9 @@ func (s *Server) learnCaps(up imap.CapSet) {
 	s.log.Info("upstream capabilities learned", zap.Stringers("advertised", capList(caps)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return // no new generation once shutdown began
+	}
 	for _, l := range s.listeners {
 		l.newGeneration()
 	}
@@ -168,7 +171,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.stopAccepting()
 		}
 		for _, l := range ls {
-			l.byeAll("Server shutting down")
+			l.byeAll(ctx, "Server shutting down")
 		}
 	}
 	err := s.mgr.Shutdown(ctx)

@@ -26,8 +26,9 @@ const syncTimeout = 10 * time.Second
 type session struct {
 	s    *Server
 	l    *listener
-	conn *imapserver.Conn
-	log  *zap.Logger
+	conn    *imapserver.Conn
+	log     *zap.Logger
+	baseLog *zap.Logger // without the mailbox field, which SELECT replaces
 
 	acct *upstream.Account
 	user string
@@ -38,9 +39,12 @@ type session struct {
 	noExpunge bool
 	// reported holds the UIDs whose flags this command already reported, so
 	// the same change is not sent twice when it comes back from the model.
-	reported map[imap.UID]struct{}
-	// touch, while a command runs upstream, tells its guard that bytes move.
-	touch func()
+	reported map[imap.UID][]imap.Flag
+	// guard watches the upstream while a command runs (nil otherwise).
+	guard *upstream.Guard
+	// wrote says the running command already sent part of its answer, so
+	// it cannot be retried.
+	wrote bool
 
 	byeOnce sync.Once
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
@@ -66,6 +70,7 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 	if !s.register(sess) {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
+	sess.baseLog = sess.log
 	sess.log.Debug("session started")
 	return sess, nil, nil
 }
@@ -153,6 +158,7 @@ func (sess *session) Login(username, password string) error {
 	sess.acct = acct
 	sess.user = username
 	sess.log = sess.log.With(zap.String("user", username))
+	sess.baseLog = sess.log
 	sess.log.Info("logged in")
 	return nil
 }
@@ -197,7 +203,12 @@ var idempotent = map[string]bool{
 // withConn runs f on a pooled upstream connection (with mailbox selected
 // when not empty) and gives the connection back, closed if it broke. A
 // guard closes the connection if the upstream goes silent for the
-// response timeout; f calls sess.touch while streaming.
+// response timeout; f reports streaming progress through sess.guard.
+//
+// A transport failure is retried once on a fresh connection for
+// idempotent commands, unless part of the answer already reached the
+// client. A panic in f (a bug, or a library's) is contained: both
+// connections are closed, the pool slot is given back, the process lives.
 func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
 	timeout := sess.s.cfg.Upstream.ResponseTimeout
 	for attempt := 0; ; attempt++ {
@@ -212,29 +223,58 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 			return sess.fail(op, err)
 		}
 		g := c.Guard(timeout)
-		sess.touch = g.Touch
-		err = f(c)
-		sess.touch = nil
-		if g.Stop() {
-			err = &upstream.UnavailableError{Err: fmt.Errorf("%s: no answer from upstream within %v", op, timeout)}
-		}
+		sess.guard, sess.wrote = g, false
+		err = sess.runContained(op, c, f)
+		sess.guard = nil
+		fired := g.Stop()
+
 		var gone *clientGone
-		if errors.As(err, &gone) {
-			// The client broke off (or a literal could not be finished): its
-			// connection cannot be resynchronised, the upstream one is fine.
-			sess.acct.Release(c, nil)
+		var bug *panicError
+		switch {
+		case errors.As(err, &bug):
+			sess.acct.Release(c, err)
 			sess.conn.NetConn().Close()
 			return err
+		case errors.As(err, &gone):
+			// The client broke off, or a literal could not be finished:
+			// its connection cannot be resynchronised.
+			if fired {
+				sess.acct.Release(c, err)
+			} else {
+				sess.acct.Release(c, nil)
+			}
+			sess.conn.NetConn().Close()
+			return err
+		case fired:
+			err = &upstream.UnavailableError{Err: fmt.Errorf("%s: no answer from upstream within %v", op, timeout)}
 		}
 		sess.acct.Release(c, err)
 		err = upstream.Classify(err)
 		var ue *upstream.UnavailableError
-		if attempt == 0 && idempotent[op] && errors.As(err, &ue) {
+		if attempt == 0 && idempotent[op] && !sess.wrote && errors.As(err, &ue) {
 			sess.log.Info("upstream connection failed under a command; retrying once", zap.String("command", op), zap.Error(err))
 			continue
 		}
 		return sess.fail(op, err)
 	}
+}
+
+// panicError is a panic caught while a command ran upstream.
+type panicError struct {
+	op  string
+	val any
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic in %s: %v", e.op, e.val) }
+
+func (sess *session) runContained(op string, c *upstream.Conn, f func(c *upstream.Conn) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			sess.log.Error("panic while running a command", zap.String("command", op), zap.Any("panic", v), zap.Stack("stack"))
+			err = &panicError{op: op, val: v}
+		}
+	}()
+	return f(c)
 }
 
 // canonical spells INBOX the one way (RFC 3501 5.1: it is case-insensitive).
@@ -246,3 +286,16 @@ func canonical(name string) string {
 }
 
 var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "Mailbox is read-only"}
+
+// settle waits for an IDLE goroutine that imapserver left running: on a
+// line other than DONE it answers BAD and reads the next command without
+// waiting for Idle to return. Every method that touches the selected state
+// calls it first, so the session is never used from two goroutines.
+func (sess *session) settle() {
+	sess.mu.Lock()
+	done := sess.idleDone
+	sess.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}

@@ -14,8 +14,16 @@ import (
 // result in the model, and answers with each message's flags from the model
 // once. The change reaches every other session through the model; this
 // session's Poll skips the messages it already reported.
-func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) (err error) {
+	sess.settle()
 	sess.noExpunge = true
+	defer sess.unholdOnError(&err)
+	clear(sess.reported)
+	defer func() {
+		if err != nil {
+			clear(sess.reported) // no Poll follows a failed command
+		}
+	}()
 	uids, expunged, err := sess.resolve(numSet)
 	if err != nil {
 		return err
@@ -34,17 +42,19 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 		sess.syncWatcher()
 		if sess.reported == nil {
-			sess.reported = make(map[imap.UID]struct{})
+			sess.reported = make(map[imap.UID][]imap.Flag)
 		}
 		_, isUID := numSet.(imap.UIDSet)
 		for _, m := range sess.sel.v.Members(uids) {
-			sess.reported[m.UID] = struct{}{}
-			if flags.Silent {
-				continue
-			}
 			cur, ok := sess.sel.v.Flags(m.UID)
 			if !ok {
 				continue // expunged meanwhile: the EXPUNGE comes later
+			}
+			// Poll skips this message only if it would report these very
+			// flags again; any other change still reaches the client.
+			sess.reported[m.UID] = cur
+			if flags.Silent {
+				continue
 			}
 			resp := w.CreateMessage(m.Seq)
 			if isUID {

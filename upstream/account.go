@@ -83,6 +83,11 @@ func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
 		if fits && a.total < m.opts.MaxConns {
 			break
 		}
+		if !fits {
+			// A lingering watcher's slot comes back when its goroutine
+			// ends; the wait below sees it.
+			a.stopLingeringLocked()
+		}
 		if fits && len(a.idle) > 0 {
 			c := a.idle[0]
 			a.idle = a.idle[1:]
@@ -134,6 +139,8 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 	if mailbox == "" {
 		return c, nil
 	}
+	g := c.Guard(a.m.opts.ResponseTimeout)
+	defer g.Stop()
 	if c.selected != mailbox {
 		c.selected = ""
 		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
@@ -201,6 +208,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, error) {
 		cl, err := m.dial(ctx, a.user, pass, nil)
 		if err != nil {
 			a.freeSlot(false)
+			a.forgetIfRejected(pass, err)
 			return nil, err
 		}
 		a.noteCaps(cl.Caps())
@@ -285,3 +293,35 @@ func Classify(err error) error { return classify(err) }
 // Forget marks the connection as having no mailbox selected, for commands
 // (DELETE, RENAME) after which the selection may no longer be valid.
 func (c *Conn) Forget() { c.selected, c.upTo = "", 0 }
+
+// stopLingeringLocked stops a watcher that no session uses any more (it
+// lingers in case one comes back), so a watcher that is needed gets its
+// slot now rather than after the linger. m.mu must be held.
+func (a *Account) stopLingeringLocked() bool {
+	for _, w := range a.watchers {
+		if w.refs == 0 && !w.stopped {
+			if w.linger != nil {
+				w.linger.Stop()
+			}
+			w.stopLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// forgetIfRejected drops the cached credential when the upstream now
+// rejects the password it was built from: the next login is checked
+// upstream instead of accepted from the cache.
+func (a *Account) forgetIfRejected(pass string, err error) {
+	if !errors.Is(err, ErrAuthFailed) {
+		return
+	}
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	if a.pass == pass {
+		a.pass = ""
+		a.cred = credential{}
+		a.log.Warn("upstream rejects the cached password; it is forgotten")
+	}
+}

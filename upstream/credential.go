@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"time"
 )
 
 // credential remembers a verified password only as a salted hash, so later
@@ -14,7 +15,14 @@ type credential struct {
 	salt [16]byte
 	hash [32]byte
 	set  bool
+	at   time.Time // when the upstream last confirmed it
 }
+
+// credentialTTL is how long a verified password is accepted without asking
+// the upstream again: a password changed upstream (after a compromise,
+// say) stops working through idlemux within this time even while the
+// account stays busy.
+const credentialTTL = time.Hour
 
 func (c *credential) sum(pass string) [32]byte {
 	h := sha256.New()
@@ -27,7 +35,7 @@ func (c *credential) sum(pass string) [32]byte {
 
 // matches compares in constant time.
 func (c *credential) matches(pass string) bool {
-	if !c.set {
+	if !c.set || time.Since(c.at) > credentialTTL {
 		return false
 	}
 	s := c.sum(pass)
@@ -38,4 +46,5 @@ func (c *credential) store(pass string) {
 	rand.Read(c.salt[:])
 	c.hash = c.sum(pass)
 	c.set = true
+	c.at = time.Now()
 }

@@ -21,38 +21,46 @@ const keepAlive = 30 * time.Second
 func (m *Manager) dial(ctx context.Context, user, pass string, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
 	o := &m.opts
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: keepAlive}
-	if dl, ok := ctx.Deadline(); ok {
-		dialer.Deadline = dl
+	raw, err := dialer.DialContext(ctx, "tcp", o.Address)
+	if err != nil {
+		return nil, unavailable("connect %s: %v", o.Address, err)
 	}
-	opts := &imapclient.Options{
-		Dialer:                dialer,
-		UnilateralDataHandler: handler,
-	}
+	// No step below may hang on a silent server (one that accepts TCP but
+	// never greets, say at its process limit): bound them all, STARTTLS
+	// and the TLS handshake included, by closing the socket.
+	watchdog := time.AfterFunc(o.ResponseTimeout, func() { raw.Close() })
+	defer watchdog.Stop()
+	opts := &imapclient.Options{UnilateralDataHandler: handler}
 	if o.TLSConfig != nil {
 		opts.TLSConfig = o.TLSConfig.Clone()
 	}
-	var (
-		c   *imapclient.Client
-		err error
-	)
+	var c *imapclient.Client
 	switch o.TLS {
 	case TLSNone:
-		c, err = imapclient.DialInsecure(o.Address, opts)
+		c = imapclient.New(raw, opts)
 	case TLSStartTLS:
-		c, err = imapclient.DialStartTLS(o.Address, opts)
+		c, err = imapclient.NewStartTLS(raw, opts)
 	default:
-		c, err = imapclient.DialTLS(o.Address, opts)
+		cfg := opts.TLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.NextProtos == nil {
+			cfg.NextProtos = []string{"imap"}
+		}
+		tc := tls.Client(raw, cfg)
+		if err = tc.HandshakeContext(ctx); err == nil {
+			c = imapclient.New(tc, opts)
+		}
 	}
 	if err != nil {
+		raw.Close()
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {
 			return nil, unavailable("TLS certificate of %s not trusted: %v", o.Address, verr)
 		}
 		return nil, unavailable("connect %s: %v", o.Address, err)
 	}
-	// No step below may hang on a silent server: bound them all.
-	watchdog := time.AfterFunc(o.ResponseTimeout, func() { c.Close() })
-	defer watchdog.Stop()
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, unavailable("greeting from %s: %v", o.Address, err)
@@ -77,11 +85,19 @@ func login(c *imapclient.Client, user, pass string) error {
 	}
 	if ie, ok := IsProtocol(err); ok {
 		// RFC 5530 codes tell a temporary refusal from a wrong password.
-		switch ie.Code {
-		case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, "INUSE", "LIMIT":
+		if transientCode(ie.Code) {
 			return unavailable("login refused: %v", ie)
 		}
 		return ErrAuthFailed
 	}
 	return unavailable("login: %v", err)
+}
+
+// transientCode tells a temporary refusal (RFC 5530) from a final one.
+func transientCode(code imap.ResponseCode) bool {
+	switch code {
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeInUse, imap.ResponseCodeLimit:
+		return true
+	}
+	return false
 }

@@ -34,6 +34,7 @@ type eventQueue struct {
 	gen    uint64 // events of older connections are dropped
 	events []event
 	dirty  bool // flags must be re-read
+	lost   bool // events were dropped: the mirror cannot be trusted
 	noop   bool // ask the upstream for news (polling without IDLE)
 	syncs  []chan struct{}
 	signal chan struct{} // capacity 1: "look at the queue"
@@ -58,7 +59,7 @@ func (q *eventQueue) push(gen uint64, ev event) {
 	if gen == q.gen && len(q.events) < maxQueued {
 		q.events = append(q.events, ev)
 	} else if gen == q.gen {
-		q.dirty = true // overflow: a full resync recovers
+		q.lost = true // overflow: only a reconnect and resync recovers
 	}
 	q.mu.Unlock()
 	q.poke()
@@ -97,6 +98,7 @@ func (q *eventQueue) reset() uint64 {
 	q.gen++
 	q.events = nil
 	q.dirty = false
+	q.lost = false
 	return q.gen
 }
 
@@ -115,6 +117,9 @@ func (q *eventQueue) takeSyncs() []chan struct{} {
 func (q *eventQueue) takeNews() ([]event, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.lost {
+		return nil, false
+	}
 	evs, dirty := q.events, q.dirty
 	q.events, q.dirty = nil, false
 	return evs, dirty
@@ -144,6 +149,17 @@ func (q *eventQueue) pending() bool {
 	return len(q.events) > 0 || q.dirty || q.noop || len(q.syncs) > 0
 }
 
+// requeueSyncs puts back waiters a failed round could not answer.
+func (q *eventQueue) requeueSyncs(syncs []chan struct{}) {
+	if len(syncs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.syncs = append(syncs, q.syncs...)
+	q.mu.Unlock()
+	q.poke()
+}
+
 func (q *eventQueue) addSync(ch chan struct{}) {
 	q.mu.Lock()
 	q.syncs = append(q.syncs, ch)
@@ -162,4 +178,11 @@ func (q *eventQueue) markDirty() {
 	q.mu.Lock()
 	q.dirty = true
 	q.mu.Unlock()
+}
+
+// overflowed reports whether events were dropped since the last reset.
+func (q *eventQueue) overflowed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lost
 }

@@ -9,7 +9,8 @@ import (
 // period: imapclient waits for a response without any deadline, so a hung
 // or half-open upstream would otherwise hang the client's command forever.
 // Streaming work (a large FETCH body, an APPEND upload) calls Touch as
-// bytes move, so only silence counts, not length.
+// bytes move, and Pause while it waits on the client, so only upstream
+// silence counts, not length nor a slow client.
 type Guard struct {
 	t     *time.Timer
 	d     time.Duration
@@ -28,6 +29,10 @@ func (c *Conn) Guard(d time.Duration) *Guard {
 
 // Touch records progress.
 func (g *Guard) Touch() { g.t.Reset(g.d) }
+
+// Pause stops counting while the caller waits on something else than the
+// upstream; Touch resumes.
+func (g *Guard) Pause() { g.t.Stop() }
 
 // Stop ends the guard and reports whether it had closed the connection.
 func (g *Guard) Stop() bool {

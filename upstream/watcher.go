@@ -245,6 +245,7 @@ func (w *Watcher) session(healthy *bool) error {
 	gen := w.q.reset()
 	cl, err := m.dial(ctx, a.user, pass, w.q.handler(gen))
 	if err != nil {
+		a.forgetIfRejected(pass, err)
 		return err
 	}
 	c := &wconn{Client: cl, timeout: m.opts.ResponseTimeout}

@@ -35,7 +35,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		return err
 	})
 	if err != nil {
-		if _, ok := IsProtocol(err); ok {
+		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
 			return nil, &permanentError{fmt.Errorf("EXAMINE %q: %w", w.name, err)}
 		}
 		return nil, err
@@ -114,8 +114,14 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 // process applies what the upstream reported since the last round: queued
 // EXISTS/EXPUNGE through the mirror, new messages' UIDs, changed flags; then
 // releases the sessions waiting in Sync.
-func (w *Watcher) process(c *wconn, st *wstate) error {
+func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	syncs := w.q.takeSyncs()
+	defer func() {
+		if err != nil {
+			// The next connection's resync (and NOOP) answers them.
+			w.q.requeueSyncs(syncs)
+		}
+	}()
 	noop := w.q.takeNoop() || len(syncs) > 0
 	if noop {
 		if err := c.bounded(func() error { return c.Noop().Wait() }); err != nil {
@@ -123,6 +129,9 @@ func (w *Watcher) process(c *wconn, st *wstate) error {
 		}
 	}
 	evs, dirty := w.q.takeNews()
+	if w.q.overflowed() {
+		return errMirror
+	}
 
 	var expunged []imap.UID
 	mboxChanged := false
