@@ -24,8 +24,8 @@ const syncTimeout = 10 * time.Second
 // connection goroutine, and Idle from a second goroutine while the first
 // waits for DONE; they never overlap on the selected state.
 type session struct {
-	s    *Server
-	l    *listener
+	s       *Server
+	l       *listener
 	conn    *imapserver.Conn
 	log     *zap.Logger
 	baseLog *zap.Logger // without the mailbox field, which SELECT replaces
