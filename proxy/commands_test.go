@@ -268,3 +268,66 @@ func TestClientVanishes(t *testing.T) {
 		t.Fatalf("SELECT after vanished clients: %d messages, want 2", n)
 	}
 }
+
+// TestExpungeAfterFailedFetch: a FETCH answered NO [EXPUNGEISSUED] does not
+// keep holding the EXPUNGE back: the very next NOOP delivers it.
+func TestExpungeAfterFailedFetch(t *testing.T) {
+	_, p, direct := setup(t, 3)
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SELECT INBOX")
+	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLong)
+	for {
+		lines := rc.cmd("c", "FETCH 2 FLAGS")
+		if strings.Contains(lines[len(lines)-1], "EXPUNGEISSUED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FETCH 2: got %q, want NO [EXPUNGEISSUED]", lines)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := rc.cmd("d", "NOOP")
+	if len(lines) != 2 || lines[0] != "* 2 EXPUNGE" {
+		t.Fatalf("NOOP after the failed FETCH: got %q, want * 2 EXPUNGE then OK", lines)
+	}
+}
+
+// TestManyFoldersInTurn: a client that selects more folders in turn than the
+// account has connections (mbsync, a first sync) does not wait for each old
+// watcher's linger: unused watchers give their slot up.
+func TestManyFoldersInTurn(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	for i := 0; i < 6; i++ {
+		if err := direct.Create(fmt.Sprintf("F%d", i), nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(up.addr)
+	cfg.Upstream.WatcherLinger = time.Minute
+	p := startProxy(t, cfg)
+	vc := dialView(t, p.Addrs()[0], "syncer")
+	vc.login()
+	start := time.Now()
+	for i := 0; i < 6; i++ {
+		if _, err := vc.c.Select(fmt.Sprintf("F%d", i), nil).Wait(); err != nil {
+			t.Fatalf("SELECT F%d: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("6 SELECTs in turn took %v: waiting on lingering watchers", d)
+	}
+	if st := p.Stats(); st.UpstreamConns > cfg.Upstream.MaxConnectionsPerAccount {
+		t.Fatalf("upstream connections %d > %d", st.UpstreamConns, cfg.Upstream.MaxConnectionsPerAccount)
+	}
+}

@@ -219,6 +219,13 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 		}
 		c, err := sess.acct.Acquire(ctx, mailbox, upTo)
 		cancel()
+		var unavailable *upstream.UnavailableError
+		if err != nil && attempt == 0 && errors.As(err, &unavailable) {
+			// Nothing was sent yet (a reused connection died under its
+			// SELECT or NOOP): any command may try once more.
+			sess.log.Info("upstream connection unusable; retrying once", zap.String("command", op), zap.Error(err))
+			continue
+		}
 		if err != nil {
 			return sess.fail(op, err)
 		}
