@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +153,41 @@ func TestDovecotFaultsAreInvisible(t *testing.T) {
 	conns, _ := dv.Connections(testUser)
 	t.Logf("fault end (plus direct changes) to all %d clients converged: median %v, max %v; per round %v; Dovecot sessions after the faults: %d",
 		n, sorted[len(sorted)/2], sorted[len(sorted)-1], took, conns)
+}
+
+// TestDovecotCommandsInFlight: when the upstream goes silent under a
+// command, an idempotent one (FETCH) is retried on a fresh connection and
+// succeeds; a mutating one (STORE) fails with NO [UNAVAILABLE] and is never
+// silently applied twice.
+func TestDovecotCommandsInFlight(t *testing.T) {
+	dv := startDovecot(t)
+	if _, err := dv.Append(testUser, "INBOX", []byte(testMessage("one"))); err != nil {
+		t.Fatal(err)
+	}
+	relay := faultrelay.Start(t, dv.Addr)
+	cfg := testConfig(relay.Addr())
+	cfg.Upstream.ResponseTimeout = time.Second
+	p := startProxy(t, cfg)
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SELECT INBOX")
+
+	relay.Freeze()
+	thawed := time.AfterFunc(1500*time.Millisecond, relay.Thaw)
+	defer thawed.Stop()
+	lines := rc.cmd("c", "UID FETCH 1:* (UID FLAGS)")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "c OK") || len(lines) != 2 {
+		t.Fatalf("FETCH across a silent upstream: got %q, want one FETCH and OK (retried)", lines)
+	}
+
+	relay.Freeze()
+	lines = rc.cmd("d", "STORE 1 +FLAGS (\\Flagged)")
+	relay.Thaw()
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "d NO [UNAVAILABLE]") {
+		t.Fatalf("STORE across a silent upstream: got %q, want NO [UNAVAILABLE]", lines)
+	}
+	lines = rc.cmd("e", "NOOP")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "e OK") {
+		t.Fatalf("session after the failure: got %q", lines)
+	}
 }

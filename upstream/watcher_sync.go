@@ -223,6 +223,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	for _, ch := range syncs {
 		close(ch)
 	}
+	syncs = nil // answered: a later failure must not requeue them
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
