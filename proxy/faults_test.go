@@ -191,3 +191,48 @@ func TestDovecotCommandsInFlight(t *testing.T) {
 		t.Fatalf("session after the failure: got %q", lines)
 	}
 }
+
+// TestDovecotMailboxDeletedWhileIdling: a permanent upstream error (the
+// mailbox deleted) stops the watcher's retries and ends the sessions on it
+// with a BYE that says why.
+func TestDovecotMailboxDeletedWhileIdling(t *testing.T) {
+	dv := startDovecot(t)
+	direct := dv.Dial(t, testUser, testPass)
+	if err := direct.Create("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	appendMsg(t, direct, "Work", testMessage("w"))
+	p := startProxy(t, testConfig(dv.Addr))
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("b", "SELECT Work")
+	fmt.Fprintf(rc.c, "c IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q", l)
+	}
+	if err := direct.Delete("Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		rc.c.SetReadDeadline(time.Now().Add(waitLong))
+		l, err := rc.r.ReadString('\n')
+		if l != "" {
+			got = append(got, strings.TrimSpace(l))
+		}
+		if err != nil {
+			break
+		}
+	}
+	joined := strings.Join(got, "\n")
+	if !strings.Contains(joined, "* BYE") || !strings.Contains(joined, "no longer exists") {
+		t.Fatalf("idling on a deleted mailbox: got %q, want * BYE saying it no longer exists", got)
+	}
+	deadline := time.Now().Add(waitLong)
+	for p.Stats().MailboxesWatched != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher still running after a permanent error: %+v", p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -174,6 +174,10 @@ func (sess *session) viewFailed(err error) error {
 		text = "Too far behind on mailbox changes, please reconnect"
 	case errors.Is(err, upstream.ErrUIDValidityChanged):
 		text = "Mailbox UIDVALIDITY changed, please reconnect"
+	case errors.Is(err, upstream.ErrMailboxGone):
+		text = "Mailbox no longer exists on the server"
+	case errors.Is(err, upstream.ErrAuthFailed):
+		text = "The mail server no longer accepts this account's password, please log in again"
 	}
 	sess.bye(text)
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}

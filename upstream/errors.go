@@ -11,6 +11,10 @@ import (
 // no retry turns it into a success.
 var ErrAuthFailed = errors.New("upstream rejected the credentials")
 
+// ErrMailboxGone means the upstream refuses to open the mailbox (deleted,
+// renamed, no longer permitted): permanent for its watcher.
+var ErrMailboxGone = errors.New("mailbox cannot be opened upstream")
+
 // ErrClosed is returned once the Manager is shut down.
 var ErrClosed = errors.New("upstream manager closed")
 

@@ -36,7 +36,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 	})
 	if err != nil {
 		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
-			return nil, &permanentError{fmt.Errorf("EXAMINE %q: %w", w.name, err)}
+			return nil, &permanentError{fmt.Errorf("%w: EXAMINE %q: %w", ErrMailboxGone, w.name, err)}
 		}
 		return nil, err
 	}
