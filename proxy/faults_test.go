@@ -236,3 +236,28 @@ func TestDovecotMailboxDeletedWhileIdling(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDovecotKickIsAReconnect: `doveadm kick` makes Dovecot send * BYE to
+// every session of the user; for idlemux that is a reconnect, not an error
+// its clients see.
+func TestDovecotKickIsAReconnect(t *testing.T) {
+	dv := startDovecot(t)
+	if _, err := dv.Append(testUser, "INBOX", []byte(testMessage("one"))); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, testConfig(dv.Addr))
+	vc := dialView(t, p.Addrs()[0], "idler")
+	vc.login()
+	vc.selectBox("INBOX")
+	idle := vc.idle()
+	if out, err := dv.Doveadm("kick", testUser); err != nil {
+		t.Fatalf("doveadm kick: %v: %s", err, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := dv.Append(testUser, "INBOX", []byte(testMessage("two"))); err != nil {
+		t.Fatal(err)
+	}
+	vc.waitFor("EXISTS 2 after the upstream said BYE", 30*time.Second, func() bool { return len(vc.uids) == 2 })
+	vc.done(idle)
+	vc.checkAgainstServer()
+}
