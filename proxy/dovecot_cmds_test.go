@@ -271,6 +271,9 @@ func TestDovecotStatusRecentAndPanics(t *testing.T) {
 			t.Fatalf("STATUS with RECENT, round %d: got %q", i, lines)
 		}
 	}
+	if lines := rc.cmd("r", "STATUS INBOX (RECENT)"); len(lines) != 2 || !strings.Contains(lines[0], "RECENT 0") || !strings.HasPrefix(lines[1], "r OK") {
+		t.Fatalf("STATUS INBOX (RECENT): got %q, want RECENT 0 and OK", lines)
+	}
 	lines := rc.cmd("l", `LIST "" "INBOX" RETURN (STATUS (MESSAGES RECENT))`)
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "l OK") || !strings.Contains(strings.Join(lines, "\n"), "RECENT 0") {
 		t.Fatalf("LIST RETURN (STATUS (MESSAGES RECENT)): got %q", lines)

@@ -135,7 +135,7 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 			}
 			continue
 		}
-		h, err := hold(item)
+		h, err := hold(item, sess.guard)
 		if err != nil {
 			return err
 		}
@@ -144,15 +144,21 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 	if resp == nil {
 		return nil // an unsolicited update routed to this command: no UID
 	}
+	if sess.guard != nil {
+		sess.guard.Pause() // flushing to a slow client is not upstream silence
+	}
 	err := resp.Close()
 	resp = nil
+	if sess.guard != nil {
+		sess.guard.Touch()
+	}
 	if err != nil {
 		return &clientGone{err}
 	}
 	return nil
 }
 
-func hold(item imapclient.FetchItemData) (heldItem, error) {
+func hold(item imapclient.FetchItemData, g *upstream.Guard) (heldItem, error) {
 	var lit imap.LiteralReader
 	switch it := item.(type) {
 	case imapclient.FetchItemDataBodySection:
@@ -167,7 +173,11 @@ func hold(item imapclient.FetchItemData) (heldItem, error) {
 	if err != nil {
 		return heldItem{}, fmt.Errorf("spooling literal: %w", err)
 	}
-	n, err := io.Copy(f, lit)
+	var src io.Reader = lit
+	if g != nil {
+		src = touchReader{lit, g.Touch}
+	}
+	n, err := io.Copy(f, src)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}

@@ -139,8 +139,7 @@ func (l *listener) byeAll(ctx context.Context, text string) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		l.close() // unblocks the stuck writes; their goroutines then end
-		<-done
+		l.close() // unblocks the stuck writes; their goroutines end by themselves
 	}
 }
 

@@ -61,6 +61,7 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 				if options != nil && options.ReturnStatus != nil && data.Status != nil {
 					fillStatus(data.Status, options.ReturnStatus)
 				}
+				sess.wrote = true // a retry would repeat lines
 				if err := w.WriteList(data); err != nil {
 					cmd.Close()
 					return err
@@ -94,6 +95,9 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 func upstreamStatusOptions(o *imap.StatusOptions) *imap.StatusOptions {
 	up := *o
 	up.NumRecent = false
+	if up == (imap.StatusOptions{}) {
+		up.NumMessages = true // an empty STATUS list is a BAD upstream
+	}
 	return &up
 }
 

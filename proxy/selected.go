@@ -89,20 +89,24 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 
 // Idle pushes changes as the model learns them, until DONE.
 //
-// imapserver runs it on a goroutine of its own and, when the client
-// vanishes mid-IDLE, calls Close without waiting for it: Idle registers
-// itself so Close can wait for it to leave before tearing the session down.
+// imapserver runs it on a goroutine of its own and may call Close, or start
+// the next command, without waiting for it: Idle holds cmdMu so those wait
+// (settle) until it has left.
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	sess.cmdMu.Lock()
+	defer sess.cmdMu.Unlock()
+	select {
+	case <-stop:
+		return nil // the next command already started: stay out of its way
+	default:
+	}
 	sess.mu.Lock()
-	if sess.closed {
-		sess.mu.Unlock()
+	closed := sess.closed
+	sess.mu.Unlock()
+	if closed {
 		return nil
 	}
 	sel := sess.sel
-	done := make(chan struct{})
-	sess.idleDone = done
-	sess.mu.Unlock()
-	defer close(done)
 	clear(sess.reported) // only the command just answered may skip updates
 
 	period := sess.s.cfg.Keepalive

@@ -49,9 +49,12 @@ type session struct {
 	byeOnce sync.Once
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
 
-	mu       sync.Mutex
-	closed   bool
-	idleDone chan struct{} // closed when the running Idle returns
+	// cmdMu is held by Idle for its whole run: imapserver may start the
+	// next command (or Close) while Idle still runs (after a line other
+	// than DONE, or when the client vanishes), and settle waits on it.
+	cmdMu  sync.Mutex
+	mu     sync.Mutex
+	closed bool
 }
 
 // selection is the selected mailbox: its watcher and this session's view.
@@ -127,11 +130,8 @@ func (sess *session) bye(text string) {
 func (sess *session) Close() error {
 	sess.mu.Lock()
 	sess.closed = true
-	idle := sess.idleDone
 	sess.mu.Unlock()
-	if idle != nil {
-		<-idle // its stop channel is closed: it returns after at most one write
-	}
+	sess.settle() // a running Idle's stop channel is closed: it returns soon
 	sess.unselect()
 	if sess.acct != nil {
 		sess.acct.Unref()
@@ -177,8 +177,15 @@ func (sess *session) fail(op string, err error) error {
 		}
 		return ie
 	}
+	if errors.Is(err, upstream.ErrAuthFailed) {
+		// The upstream no longer takes the account's password: this
+		// session cannot do anything useful any more.
+		sess.log.Warn("upstream rejects the account's credentials", zap.String("command", op), zap.Error(err))
+		sess.bye("The mail server no longer accepts this account's password, please log in again")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream login failed"}
+	}
 	var ue *upstream.UnavailableError
-	if errors.As(err, &ue) || errors.Is(err, upstream.ErrClosed) || errors.Is(err, upstream.ErrAuthFailed) {
+	if errors.As(err, &ue) || errors.Is(err, upstream.ErrClosed) {
 		sess.log.Warn("upstream unavailable", zap.String("command", op), zap.Error(err))
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream server unavailable, try again later"}
 	}
@@ -219,8 +226,7 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 		}
 		c, err := sess.acct.Acquire(ctx, mailbox, upTo)
 		cancel()
-		var unavailable *upstream.UnavailableError
-		if err != nil && attempt == 0 && errors.As(err, &unavailable) {
+		if err != nil && attempt == 0 && errors.Is(err, upstream.ErrStaleConn) {
 			// Nothing was sent yet (a reused connection died under its
 			// SELECT or NOOP): any command may try once more.
 			sess.log.Info("upstream connection unusable; retrying once", zap.String("command", op), zap.Error(err))
@@ -299,10 +305,6 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY"
 // waiting for Idle to return. Every method that touches the selected state
 // calls it first, so the session is never used from two goroutines.
 func (sess *session) settle() {
-	sess.mu.Lock()
-	done := sess.idleDone
-	sess.mu.Unlock()
-	if done != nil {
-		<-done
-	}
+	sess.cmdMu.Lock()
+	sess.cmdMu.Unlock() //nolint:staticcheck // an empty critical section: wait for Idle
 }

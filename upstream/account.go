@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -132,9 +133,16 @@ func (a *Account) freeSlot(watcher bool) {
 // that last synced before upTo was added runs a NOOP first, or a UID FETCH
 // would silently miss the message.
 func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*Conn, error) {
-	c, err := a.get(ctx, mailbox)
+	c, reused, err := a.get(ctx, mailbox)
 	if err != nil {
 		return nil, err
+	}
+	stale := func(err error) error {
+		err = classify(err)
+		if _, proto := IsProtocol(err); reused && !proto {
+			return &UnavailableError{Err: fmt.Errorf("%w: %v", ErrStaleConn, err)}
+		}
+		return err
 	}
 	if mailbox == "" {
 		return c, nil
@@ -145,14 +153,14 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 		c.selected = ""
 		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
 			a.Release(c, err)
-			return nil, classify(err)
+			return nil, stale(err)
 		}
 		c.selected = mailbox
 		c.upTo = upTo
 	} else if c.upTo < upTo {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
-			return nil, classify(err)
+			return nil, stale(err)
 		}
 		c.upTo = upTo
 	}
@@ -160,14 +168,14 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 }
 
 // get takes an idle connection (preferring one with mailbox selected) or
-// dials a new one.
-func (a *Account) get(ctx context.Context, mailbox string) (*Conn, error) {
+// dials a new one; reused says which.
+func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) {
 	m := a.m
 	for {
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
-			return nil, ErrClosed
+			return nil, false, ErrClosed
 		}
 		pick := -1
 		for i := len(a.idle) - 1; i >= 0; i-- {
@@ -189,12 +197,15 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, error) {
 				continue
 			default:
 			}
-			return c, nil
+			return c, true, nil
 		}
 		pass := a.pass
 		m.mu.Unlock()
+		if pass == "" {
+			return nil, false, ErrAuthFailed // forgotten: never log in with nothing
+		}
 		if err := a.takeSlot(ctx, false); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		// A connection may have been released while we waited for a slot.
 		m.mu.Lock()
@@ -209,10 +220,11 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, error) {
 		if err != nil {
 			a.freeSlot(false)
 			a.forgetIfRejected(pass, err)
-			return nil, err
+			return nil, false, err
 		}
+		a.confirmed(pass)
 		a.noteCaps(cl.Caps())
-		return &Conn{Client: cl, acct: a}, nil
+		return &Conn{Client: cl, acct: a}, false, nil
 	}
 }
 
@@ -314,7 +326,7 @@ func (a *Account) stopLingeringLocked() bool {
 // rejects the password it was built from: the next login is checked
 // upstream instead of accepted from the cache.
 func (a *Account) forgetIfRejected(pass string, err error) {
-	if !errors.Is(err, ErrAuthFailed) {
+	if !definitelyRejected(err) {
 		return
 	}
 	a.m.mu.Lock()
@@ -323,5 +335,15 @@ func (a *Account) forgetIfRejected(pass string, err error) {
 		a.pass = ""
 		a.cred = credential{}
 		a.log.Warn("upstream rejects the cached password; it is forgotten")
+	}
+}
+
+// confirmed renews the cached credential's lifetime: a login with it just
+// succeeded upstream.
+func (a *Account) confirmed(pass string) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	if a.pass == pass && a.cred.set {
+		a.cred.at = time.Now()
 	}
 }

@@ -33,6 +33,11 @@ func (m *Manager) dial(ctx context.Context, user, pass string, handler *imapclie
 	opts := &imapclient.Options{UnilateralDataHandler: handler}
 	if o.TLSConfig != nil {
 		opts.TLSConfig = o.TLSConfig.Clone()
+	} else if o.TLS == TLSStartTLS {
+		opts.TLSConfig = &tls.Config{}
+	}
+	if opts.TLSConfig != nil && opts.TLSConfig.ServerName == "" && !opts.TLSConfig.InsecureSkipVerify {
+		opts.TLSConfig.ServerName, _, _ = net.SplitHostPort(o.Address)
 	}
 	var c *imapclient.Client
 	switch o.TLS {
@@ -44,6 +49,9 @@ func (m *Manager) dial(ctx context.Context, user, pass string, handler *imapclie
 		cfg := opts.TLSConfig
 		if cfg == nil {
 			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg.ServerName, _, _ = net.SplitHostPort(o.Address)
 		}
 		if cfg.NextProtos == nil {
 			cfg.NextProtos = []string{"imap"}
@@ -69,6 +77,10 @@ func (m *Manager) dial(ctx context.Context, user, pass string, handler *imapclie
 		c.Close()
 		return nil, err
 	}
+	if !watchdog.Stop() { // it fired just as login finished
+		c.Close()
+		return nil, unavailable("login to %s: no answer within %v", o.Address, o.ResponseTimeout)
+	}
 	return c, nil
 }
 
@@ -88,7 +100,7 @@ func login(c *imapclient.Client, user, pass string) error {
 		if transientCode(ie.Code) {
 			return unavailable("login refused: %v", ie)
 		}
-		return ErrAuthFailed
+		return &authError{ie}
 	}
 	return unavailable("login: %v", err)
 }

@@ -11,6 +11,32 @@ import (
 // no retry turns it into a success.
 var ErrAuthFailed = errors.New("upstream rejected the credentials")
 
+// ErrStaleConn marks a pooled connection that failed before the command
+// was sent (its SELECT or NOOP): retrying on a fresh one is always safe.
+var ErrStaleConn = errors.New("pooled upstream connection no longer usable")
+
+// authError is ErrAuthFailed with the upstream's answer.
+type authError struct{ ie *imap.Error }
+
+func (e *authError) Error() string        { return ErrAuthFailed.Error() + ": " + e.ie.Error() }
+func (e *authError) Is(target error) bool { return target == ErrAuthFailed }
+func (e *authError) Unwrap() error        { return e.ie }
+
+// definitelyRejected reports a refusal that says the credentials
+// themselves are wrong (RFC 5530), not a plain NO that may mean anything
+// (Gmail answers "too many connections" with a bare NO [ALERT]).
+func definitelyRejected(err error) bool {
+	var ae *authError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ie.Code {
+	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+		return true
+	}
+	return false
+}
+
 // ErrMailboxGone means the upstream refuses to open the mailbox (deleted,
 // renamed, no longer permitted): permanent for its watcher.
 var ErrMailboxGone = errors.New("mailbox cannot be opened upstream")

@@ -35,7 +35,8 @@ func (g *Guard) Touch() { g.t.Reset(g.d) }
 func (g *Guard) Pause() { g.t.Stop() }
 
 // Stop ends the guard and reports whether it had closed the connection.
+// The timer is always armed here (Pause is always followed by Touch), so a
+// false Stop means it fired, even if its callback has not finished yet.
 func (g *Guard) Stop() bool {
-	g.t.Stop()
-	return g.fired.Load()
+	return !g.t.Stop() || g.fired.Load()
 }

@@ -242,12 +242,19 @@ func (w *Watcher) session(healthy *bool) error {
 	m.mu.Lock()
 	pass := a.pass
 	m.mu.Unlock()
+	if pass == "" {
+		return ErrAuthFailed // forgotten after a rejection: stop, do not log in with nothing
+	}
 	gen := w.q.reset()
 	cl, err := m.dial(ctx, a.user, pass, w.q.handler(gen))
 	if err != nil {
 		a.forgetIfRejected(pass, err)
+		if errors.Is(err, ErrAuthFailed) && !definitelyRejected(err) {
+			return unavailable("login refused: %v", err) // maybe temporary: retry with backoff
+		}
 		return err
 	}
+	a.confirmed(pass)
 	c := &wconn{Client: cl, timeout: m.opts.ResponseTimeout}
 	defer func() {
 		c.bounded(func() error { return cl.Logout().Wait() })
