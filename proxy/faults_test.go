@@ -104,7 +104,8 @@ func TestDovecotFaultsAreInvisible(t *testing.T) {
 			}
 			dv.Restart(t)
 		}},
-		{"reset", relay.ResetAll},
+		{"slow", func() { relay.SetDelay(200 * time.Millisecond) }},
+		{"reset", func() { relay.SetDelay(0); relay.ResetAll() }},
 	}
 	var took []time.Duration
 	for round, f := range faults {

@@ -79,6 +79,11 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 	return st, nil
 }
 
+// listingChunk bounds one FETCH of a listing: a large mailbox is read in
+// several commands, each within the response timeout, rather than one that
+// a slow link could not finish in time.
+var listingChunk uint32 = 5000
+
 // fetchListing reads UID and FLAGS of sequence numbers from..to. A FETCH
 // response without a UID (an unsolicited flag update routed to this
 // command) is skipped and marks the flags dirty.
@@ -90,25 +95,34 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 	n := int(to - from + 1)
 	lst.uids = make([]imap.UID, n)
 	lst.flags = make([][]imap.Flag, n)
-	err := c.bounded(func() error {
-		cmd := c.Fetch(imap.SeqSet{{Start: from, Stop: to}}, &imap.FetchOptions{UID: true, Flags: true})
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			buf, err := msg.Collect()
-			if err != nil {
-				cmd.Close()
-				return err
+	for lo := from; lo <= to; lo += listingChunk {
+		hi := min(to, lo+listingChunk-1)
+		err := c.bounded(func() error {
+			cmd := c.Fetch(imap.SeqSet{{Start: lo, Stop: hi}}, &imap.FetchOptions{UID: true, Flags: true})
+			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+				buf, err := msg.Collect()
+				if err != nil {
+					cmd.Close()
+					return err
+				}
+				i := int(buf.SeqNum) - int(from)
+				if buf.UID == 0 || i < 0 || i >= n {
+					w.q.markDirty()
+					continue
+				}
+				lst.uids[i] = buf.UID
+				lst.flags[i] = StripRecent(buf.Flags)
 			}
-			i := int(buf.SeqNum) - int(from)
-			if buf.UID == 0 || i < 0 || i >= n {
-				w.q.markDirty()
-				continue
-			}
-			lst.uids[i] = buf.UID
-			lst.flags[i] = StripRecent(buf.Flags)
+			return cmd.Close()
+		})
+		if err != nil {
+			return lst, err
 		}
-		return cmd.Close()
-	})
-	return lst, err
+		if hi == to {
+			break
+		}
+	}
+	return lst, nil
 }
 
 // process applies what the upstream reported since the last round: queued

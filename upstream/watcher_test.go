@@ -1,0 +1,88 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/idlemux/idlemux/internal/memidle"
+)
+
+func memServer(t *testing.T, msgs int) string {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("u", "p")
+	u.Create("INBOX", nil)
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return memidle.Wrap(mem.NewSession()), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("u", "p").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < msgs; i++ {
+		body := fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)
+		cmd := c.Append("INBOX", int64(len(body)), nil)
+		cmd.Write([]byte(body))
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ln.Addr().String()
+}
+
+// TestWatcherListsLargeMailboxesInChunks: the initial listing is read in
+// several bounded FETCHes and the model gets every message, in order.
+func TestWatcherListsLargeMailboxesInChunks(t *testing.T) {
+	defer func(old uint32) { listingChunk = old }(listingChunk)
+	listingChunk = 3
+	addr := memServer(t, 10)
+	m := NewManager(Options{Address: addr, TLS: TLSNone, WatcherLinger: time.Millisecond}, nil)
+	defer m.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := m.Login(ctx, "u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unref()
+	if _, err := m.Login(ctx, "u", "wrong"); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	w, err := a.Watch(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Unwatch()
+	want := []imap.UID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if got := w.Mailbox().UIDs(); !slices.Equal(got, want) {
+		t.Fatalf("model UIDs: got %v, want %v", got, want)
+	}
+	if st := m.Stats(); st.Conns > 2 || st.Watchers != 1 {
+		t.Fatalf("stats: got %+v, want at most 2 connections and 1 watcher", st)
+	}
+}
