@@ -115,6 +115,17 @@ func (m *Mailbox) UIDs() []imap.UID {
 	return slices.Clone(m.uids)
 }
 
+// Flags returns the model's flags for uid (shared: do not modify).
+func (m *Mailbox) Flags(uid imap.UID) ([]imap.Flag, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, ok := m.index(uid)
+	if !ok {
+		return nil, false
+	}
+	return m.flags[i], true
+}
+
 // MaxUID returns the largest UID the model ever added.
 func (m *Mailbox) MaxUID() imap.UID {
 	m.mu.RLock()

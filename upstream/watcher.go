@@ -38,6 +38,9 @@ type Watcher struct {
 
 	box atomic.Pointer[fanout.Mailbox]
 
+	// Owned by the run goroutine.
+	modseq uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
+
 	stMu    sync.Mutex
 	lastErr error         // last failure while there is no model yet
 	attempt chan struct{} // closed and replaced after each connection attempt

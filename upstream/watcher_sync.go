@@ -40,7 +40,14 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		}
 		return nil, err
 	}
-	lst, err := w.fetchListing(c, 1, sel.NumMessages)
+	box := w.box.Load()
+	var lst listing
+	since := box != nil && box.UIDValidity() == sel.UIDValidity && condstore && w.modseq > 0 && sel.HighestModSeq > 0
+	if since {
+		lst, err = w.listingSince(c, box, sel.NumMessages)
+	} else {
+		lst, err = w.fetchListing(c, 1, sel.NumMessages)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +55,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 	if slices.Contains(lst.uids, 0) {
 		return nil, errMirror
 	}
-	box := w.box.Load()
+	w.modseq = st.modseq
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
 		var rerr error
 		n := box.Update(func(tx *fanout.Tx) {
@@ -58,7 +65,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 			}
 		})
 		if rerr == nil {
-			w.log.Info("mailbox resynced", zap.Int("changes", n), zap.Int("messages", len(lst.uids)))
+			w.log.Info("mailbox resynced", zap.Int("changes", n), zap.Int("messages", len(lst.uids)), zap.Bool("changedsince", since))
 			return st, nil
 		}
 		w.log.Warn("model inconsistent with upstream; rebuilding", zap.Error(rerr))
@@ -120,6 +127,47 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 		}
 		if hi == to {
 			break
+		}
+	}
+	return lst, nil
+}
+
+// listingSince rebuilds the listing after a reconnect from what changed
+// while idlemux was away (RFC 7162 section 3.1.4.1): UID SEARCH ALL names
+// the messages (vanished ones are those missing), CHANGEDSINCE the
+// last MODSEQ the model had gives the flags that changed, new messages
+// included; the rest keep the model's flags. Far less than re-reading
+// every message's flags. If the count moved meanwhile, it reads it all.
+func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (listing, error) {
+	var uids []imap.UID
+	err := c.bounded(func() error {
+		data, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+		if err == nil {
+			uids = data.AllUIDs()
+		}
+		return err
+	})
+	if err != nil {
+		return listing{}, err
+	}
+	if len(uids) != int(count) {
+		return w.fetchListing(c, 1, count)
+	}
+	st := &wstate{modseq: w.modseq}
+	changed, err := w.fetchChanged(c, st)
+	if err != nil {
+		return listing{}, err
+	}
+	byUID := make(map[imap.UID][]imap.Flag, len(changed.uids))
+	for i, u := range changed.uids {
+		byUID[u] = changed.flags[i]
+	}
+	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids))}
+	for i, u := range uids {
+		if f, ok := byUID[u]; ok {
+			lst.flags[i] = f
+		} else if f, ok := box.Flags(u); ok {
+			lst.flags[i] = f
 		}
 	}
 	return lst, nil
@@ -279,6 +327,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 	})
 	if err == nil {
 		st.modseq = top
+		w.modseq = max(w.modseq, top)
 	}
 	return lst, err
 }
