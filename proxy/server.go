@@ -158,6 +158,16 @@ func (s *Server) learnCaps(up imap.CapSet) {
 	}
 }
 
+// Reload reads the downstream certificate and key again (SIGHUP, after a
+// renewal). Sessions are not dropped: new TLS handshakes use the new pair.
+// On error the old pair stays in use.
+func (s *Server) Reload() error {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Reload()
+}
+
 // Shutdown stops accepting, says BYE to clients, logs out upstream and
 // returns when done or when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,6 +37,10 @@ const duplicateSignalWindow = 100 * time.Millisecond
 // any further cleanup.
 func awaitShutdown(srv proxyServer, sigs <-chan os.Signal, log *zap.Logger) (code int, forced bool) {
 	sig := <-sigs
+	for sig == syscall.SIGHUP {
+		reload(srv, log)
+		sig = <-sigs
+	}
 	first := time.Now()
 	log.Info("shutting down; signal again to exit immediately", zap.Stringer("signal", sig), zap.Duration("timeout", shutdownTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -52,6 +57,9 @@ func awaitShutdown(srv proxyServer, sigs <-chan os.Signal, log *zap.Logger) (cod
 			log.Info("stopped")
 			return exitOK, false
 		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				continue // no reload while shutting down
+			}
 			if time.Since(first) < duplicateSignalWindow {
 				log.Debug("ignoring duplicate signal", zap.Stringer("signal", sig))
 				continue
@@ -60,4 +68,21 @@ func awaitShutdown(srv proxyServer, sigs <-chan os.Signal, log *zap.Logger) (cod
 			return exitFailure, true
 		}
 	}
+}
+
+// reloader is implemented by servers that can reload certificates.
+type reloader interface{ Reload() error }
+
+// reload handles SIGHUP: certificates are read again without dropping any
+// session; on error the old ones stay in use.
+func reload(srv proxyServer, log *zap.Logger) {
+	r, ok := srv.(reloader)
+	if !ok {
+		return
+	}
+	if err := r.Reload(); err != nil {
+		log.Error("reload failed; keeping the previous certificates", zap.Error(err))
+		return
+	}
+	log.Info("certificates reloaded")
 }

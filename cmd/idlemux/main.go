@@ -29,7 +29,7 @@ func main() {
 	// gets a graceful shutdown; the buffer holds the second one that forces
 	// an immediate exit.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, sigs))
 }
 

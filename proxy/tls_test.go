@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 with common name
+// cn to dir/cert.pem and dir/key.pem.
+func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// TestDownstreamTLS: implicit TLS and STARTTLS listeners serve the
+// configured certificate; a STARTTLS listener without insecure_auth
+// advertises LOGINDISABLED and refuses LOGIN until STARTTLS; Reload swaps
+// the certificate for new handshakes while existing sessions go on.
+func TestDownstreamTLS(t *testing.T) {
+	up := startMemUpstream(t)
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "first")
+	cfg := testConfig(up.addr)
+	cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
+	cfg.Listeners = []config.Listener{
+		{Address: "127.0.0.1:0", TLS: config.TLSImplicit},
+		{Address: "127.0.0.1:0", TLS: config.TLSStartTLS, InsecureAuth: false},
+	}
+	p := startProxy(t, cfg)
+	implicit, starttls := p.Addrs()[0], p.Addrs()[1]
+	insecure := &tls.Config{InsecureSkipVerify: true}
+
+	peerCN := func() string {
+		c, err := tls.Dial("tcp", implicit, insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := peerCN(); got != "first" {
+		t.Fatalf("implicit TLS certificate: got %q, want first", got)
+	}
+	old, err := imapclient.DialTLS(implicit, &imapclient.Options{TLSConfig: insecure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatalf("LOGIN over implicit TLS: %v", err)
+	}
+
+	// STARTTLS listener: LOGINDISABLED before, LOGIN refused, fine after.
+	rc := dialRaw(t, starttls)
+	caps := rc.cmd("a", "CAPABILITY")
+	if !strings.Contains(caps[0], "LOGINDISABLED") || !strings.Contains(caps[0], "STARTTLS") {
+		t.Fatalf("CAPABILITY before STARTTLS: got %q, want LOGINDISABLED and STARTTLS", caps[0])
+	}
+	if l := rc.cmd("b", "LOGIN "+testUser+" "+testPass); !strings.HasPrefix(l[len(l)-1], "b NO") {
+		t.Fatalf("LOGIN before STARTTLS: got %q, want NO", l)
+	}
+	sc, err := imapclient.DialStartTLS(starttls, &imapclient.Options{TLSConfig: insecure})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer sc.Close()
+	if err := sc.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatalf("LOGIN after STARTTLS: %v", err)
+	}
+
+	// Reload: new handshakes get the new certificate, old sessions live on.
+	writeCert(t, dir, "second")
+	if err := p.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := peerCN(); got != "second" {
+		t.Fatalf("certificate after reload: got %q, want second", got)
+	}
+	if _, err := old.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("session from before the reload: %v", err)
+	}
+	os.WriteFile(cert, []byte("garbage"), 0o600)
+	if err := p.Reload(); err == nil {
+		t.Fatal("Reload accepted a broken certificate")
+	}
+	if got := peerCN(); got != "second" {
+		t.Fatalf("certificate after a failed reload: got %q, want second (kept)", got)
+	}
+}
+
+// TestDovecotUpstreamTLS: an upstream certificate that does not verify is
+// NO [UNAVAILABLE] to the client (never a hang, never accepted); with the
+// CA in upstream.ca_file, the same login works over implicit TLS.
+func TestDovecotUpstreamTLS(t *testing.T) {
+	dv := startDovecot(t)
+	cfg := testConfig(dv.TLSAddr)
+	cfg.Upstream.TLS = config.TLSImplicit
+	cfg.Upstream.ServerName = "127.0.0.1"
+	p := startProxy(t, cfg)
+	c, err := imapclient.DialInsecure(p.Addrs()[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Login(testUser, testPass).Wait()
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeUnavailable {
+		t.Fatalf("LOGIN through an unverifiable upstream: got %v, want NO [UNAVAILABLE]", err)
+	}
+
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, dv.CertPEM, 0o600)
+	cfg2 := testConfig(dv.TLSAddr)
+	cfg2.Upstream.TLS = config.TLSImplicit
+	cfg2.Upstream.CAFile = ca
+	cfg2.Upstream.ServerName = "127.0.0.1"
+	p2 := startProxy(t, cfg2)
+	vc := dialView(t, p2.Addrs()[0], "tls-upstream")
+	vc.login()
+	vc.selectBox("INBOX")
+}
