@@ -32,6 +32,14 @@ type Config struct {
 	// so NAT mappings and stateful firewalls keep the connection; spread
 	// per client with jitter. 0 disables. Key keepalive, default 4m.
 	Keepalive time.Duration
+	Metrics   Metrics
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Address serves /metrics, /healthz and /readyz over plain HTTP; empty
+	// disables it. Key metrics.address.
+	Address string
 }
 
 // Listener is one downstream address idlemux accepts IMAP clients on.

@@ -12,6 +12,11 @@ type rawConfig struct {
 	Log       *rawLog       `yaml:"log"`
 	Fanout    *rawFanout    `yaml:"fanout"`
 	Keepalive *string       `yaml:"keepalive"`
+	Metrics   *rawMetrics   `yaml:"metrics"`
+}
+
+type rawMetrics struct {
+	Address *string `yaml:"address"`
 }
 
 type rawListener struct {

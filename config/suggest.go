@@ -14,6 +14,7 @@ var rawTypes = map[string]reflect.Type{
 	"config.rawUpstream": reflect.TypeOf(rawUpstream{}),
 	"config.rawLog":      reflect.TypeOf(rawLog{}),
 	"config.rawFanout":   reflect.TypeOf(rawFanout{}),
+	"config.rawMetrics":  reflect.TypeOf(rawMetrics{}),
 }
 
 // suggest returns ` (did you mean "x"?)` when a known key of typeName is a

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,13 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateUpstream(raw.Upstream, &c.Upstream, ps)
 	validateLog(raw.Log, &c.Log, ps)
 	validateFanout(raw.Fanout, &c.Fanout, ps)
+	if raw.Metrics != nil && raw.Metrics.Address != nil && *raw.Metrics.Address != "" {
+		if _, _, err := net.SplitHostPort(*raw.Metrics.Address); err != nil {
+			ps.add("metrics.address", "must be host:port, got %q", *raw.Metrics.Address)
+		} else {
+			c.Metrics.Address = *raw.Metrics.Address
+		}
+	}
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 }
 

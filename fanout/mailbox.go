@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -51,10 +52,11 @@ type Mailbox struct {
 	lastTrim int    // len(log) right after the previous trim
 	trimHead uint64 // head at the previous trim
 
-	notify chan struct{} // closed and replaced whenever views have news
-	views  map[*View]struct{}
-	maxLag int
-	err    error // set by Close: every view fails with it
+	notify  chan struct{} // closed and replaced whenever views have news
+	updated time.Time     // when the last change was logged
+	views   map[*View]struct{}
+	maxLag  int
+	err     error // set by Close: every view fails with it
 }
 
 // NewMailbox builds a model from an upstream snapshot. maxLag bounds how many
@@ -115,6 +117,13 @@ func (m *Mailbox) UIDs() []imap.UID {
 	return slices.Clone(m.uids)
 }
 
+// UpdatedAt returns when the model last logged a change (for latency).
+func (m *Mailbox) UpdatedAt() time.Time {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.updated
+}
+
 // Flags returns the model's flags for uid (shared: do not modify).
 func (m *Mailbox) Flags(uid imap.UID) ([]imap.Flag, bool) {
 	m.mu.RLock()
@@ -147,6 +156,7 @@ func (m *Mailbox) Update(fn func(tx *Tx)) int {
 	tx := Tx{m: m}
 	fn(&tx)
 	if tx.n > 0 || tx.wake {
+		m.updated = time.Now()
 		if len(m.log)-m.lastTrim >= trimEvery {
 			m.trimLocked()
 		}

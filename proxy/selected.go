@@ -37,6 +37,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
+	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.With(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
 	switch {
@@ -73,6 +74,7 @@ func (sess *session) unselect() {
 	sess.sel.v.Close()
 	sess.sel.w.Unwatch()
 	sess.sel = nil
+	sess.s.metrics.selected.Add(-1)
 }
 
 // Poll runs after every command; it delivers what changed since.
@@ -84,7 +86,7 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.sel == nil {
 		return nil
 	}
-	return sess.deliver(w, sess.sel, allow)
+	return sess.deliver(w, sess.sel, allow, false)
 }
 
 // Idle pushes changes as the model learns them, until DONE.
@@ -121,7 +123,7 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		var changed <-chan struct{} // nil without a mailbox: only keepalives
 		if sel != nil {
 			changed = sel.v.Changed()
-			if err := sess.deliver(w, sel, true); err != nil {
+			if err := sess.deliver(w, sel, true, true); err != nil {
 				return err
 			}
 		}
@@ -142,7 +144,9 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 // view (lagging too far, or the mailbox's UIDVALIDITY changed) ends the
 // session with BYE: the client must reselect, and cannot on this connection
 // without confusing its numbering.
-func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowExpunge bool) error {
+// idling says the client waits in IDLE: only then is the time since the
+// change a fan-out latency (otherwise it includes the client's own pace).
+func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowExpunge, idling bool) error {
 	v := sel.v
 	ups, to, err := v.Pending(allowExpunge)
 	if err != nil {
@@ -165,6 +169,12 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 		}
 	}
 	v.Commit(to)
+	if len(ups) > 0 {
+		sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
+		if idling {
+			sess.s.metrics.fanoutLatency.Observe(time.Since(sel.w.Mailbox().UpdatedAt()).Seconds())
+		}
+	}
 	return nil
 }
 
@@ -176,6 +186,9 @@ func (sess *session) viewFailed(err error) error {
 	switch {
 	case errors.Is(err, fanout.ErrLagging):
 		text = "Too far behind on mailbox changes, please reconnect"
+		if !sess.saidBye() {
+			sess.s.metrics.laggingClosed.Inc()
+		}
 	case errors.Is(err, upstream.ErrUIDValidityChanged):
 		text = "Mailbox UIDVALIDITY changed, please reconnect"
 	case errors.Is(err, upstream.ErrMailboxGone):

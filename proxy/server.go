@@ -44,6 +44,9 @@ type Server struct {
 	closed    bool
 	live      map[*session]struct{}
 
+	metrics     *metrics
+	metricsAddr string
+
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
 	wg        sync.WaitGroup // accept loops and imapserver generations
@@ -72,6 +75,9 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			return nil, fmt.Errorf("upstream TLS: %w", err)
 		}
 	}
+	if cfg.Upstream.TLSInsecureSkipVerify {
+		log.Warn("upstream.tls_insecure_skip_verify is set: the upstream's certificate is NOT verified; anyone on the path can read passwords and mail")
+	}
 	initial := initialCaps(cfg.Upstream.Capabilities)
 	s.caps.Store(&initial)
 	s.mgr = upstream.NewManager(upstream.Options{
@@ -88,8 +94,12 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		MaxLag:          cfg.Fanout.MaxLag,
 		Log:             log.Named("upstream"),
 	}, s.learnCaps)
+	s.metrics = newMetrics(s)
 	return s, nil
 }
+
+// MetricsAddr returns the bound metrics address ("" when disabled).
+func (s *Server) MetricsAddr() string { return s.metricsAddr }
 
 // Start opens every listener and returns once they accept connections.
 func (s *Server) Start() error {
@@ -108,6 +118,18 @@ func (s *Server) Start() error {
 		s.listeners = append(s.listeners, l)
 		s.log.Info("listening", zap.String("address", ln.Addr().String()), zap.String("tls", string(lc.TLS)))
 	}
+	if addr := s.cfg.Metrics.Address; addr != "" {
+		bound, err := s.metrics.serve(addr, s.log)
+		if err != nil {
+			for _, l := range s.listeners {
+				l.close()
+			}
+			s.listeners = nil
+			return fmt.Errorf("metrics.address: %w", err)
+		}
+		s.metricsAddr = bound
+		s.log.Info("metrics listening", zap.String("address", bound))
+	}
 	for _, l := range s.listeners {
 		s.wg.Add(1)
 		go func() {
@@ -115,6 +137,7 @@ func (s *Server) Start() error {
 			l.acceptLoop()
 		}()
 	}
+	s.metrics.ready.Store(true)
 	return nil
 }
 
@@ -174,6 +197,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
+	s.metrics.ready.Store(false)
 	ls := s.listeners
 	s.mu.Unlock()
 	if !already {
@@ -195,5 +219,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
+	s.metrics.shutdown(ctx)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -47,6 +48,7 @@ type session struct {
 	wrote bool
 
 	byeOnce sync.Once
+	byeDone atomic.Bool
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
 
 	// cmdMu is held by Idle for its whole run: imapserver may start the
@@ -116,9 +118,13 @@ func (s *Server) sessionsOf(l *listener) []*session {
 	return out
 }
 
+// saidBye reports whether bye already ran.
+func (sess *session) saidBye() bool { return sess.byeDone.Load() }
+
 // bye sends "* BYE text" and closes the connection, once.
 func (sess *session) bye(text string) {
 	sess.byeOnce.Do(func() {
+		sess.byeDone.Store(true)
 		sess.log.Info("closing session", zap.String("reason", text))
 		sess.writeMu.Lock()
 		defer sess.writeMu.Unlock()
@@ -136,6 +142,7 @@ func (sess *session) Close() error {
 	if sess.acct != nil {
 		sess.acct.Unref()
 		sess.acct = nil
+		sess.s.metrics.authenticated.Add(-1)
 	}
 	sess.log.Debug("session ended")
 	sess.s.unregister(sess) // last: Shutdown waits for it
@@ -150,6 +157,7 @@ func (sess *session) Login(username, password string) error {
 	acct, err := sess.s.mgr.Login(ctx, username, password)
 	if err != nil {
 		if errors.Is(err, upstream.ErrAuthFailed) {
+			sess.s.metrics.authFailures.Inc()
 			sess.log.Info("authentication failed", zap.String("user", username))
 			return imapserver.ErrAuthFailed
 		}
@@ -157,6 +165,7 @@ func (sess *session) Login(username, password string) error {
 	}
 	sess.acct = acct
 	sess.user = username
+	sess.s.metrics.authenticated.Add(1)
 	sess.log = sess.log.With(zap.String("user", username))
 	sess.baseLog = sess.log
 	sess.log.Info("logged in")

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -25,6 +26,8 @@ type Manager struct {
 	onCaps   func(imap.CapSet)
 	capsSeen bool
 	vsalt    [16]byte
+
+	reconnects atomic.Uint64
 
 	stop    chan struct{}
 	wg      sync.WaitGroup // janitor, watchers and logouts
@@ -49,9 +52,11 @@ func NewManager(opts Options, onCaps func(imap.CapSet)) *Manager {
 
 // Stats counts what the manager holds.
 type Stats struct {
-	Accounts int
-	Conns    int // upstream connections, watchers included
-	Watchers int // running mailbox watchers
+	Accounts     int
+	Conns        int    // upstream connections, watchers included
+	WatcherConns int    // of which held by watchers
+	Watchers     int    // running mailbox watchers
+	Reconnects   uint64 // watcher reconnects after failures, ever
 }
 
 // Stats returns current counts.
@@ -62,8 +67,10 @@ func (m *Manager) Stats() Stats {
 	for _, a := range m.accounts {
 		s.Accounts++
 		s.Conns += a.total
+		s.WatcherConns += a.watching
 		s.Watchers += len(a.watchers)
 	}
+	s.Reconnects = m.reconnects.Load()
 	return s
 }
 

@@ -207,6 +207,7 @@ func (w *Watcher) run() {
 			bo.reset()
 		}
 		d := bo.next()
+		m.reconnects.Add(1)
 		w.log.Info("mailbox watcher reconnecting", zap.Error(err), zap.Duration("in", d))
 		t := time.NewTimer(d)
 		select {

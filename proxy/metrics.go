@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// metrics are idlemux's Prometheus series. Gauges are read from the live
+// state at scrape time, so they cannot drift from it.
+type metrics struct {
+	reg             *prometheus.Registry
+	authFailures    prometheus.Counter
+	laggingClosed   prometheus.Counter
+	fanoutEvents    prometheus.Counter
+	fanoutLatency   prometheus.Histogram
+	authenticated   atomic.Int64
+	selected        atomic.Int64
+	ready           atomic.Bool
+	httpSrv         *http.Server
+	httpDone        chan struct{}
+	listenerAddress string
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "idlemux_auth_failures_total", Help: "Logins refused because the upstream rejected the credentials.",
+	})
+	m.laggingClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "idlemux_clients_closed_lagging_total", Help: "Sessions closed with BYE for falling too far behind on mailbox changes.",
+	})
+	m.fanoutEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "idlemux_fanout_events_total", Help: "Untagged updates (EXISTS, EXPUNGE, FETCH FLAGS) written to sessions.",
+	})
+	m.fanoutLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "idlemux_fanout_latency_seconds",
+		Help:    "Time from the model learning a change to a session writing it.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+	})
+	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
+			func() float64 { return float64(s.mgr.Stats().Watchers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
+			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
+		&sessionCollector{s: s, desc: sessions},
+		&connCollector{s: s},
+	)
+	return m
+}
+
+// sessionCollector reports idlemux_downstream_sessions{state}.
+type sessionCollector struct {
+	s    *Server
+	desc *prometheus.GaugeVec
+}
+
+func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) { c.desc.Describe(ch) }
+func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	all := c.s.sessions.Load()
+	auth := c.s.metrics.authenticated.Load()
+	sel := c.s.metrics.selected.Load()
+	c.desc.WithLabelValues("unauthenticated").Set(float64(all - auth))
+	c.desc.WithLabelValues("authenticated").Set(float64(auth - sel))
+	c.desc.WithLabelValues("selected").Set(float64(sel))
+	c.desc.Collect(ch)
+}
+
+// connCollector reports idlemux_upstream_connections{role}.
+type connCollector struct{ s *Server }
+
+var connDesc = prometheus.NewDesc("idlemux_upstream_connections", "Upstream connections by role.", []string{"role"}, nil)
+
+func (c *connCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connDesc }
+func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.mgr.Stats()
+	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.WatcherConns), "watcher")
+	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.Conns-st.WatcherConns), "command")
+}
+
+// serve starts the HTTP endpoint: /metrics, /healthz (the process runs),
+// /readyz (listeners accept and no shutdown began).
+func (m *metrics) serve(addr string, log *zap.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.httpDone = make(chan struct{})
+	go func() {
+		defer close(m.httpDone)
+		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint stopped", zap.Error(err))
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+func (m *metrics) shutdown(ctx context.Context) {
+	if m.httpSrv == nil {
+		return
+	}
+	m.httpSrv.Shutdown(ctx)
+	<-m.httpDone
+}

@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func scrape(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMetricsAfterKnownTraffic: /metrics reports what happened: one failed
+// login, two selected sessions sharing one watcher connection, the fan-out
+// of one new message; /healthz and /readyz answer.
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("one"))
+	cfg := testConfig(up.addr)
+	cfg.Metrics.Address = "127.0.0.1:0"
+	p := startProxy(t, cfg)
+	base := "http://" + p.MetricsAddr()
+
+	bad := dialView(t, p.Addrs()[0], "bad")
+	if err := bad.c.Login(testUser, "wrong").Wait(); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	var clients []*viewClient
+	for _, name := range []string{"a", "b"} {
+		vc := dialView(t, p.Addrs()[0], name)
+		vc.login()
+		vc.selectBox("INBOX")
+		clients = append(clients, vc)
+	}
+	for _, vc := range clients {
+		vc.idle() // delivered while idling: that is what the latency measures
+	}
+	appendMsg(t, direct, "INBOX", testMessage("two"))
+	for _, vc := range clients {
+		vc.waitFor("EXISTS 2", waitLong, func() bool { return len(vc.uids) == 2 })
+	}
+	time.Sleep(50 * time.Millisecond)
+
+	code, body := scrape(t, base+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: status %d", code)
+	}
+	for _, want := range []string{
+		"idlemux_auth_failures_total 1",
+		`idlemux_downstream_sessions{state="selected"} 2`,
+		`idlemux_downstream_sessions{state="unauthenticated"} 1`,
+		"idlemux_mailboxes_watched 1",
+		`idlemux_upstream_connections{role="watcher"} 1`,
+		"idlemux_fanout_events_total 2",
+		"idlemux_fanout_latency_seconds_count 2",
+		"idlemux_upstream_reconnects_total 0",
+		"idlemux_clients_closed_lagging_total 0",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := scrape(t, base+path); code != 200 {
+			t.Errorf("%s: got status %d, want 200", path, code)
+		}
+	}
+}
