@@ -9,7 +9,10 @@
 // instead of one error per restart.
 package config
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // TLSMode says how TLS is used on a connection.
 type TLSMode string
@@ -49,6 +52,10 @@ type Listener struct {
 	// InsecureAuth allows LOGIN/AUTHENTICATE without TLS. It defaults to true
 	// only on loopback addresses, where there is no wire to sniff.
 	InsecureAuth bool
+	// ProxyProtocol expects a PROXY protocol v1/v2 header (HAProxy and the
+	// like) carrying the real client address; only from ProxyTrusted.
+	ProxyProtocol bool
+	ProxyTrusted  []netip.Prefix
 }
 
 // TLS is the server certificate shared by every starttls/implicit listener.

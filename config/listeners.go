@@ -1,5 +1,10 @@
 package config
 
+import (
+	"fmt"
+	"net/netip"
+)
+
 func validateListeners(raw []rawListener, c *Config, ps *problems) {
 	if len(raw) == 0 {
 		ps.add("listeners", "at least one listener is required")
@@ -32,6 +37,7 @@ func validateListeners(raw []rawListener, c *Config, ps *problems) {
 		if rl.InsecureAuth != nil {
 			l.InsecureAuth = *rl.InsecureAuth
 		}
+		validateProxyProtocol(rl, &l, i, ps)
 		c.Listeners = append(c.Listeners, l)
 	}
 }
@@ -39,4 +45,27 @@ func validateListeners(raw []rawListener, c *Config, ps *problems) {
 // hasPortZero: several listeners may each ask for "any free port".
 func hasPortZero(addr string) bool {
 	return len(addr) >= 2 && addr[len(addr)-2:] == ":0"
+}
+
+// validateProxyProtocol: a PROXY-protocol listener must say whose headers
+// it trusts; a header from anyone else would let them choose their address.
+func validateProxyProtocol(rl rawListener, l *Listener, i int, ps *problems) {
+	if rl.ProxyProtocol != nil {
+		l.ProxyProtocol = *rl.ProxyProtocol
+	}
+	key := indexKey("listeners", i, "proxy_trusted")
+	for j, cidr := range rl.ProxyTrusted {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			ps.add(fmt.Sprintf("%s[%d]", key, j), "must be a CIDR such as 10.0.0.0/8, got %q", cidr)
+			continue
+		}
+		l.ProxyTrusted = append(l.ProxyTrusted, p.Masked())
+	}
+	switch {
+	case l.ProxyProtocol && len(rl.ProxyTrusted) == 0:
+		ps.add(key, "required when proxy_protocol is true")
+	case !l.ProxyProtocol && len(rl.ProxyTrusted) > 0:
+		ps.add(key, "set, but proxy_protocol is not true")
+	}
 }

@@ -323,3 +323,35 @@ func TestKeepalive(t *testing.T) {
 		})
 	}
 }
+
+func TestProxyProtocolKeys(t *testing.T) {
+	up := "upstream:\n  address: imap.example.com:993\n"
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{"trusted ranges", "listeners:\n  - address: 127.0.0.1:1143\n    proxy_protocol: true\n    proxy_trusted: [10.0.0.0/8, \"::1/128\"]\n" + up, ""},
+		{"no ranges", "listeners:\n  - address: 127.0.0.1:1143\n    proxy_protocol: true\n" + up, "listeners[0].proxy_trusted: required"},
+		{"bad range", "listeners:\n  - address: 127.0.0.1:1143\n    proxy_protocol: true\n    proxy_trusted: [10.0.0.0/33]\n" + up, "listeners[0].proxy_trusted[0]"},
+		{"ranges without protocol", "listeners:\n  - address: 127.0.0.1:1143\n    proxy_trusted: [10.0.0.0/8]\n" + up, "proxy_protocol is not true"},
+		{"metrics address", "listeners:\n  - address: 127.0.0.1:1143\n" + up + "metrics:\n  address: nonsense\n", "metrics.address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.Listeners[0].ProxyProtocol || len(c.Listeners[0].ProxyTrusted) != 2 {
+					t.Fatalf("got %+v", c.Listeners[0])
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -20,9 +20,11 @@ type rawMetrics struct {
 }
 
 type rawListener struct {
-	Address      *string `yaml:"address"`
-	TLS          *string `yaml:"tls"`
-	InsecureAuth *bool   `yaml:"insecure_auth"`
+	Address       *string  `yaml:"address"`
+	TLS           *string  `yaml:"tls"`
+	InsecureAuth  *bool    `yaml:"insecure_auth"`
+	ProxyProtocol *bool    `yaml:"proxy_protocol"`
+	ProxyTrusted  []string `yaml:"proxy_trusted"`
 }
 
 type rawTLS struct {

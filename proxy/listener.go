@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapserver"
+	proxyproto "github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/config"
@@ -36,6 +37,9 @@ type generation struct {
 }
 
 func newListener(s *Server, cfg config.Listener, ln net.Listener) *listener {
+	if cfg.ProxyProtocol {
+		ln = proxyListener(ln, cfg.ProxyTrusted)
+	}
 	l := &listener{s: s, cfg: cfg, ln: ln, log: s.log.With(zap.String("listener", ln.Addr().String()))}
 	l.newGeneration()
 	return l
@@ -87,11 +91,33 @@ func (l *listener) acceptLoop() {
 			tc.SetKeepAlive(true)
 			tc.SetKeepAlivePeriod(tcpKeepAlive)
 		}
-		if l.cfg.TLS == config.TLSImplicit {
-			c = tls.Server(c, l.s.tls.Config())
+		if l.cfg.ProxyProtocol {
+			// The header may take a while; read it off the accept loop.
+			l.s.wg.Add(1)
+			go func() {
+				defer l.s.wg.Done()
+				if pc, ok := c.(*proxyproto.Conn); ok {
+					if tc, ok := pc.TCPConn(); ok {
+						tc.SetKeepAlive(true)
+						tc.SetKeepAlivePeriod(tcpKeepAlive)
+					}
+				}
+				if l.checkProxyHeader(c) {
+					l.start(c)
+				}
+			}()
+			continue
 		}
-		l.dispatch(c)
+		l.start(c)
 	}
+}
+
+// start hands a connection to imapserver, behind TLS on implicit listeners.
+func (l *listener) start(c net.Conn) {
+	if l.cfg.TLS == config.TLSImplicit {
+		c = tls.Server(c, l.s.tls.Config())
+	}
+	l.dispatch(c)
 }
 
 func (l *listener) dispatch(c net.Conn) {

@@ -58,7 +58,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log}
 	needTLS := false
 	for _, l := range cfg.Listeners {
-		needTLS = needTLS || l.TLS != config.TLSNone
+		needTLS = needTLS || l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit
 	}
 	if needTLS {
 		ts, err := tlsconf.NewServer(cfg.TLS.CertFile, cfg.TLS.KeyFile)
