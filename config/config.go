@@ -36,6 +36,17 @@ type Config struct {
 	// per client with jitter. 0 disables. Key keepalive, default 4m.
 	Keepalive time.Duration
 	Metrics   Metrics
+	Limits    Limits
+}
+
+// Limits protect the proxy and the upstream from abuse. Zero disables a
+// count limit.
+type Limits struct {
+	MaxConnectionsPerIP   int           // limits.max_connections_per_ip, default 0 (none)
+	MaxConnectionsPerUser int           // limits.max_connections_per_user, default 0 (none)
+	LoginTimeout          time.Duration // limits.login_timeout, default 60s: unauthenticated sessions end after it
+	AppendLimit           int64         // limits.append_limit, default 64 MiB: advertised as APPENDLIMIT and enforced
+	MaxLoginDelay         time.Duration // limits.max_login_delay, default 5s: cap of the growing delay after failed logins
 }
 
 // Metrics configures the Prometheus endpoint.

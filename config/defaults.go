@@ -45,6 +45,11 @@ func Default() *Config {
 		Log:       Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:    Fanout{MaxLag: defaultMaxLag},
 		Keepalive: defaultKeepalive,
+		Limits: Limits{
+			LoginTimeout:  60 * time.Second,
+			AppendLimit:   64 << 20,
+			MaxLoginDelay: 5 * time.Second,
+		},
 	}
 }
 

@@ -13,6 +13,15 @@ type rawConfig struct {
 	Fanout    *rawFanout    `yaml:"fanout"`
 	Keepalive *string       `yaml:"keepalive"`
 	Metrics   *rawMetrics   `yaml:"metrics"`
+	Limits    *rawLimits    `yaml:"limits"`
+}
+
+type rawLimits struct {
+	MaxConnectionsPerIP   *intValue `yaml:"max_connections_per_ip"`
+	MaxConnectionsPerUser *intValue `yaml:"max_connections_per_user"`
+	LoginTimeout          *string   `yaml:"login_timeout"`
+	AppendLimit           *intValue `yaml:"append_limit"`
+	MaxLoginDelay         *string   `yaml:"max_login_delay"`
 }
 
 type rawMetrics struct {

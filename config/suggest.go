@@ -15,6 +15,7 @@ var rawTypes = map[string]reflect.Type{
 	"config.rawLog":      reflect.TypeOf(rawLog{}),
 	"config.rawFanout":   reflect.TypeOf(rawFanout{}),
 	"config.rawMetrics":  reflect.TypeOf(rawMetrics{}),
+	"config.rawLimits":   reflect.TypeOf(rawLimits{}),
 }
 
 // suggest returns ` (did you mean "x"?)` when a known key of typeName is a

@@ -24,6 +24,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 			c.Metrics.Address = *raw.Metrics.Address
 		}
 	}
+	validateLimits(raw.Limits, &c.Limits, ps)
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 }
 
@@ -115,4 +116,31 @@ func str(v *string) string {
 
 func indexKey(list string, i int, field string) string {
 	return fmt.Sprintf("%s[%d].%s", list, i, field)
+}
+
+func validateLimits(raw *rawLimits, c *Limits, ps *problems) {
+	if raw == nil {
+		return
+	}
+	count := func(key string, v *intValue, dst *int) {
+		if v == nil {
+			return
+		}
+		if *v < 0 {
+			ps.add(key, "must be >= 0 (0: no limit), got %d", *v)
+			return
+		}
+		*dst = int(*v)
+	}
+	count("limits.max_connections_per_ip", raw.MaxConnectionsPerIP, &c.MaxConnectionsPerIP)
+	count("limits.max_connections_per_user", raw.MaxConnectionsPerUser, &c.MaxConnectionsPerUser)
+	if raw.AppendLimit != nil {
+		if *raw.AppendLimit < 1 || int64(*raw.AppendLimit) > 1<<32-1 {
+			ps.add("limits.append_limit", "must be between 1 and 4294967295 bytes, got %d", *raw.AppendLimit)
+		} else {
+			c.AppendLimit = int64(*raw.AppendLimit)
+		}
+	}
+	c.LoginTimeout = duration(ps, "limits.login_timeout", raw.LoginTimeout, c.LoginTimeout, durationRule{})
+	c.MaxLoginDelay = duration(ps, "limits.max_login_delay", raw.MaxLoginDelay, c.MaxLoginDelay, durationRule{allowZero: true})
 }

@@ -22,15 +22,21 @@ import (
 
 // memUpstream is an in-process upstream (go-imap's imapmemserver).
 type memUpstream struct {
-	addr  string
-	srv   *imapserver.Server
-	idles *atomic.Int64 // IDLE commands the upstream has seen
+	addr   string
+	srv    *imapserver.Server
+	idles  *atomic.Int64 // IDLE commands the upstream has seen
+	logins *atomic.Int64 // LOGIN attempts the upstream has seen
 }
 
-// countingSession counts the IDLE commands it serves.
+// countingSession counts the IDLE and LOGIN commands it serves.
 type countingSession struct {
 	*memidle.Session
-	idles *atomic.Int64
+	idles, logins *atomic.Int64
+}
+
+func (s countingSession) Login(user, pass string) error {
+	s.logins.Add(1)
+	return s.Session.Login(user, pass)
 }
 
 func (s countingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -54,10 +60,10 @@ func startMemUpstream(t testing.TB) *memUpstream {
 		t.Fatal(err)
 	}
 	mem.AddUser(u)
-	idles := new(atomic.Int64)
+	idles, logins := new(atomic.Int64), new(atomic.Int64)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return countingSession{memidle.Wrap(mem.NewSession()), idles}, nil, nil
+			return countingSession{memidle.Wrap(mem.NewSession()), idles, logins}, nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapUIDPlus: {}, imap.CapMove: {},
@@ -72,7 +78,7 @@ func startMemUpstream(t testing.TB) *memUpstream {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &memUpstream{addr: ln.Addr().String(), srv: srv, idles: idles}
+	return &memUpstream{addr: ln.Addr().String(), srv: srv, idles: idles, logins: logins}
 }
 
 type testLogger struct{ t testing.TB }

@@ -46,6 +46,7 @@ type Server struct {
 
 	metrics     *metrics
 	metricsAddr string
+	lim         *limiter
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
@@ -55,7 +56,7 @@ type Server struct {
 
 // New validates what it can without touching the network.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, lim: newLimiter()}
 	needTLS := false
 	for _, l := range cfg.Listeners {
 		needTLS = needTLS || l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit

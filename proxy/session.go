@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type session struct {
 	acct *upstream.Account
 	user string
 	sel  *selection
+
+	ip          netip.Addr  // the client's address (the PROXY header's, when used)
+	userCounted bool        // counted in the per-user connection limit
+	loginTimer  *time.Timer // ends an unauthenticated session
 
 	// noExpunge is set by FETCH, STORE and SEARCH (UID versions too) so the
 	// Poll imapserver runs after them holds EXPUNGE back (RFC 3501 7.4.1).
@@ -72,8 +77,17 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 	sess := &session{s: s, l: l, conn: conn}
 	id := s.sessionID.Add(1)
 	sess.log = s.log.With(zap.Uint64("session", id), zap.String("remote", conn.NetConn().RemoteAddr().String()))
+	sess.ip = addrOf(conn.NetConn().RemoteAddr())
+	if !acquire(s.lim, s.lim.perIP, sess.ip, s.cfg.Limits.MaxConnectionsPerIP) {
+		sess.log.Warn("connection refused: too many from this address")
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections from your address"}
+	}
 	if !s.register(sess) {
+		release(s.lim, s.lim.perIP, sess.ip)
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	if d := s.cfg.Limits.LoginTimeout; d > 0 {
+		sess.loginTimer = time.AfterFunc(d, func() { sess.bye("Login timeout, closing connection") })
 	}
 	sess.baseLog = sess.log
 	sess.log.Debug("session started")
@@ -145,6 +159,13 @@ func (sess *session) Close() error {
 		sess.s.metrics.authenticated.Add(-1)
 	}
 	sess.log.Debug("session ended")
+	if sess.loginTimer != nil {
+		sess.loginTimer.Stop()
+	}
+	release(sess.s.lim, sess.s.lim.perIP, sess.ip)
+	if sess.userCounted {
+		release(sess.s.lim, sess.s.lim.perUser, sess.user)
+	}
 	sess.s.unregister(sess) // last: Shutdown waits for it
 	return nil
 }
@@ -152,17 +173,38 @@ func (sess *session) Close() error {
 // Login checks the password by logging in upstream (or against the salted
 // hash of a password verified before). The password is never logged.
 func (sess *session) Login(username, password string) error {
+	lim, limits := sess.s.lim, sess.s.cfg.Limits
+	refuse := func() error {
+		sess.s.metrics.authFailures.Inc()
+		d := lim.failed(sess.ip, username, password, limits.MaxLoginDelay)
+		sess.log.Info("authentication failed", zap.String("user", username), zap.Duration("delay", d))
+		time.Sleep(d) // slows guessing on this connection only
+		return imapserver.ErrAuthFailed
+	}
+	if lim.knownBad(username, password) {
+		return refuse() // rejected upstream moments ago: do not ask again
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.cfg.Upstream.DialTimeout+sess.s.cfg.Upstream.ResponseTimeout)
 	defer cancel()
 	acct, err := sess.s.mgr.Login(ctx, username, password)
 	if err != nil {
 		if errors.Is(err, upstream.ErrAuthFailed) {
-			sess.s.metrics.authFailures.Inc()
-			sess.log.Info("authentication failed", zap.String("user", username))
-			return imapserver.ErrAuthFailed
+			return refuse()
 		}
 		return sess.fail("LOGIN", err)
 	}
+	lim.succeeded(sess.ip, username)
+	if !acquire(lim, lim.perUser, username, limits.MaxConnectionsPerUser) {
+		acct.Unref()
+		sess.bye("Too many connections for this user")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
+	}
+	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
+		release(lim, lim.perUser, username)
+		acct.Unref()
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
+	}
+	sess.userCounted = true
 	sess.acct = acct
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)
@@ -171,6 +213,10 @@ func (sess *session) Login(username, password string) error {
 	sess.log.Info("logged in")
 	return nil
 }
+
+// AppendLimit is advertised as APPENDLIMIT (RFC 7889); imapserver refuses a
+// larger APPEND with NO [TOOBIG] before reading it.
+func (sess *session) AppendLimit() uint32 { return uint32(sess.s.cfg.Limits.AppendLimit) }
 
 // fail maps an error to what the client sees. The upstream's own NO/BAD
 // pass through; transport trouble is logged and becomes NO [UNAVAILABLE];
