@@ -46,7 +46,7 @@ func (s countingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) 
 
 const (
 	testUser = "alice"
-	testPass = "secret"
+	testPass = "S3cret-Alice-pw"
 )
 
 func startMemUpstream(t testing.TB) *memUpstream {
