@@ -37,6 +37,26 @@ type Config struct {
 	Keepalive time.Duration
 	Metrics   Metrics
 	Limits    Limits
+	Auth      Auth
+}
+
+// Auth says how downstream logins are checked.
+type Auth struct {
+	// Mode: "passthrough" (default): a client's credentials are checked by
+	// logging in upstream with them. "map": clients log in as the users
+	// listed here (bcrypt hashes), and idlemux logs in upstream as the
+	// account each one maps to, so many virtual users share one account.
+	Mode  string
+	Users []MappedUser
+}
+
+// MappedUser is one downstream user of map mode.
+type MappedUser struct {
+	User                 string
+	PasswordHash         string // bcrypt
+	UpstreamUser         string
+	UpstreamPassword     string
+	UpstreamPasswordFile string // read at each upstream login, so a rotated file takes effect
 }
 
 // Limits protect the proxy and the upstream from abuse. Zero disables a

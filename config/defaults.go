@@ -45,6 +45,7 @@ func Default() *Config {
 		Log:       Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:    Fanout{MaxLag: defaultMaxLag},
 		Keepalive: defaultKeepalive,
+		Auth:      Auth{Mode: "passthrough"},
 		Limits: Limits{
 			LoginTimeout:  60 * time.Second,
 			AppendLimit:   64 << 20,

@@ -21,6 +21,7 @@ func TestDefault(t *testing.T) {
 		Log:       Log{Level: "info", Format: "json"},
 		Fanout:    Fanout{MaxLag: 10000},
 		Keepalive: 4 * time.Minute,
+		Auth:      Auth{Mode: "passthrough"},
 		Limits:    Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {

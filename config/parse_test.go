@@ -355,3 +355,28 @@ func TestProxyProtocolKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthMapKeys(t *testing.T) {
+	head := "listeners:\n  - address: 127.0.0.1:1143\nupstream:\n  address: imap.example.com:993\n"
+	const hash = "$2a$04$E6cz3uDGaJq0U3XJh0l1kOl7T5mG0p5Q0u9m6g8U9o7mH2yLkqM7e"
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{"map without users", head + "auth:\n  mode: map\n", "auth.users: required"},
+		{"bad mode", head + "auth:\n  mode: ldap\n", "auth.mode"},
+		{"bad hash", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: plain\n      upstream_user: u\n      upstream_password: p\n", "auth.users[0].password_hash"},
+		{"both secrets", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: \"" + hash + "\"\n      upstream_user: u\n      upstream_password: p\n      upstream_password_file: /etc/hostname\n", "exactly one"},
+		{"missing file", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: \"" + hash + "\"\n      upstream_user: u\n      upstream_password_file: /nonexistent\n", "auth.users[0].upstream_password_file"},
+		{"users in passthrough", head + "auth:\n  users:\n    - user: a\n", "only used with auth.mode: map"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -14,6 +14,20 @@ type rawConfig struct {
 	Keepalive *string       `yaml:"keepalive"`
 	Metrics   *rawMetrics   `yaml:"metrics"`
 	Limits    *rawLimits    `yaml:"limits"`
+	Auth      *rawAuth      `yaml:"auth"`
+}
+
+type rawAuth struct {
+	Mode  *string         `yaml:"mode"`
+	Users []rawMappedUser `yaml:"users"`
+}
+
+type rawMappedUser struct {
+	User                 *string `yaml:"user"`
+	PasswordHash         *string `yaml:"password_hash"`
+	UpstreamUser         *string `yaml:"upstream_user"`
+	UpstreamPassword     *string `yaml:"upstream_password"`
+	UpstreamPasswordFile *string `yaml:"upstream_password_file"`
 }
 
 type rawLimits struct {

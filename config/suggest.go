@@ -8,14 +8,16 @@ import (
 // rawTypes maps the type names yaml.v3 puts in "field X not found in type T"
 // to the structs, so an unknown key can be matched against the valid ones.
 var rawTypes = map[string]reflect.Type{
-	"config.rawConfig":   reflect.TypeOf(rawConfig{}),
-	"config.rawListener": reflect.TypeOf(rawListener{}),
-	"config.rawTLS":      reflect.TypeOf(rawTLS{}),
-	"config.rawUpstream": reflect.TypeOf(rawUpstream{}),
-	"config.rawLog":      reflect.TypeOf(rawLog{}),
-	"config.rawFanout":   reflect.TypeOf(rawFanout{}),
-	"config.rawMetrics":  reflect.TypeOf(rawMetrics{}),
-	"config.rawLimits":   reflect.TypeOf(rawLimits{}),
+	"config.rawConfig":     reflect.TypeOf(rawConfig{}),
+	"config.rawListener":   reflect.TypeOf(rawListener{}),
+	"config.rawTLS":        reflect.TypeOf(rawTLS{}),
+	"config.rawUpstream":   reflect.TypeOf(rawUpstream{}),
+	"config.rawLog":        reflect.TypeOf(rawLog{}),
+	"config.rawFanout":     reflect.TypeOf(rawFanout{}),
+	"config.rawMetrics":    reflect.TypeOf(rawMetrics{}),
+	"config.rawLimits":     reflect.TypeOf(rawLimits{}),
+	"config.rawAuth":       reflect.TypeOf(rawAuth{}),
+	"config.rawMappedUser": reflect.TypeOf(rawMappedUser{}),
 }
 
 // suggest returns ` (did you mean "x"?)` when a known key of typeName is a

@@ -25,6 +25,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 		}
 	}
 	validateLimits(raw.Limits, &c.Limits, ps)
+	validateAuth(raw.Auth, &c.Auth, ps)
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 }
 

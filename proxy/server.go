@@ -47,6 +47,7 @@ type Server struct {
 	metrics     *metrics
 	metricsAddr string
 	lim         *limiter
+	mapped      map[string]*mappedUser // auth.mode map
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
@@ -56,7 +57,7 @@ type Server struct {
 
 // New validates what it can without touching the network.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, lim: newLimiter()}
+	s := &Server{cfg: cfg, log: log, lim: newLimiter(), mapped: newMappedUsers(cfg.Auth.Users)}
 	needTLS := false
 	for _, l := range cfg.Listeners {
 		needTLS = needTLS || l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit

@@ -184,12 +184,31 @@ func (sess *session) Login(username, password string) error {
 	if lim.knownBad(username, password) {
 		return refuse() // rejected upstream moments ago: do not ask again
 	}
+	upUser, upPass := username, password
+	mapped := sess.s.cfg.Auth.Mode == "map"
+	if mapped {
+		mu := sess.s.mapped[username]
+		if mu == nil || !mu.check(password) {
+			return refuse()
+		}
+		secret, err := mu.upstreamSecret()
+		if err != nil {
+			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
+		}
+		upUser, upPass = mu.cfg.UpstreamUser, secret
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.cfg.Upstream.DialTimeout+sess.s.cfg.Upstream.ResponseTimeout)
 	defer cancel()
-	acct, err := sess.s.mgr.Login(ctx, username, password)
+	acct, err := sess.s.mgr.Login(ctx, upUser, upPass)
 	if err != nil {
-		if errors.Is(err, upstream.ErrAuthFailed) {
+		if errors.Is(err, upstream.ErrAuthFailed) && !mapped {
 			return refuse()
+		}
+		if errors.Is(err, upstream.ErrAuthFailed) {
+			// The client's password was right; the configured upstream
+			// credentials are not: an operator's problem, not the client's.
+			sess.log.Error("upstream rejects the mapped account's credentials", zap.String("upstream_user", upUser))
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream account unavailable"}
 		}
 		return sess.fail("LOGIN", err)
 	}

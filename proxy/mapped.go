@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// mappedUser is a downstream user of auth.mode map. bcrypt is deliberately
+// slow; once a password matched, a salted SHA-256 of it is kept so later
+// logins of the same virtual user (load harnesses log thousands in) cost
+// microseconds. A different password is checked against bcrypt again.
+type mappedUser struct {
+	cfg config.MappedUser
+
+	mu       sync.Mutex
+	salt     [16]byte
+	verified [32]byte
+	ok       bool
+}
+
+func newMappedUsers(users []config.MappedUser) map[string]*mappedUser {
+	out := make(map[string]*mappedUser, len(users))
+	for _, u := range users {
+		mu := &mappedUser{cfg: u}
+		rand.Read(mu.salt[:])
+		out[u.User] = mu
+	}
+	return out
+}
+
+func (m *mappedUser) sum(pass string) [32]byte {
+	return sha256.Sum256(append(m.salt[:], pass...))
+}
+
+// check verifies pass against the bcrypt hash (or the remembered match).
+func (m *mappedUser) check(pass string) bool {
+	s := m.sum(pass)
+	m.mu.Lock()
+	hit := m.ok && subtle.ConstantTimeCompare(s[:], m.verified[:]) == 1
+	m.mu.Unlock()
+	if hit {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword([]byte(m.cfg.PasswordHash), []byte(pass)) != nil {
+		return false
+	}
+	m.mu.Lock()
+	m.verified, m.ok = s, true
+	m.mu.Unlock()
+	return true
+}
+
+// upstreamSecret returns the upstream password, reading the file each time
+// so a rotated secret takes effect without a restart.
+func (m *mappedUser) upstreamSecret() (string, error) {
+	if m.cfg.UpstreamPasswordFile == "" {
+		return m.cfg.UpstreamPassword, nil
+	}
+	b, err := os.ReadFile(m.cfg.UpstreamPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("auth.users %q: upstream_password_file: %w", m.cfg.User, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
