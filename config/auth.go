@@ -31,6 +31,7 @@ func validateAuth(raw *rawAuth, c *Auth, ps *problems) {
 			UpstreamUser:         str(ru.UpstreamUser),
 			UpstreamPassword:     str(ru.UpstreamPassword),
 			UpstreamPasswordFile: str(ru.UpstreamPasswordFile),
+			OAuth2TokenFile:      str(ru.OAuth2TokenFile),
 		}
 		switch j, dup := seen[u.User]; {
 		case u.User == "":
@@ -46,13 +47,27 @@ func validateAuth(raw *rawAuth, c *Auth, ps *problems) {
 		if u.UpstreamUser == "" {
 			ps.add(key("upstream_user"), "required")
 		}
-		switch {
-		case (u.UpstreamPassword == "") == (u.UpstreamPasswordFile == ""):
-			ps.add(key("upstream_password"), "set exactly one of upstream_password and upstream_password_file")
-		case u.UpstreamPasswordFile != "":
-			if _, err := os.ReadFile(u.UpstreamPasswordFile); err != nil {
-				ps.add(key("upstream_password_file"), "%v", err)
+		set := 0
+		for _, v := range []string{u.UpstreamPassword, u.UpstreamPasswordFile, u.OAuth2TokenFile} {
+			if v != "" {
+				set++
 			}
+		}
+		if set != 1 {
+			ps.add(key("upstream_password"), "set exactly one of upstream_password, upstream_password_file and oauth2_token_file")
+		}
+		for k, f := range map[string]string{"upstream_password_file": u.UpstreamPasswordFile, "oauth2_token_file": u.OAuth2TokenFile} {
+			if f == "" {
+				continue
+			}
+			if _, err := os.ReadFile(f); err != nil {
+				ps.add(key(k), "%v", err)
+			}
+		}
+		if u.OAuth2TokenFile != "" {
+			u.OAuth2Mechanism = oneOf(ps, key("oauth2_mechanism"), ru.OAuth2Mechanism, "xoauth2", "xoauth2", "oauthbearer")
+		} else if ru.OAuth2Mechanism != nil {
+			ps.add(key("oauth2_mechanism"), "only used with oauth2_token_file")
 		}
 		c.Users = append(c.Users, u)
 	}

@@ -57,6 +57,8 @@ type MappedUser struct {
 	UpstreamUser         string
 	UpstreamPassword     string
 	UpstreamPasswordFile string // read at each upstream login, so a rotated file takes effect
+	OAuth2TokenFile      string // a bearer token, read at each upstream login (refreshed by an external agent)
+	OAuth2Mechanism      string // xoauth2 (default) | oauthbearer
 }
 
 // Limits protect the proxy and the upstream from abuse. Zero disables a

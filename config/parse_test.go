@@ -367,7 +367,7 @@ func TestAuthMapKeys(t *testing.T) {
 		{"map without users", head + "auth:\n  mode: map\n", "auth.users: required"},
 		{"bad mode", head + "auth:\n  mode: ldap\n", "auth.mode"},
 		{"bad hash", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: plain\n      upstream_user: u\n      upstream_password: p\n", "auth.users[0].password_hash"},
-		{"both secrets", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: \"" + hash + "\"\n      upstream_user: u\n      upstream_password: p\n      upstream_password_file: /etc/hostname\n", "exactly one"},
+		{"both secrets", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: \"" + hash + "\"\n      upstream_user: u\n      upstream_password: p\n      upstream_password_file: /etc/hostname\n", "exactly one of"},
 		{"missing file", head + "auth:\n  mode: map\n  users:\n    - user: a\n      password_hash: \"" + hash + "\"\n      upstream_user: u\n      upstream_password_file: /nonexistent\n", "auth.users[0].upstream_password_file"},
 		{"users in passthrough", head + "auth:\n  users:\n    - user: a\n", "only used with auth.mode: map"},
 	}

@@ -28,6 +28,8 @@ type rawMappedUser struct {
 	UpstreamUser         *string `yaml:"upstream_user"`
 	UpstreamPassword     *string `yaml:"upstream_password"`
 	UpstreamPasswordFile *string `yaml:"upstream_password_file"`
+	OAuth2TokenFile      *string `yaml:"oauth2_token_file"`
+	OAuth2Mechanism      *string `yaml:"oauth2_mechanism"`
 }
 
 type rawLimits struct {

@@ -59,15 +59,20 @@ func (m *mappedUser) check(pass string) bool {
 	return true
 }
 
-// upstreamSecret returns the upstream password, reading the file each time
-// so a rotated secret takes effect without a restart.
-func (m *mappedUser) upstreamSecret() (string, error) {
-	if m.cfg.UpstreamPasswordFile == "" {
-		return m.cfg.UpstreamPassword, nil
+// upstreamSecret returns the upstream password or OAuth2 token and its
+// mechanism, reading files each time so a rotated secret (a refreshed
+// token) takes effect without a restart.
+func (m *mappedUser) upstreamSecret() (secret, mech string, err error) {
+	file, key := m.cfg.UpstreamPasswordFile, "upstream_password_file"
+	if m.cfg.OAuth2TokenFile != "" {
+		file, key, mech = m.cfg.OAuth2TokenFile, "oauth2_token_file", m.cfg.OAuth2Mechanism
 	}
-	b, err := os.ReadFile(m.cfg.UpstreamPasswordFile)
+	if file == "" {
+		return m.cfg.UpstreamPassword, "", nil
+	}
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("auth.users %q: upstream_password_file: %w", m.cfg.User, err)
+		return "", "", fmt.Errorf("auth.users %q: %s: %w", m.cfg.User, key, err)
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return strings.TrimSpace(string(b)), mech, nil
 }

@@ -184,22 +184,22 @@ func (sess *session) Login(username, password string) error {
 	if lim.knownBad(username, password) {
 		return refuse() // rejected upstream moments ago: do not ask again
 	}
-	upUser, upPass := username, password
+	upUser, upPass, upMech := username, password, ""
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	if mapped {
 		mu := sess.s.mapped[username]
 		if mu == nil || !mu.check(password) {
 			return refuse()
 		}
-		secret, err := mu.upstreamSecret()
+		secret, mech, err := mu.upstreamSecret()
 		if err != nil {
 			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
 		}
-		upUser, upPass = mu.cfg.UpstreamUser, secret
+		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.s.cfg.Upstream.DialTimeout+sess.s.cfg.Upstream.ResponseTimeout)
 	defer cancel()
-	acct, err := sess.s.mgr.Login(ctx, upUser, upPass)
+	acct, err := sess.s.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
 		if errors.Is(err, upstream.ErrAuthFailed) && !mapped {
 			return refuse()

@@ -25,6 +25,7 @@ type Account struct {
 
 	// guarded by m.mu
 	pass     string // for dialing new connections; dropped with the account
+	mech     string // "" (password), MechXOAUTH2 or MechOAUTHBEARER
 	cred     credential
 	caps     imap.CapSet
 	total    int     // open + dialing connections, watchers included
@@ -199,7 +200,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 			}
 			return c, true, nil
 		}
-		pass := a.pass
+		pass, mech := a.pass, a.mech
 		m.mu.Unlock()
 		if pass == "" {
 			return nil, false, ErrAuthFailed // forgotten: never log in with nothing
@@ -216,7 +217,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 			continue
 		}
 		m.mu.Unlock()
-		cl, err := m.dial(ctx, a.user, pass, nil)
+		cl, err := m.dial(ctx, a.user, pass, mech, nil)
 		if err != nil {
 			a.freeSlot(false)
 			a.forgetIfRejected(pass, err)

@@ -88,6 +88,13 @@ func (m *Manager) learnCaps(caps imap.CapSet) {
 // real upstream login) and returns the account with a reference held for
 // the caller's session. Release it with Account.Release.
 func (m *Manager) Login(ctx context.Context, user, pass string) (*Account, error) {
+	return m.LoginMech(ctx, user, pass, "")
+}
+
+// LoginMech is Login with an OAuth2 mechanism (MechXOAUTH2,
+// MechOAUTHBEARER): secret is then the bearer token.
+func (m *Manager) LoginMech(ctx context.Context, user, secret, mech string) (*Account, error) {
+	pass := secret
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -119,7 +126,7 @@ func (m *Manager) Login(ctx context.Context, user, pass string) (*Account, error
 	m.mu.Unlock()
 
 	if !shared {
-		call.err = a.verifyUpstream(ctx, pass)
+		call.err = a.verifyUpstream(ctx, pass, mech)
 		m.mu.Lock()
 		delete(a.verify, key)
 		m.mu.Unlock()
@@ -141,17 +148,17 @@ func (m *Manager) Login(ctx context.Context, user, pass string) (*Account, error
 
 // verifyUpstream logs in with pass; on success the connection joins the
 // pool and pass becomes the account's credential.
-func (a *Account) verifyUpstream(ctx context.Context, pass string) error {
+func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	if err := a.takeSlot(ctx, false); err != nil {
 		return err
 	}
-	cl, err := a.m.dial(ctx, a.user, pass, nil)
+	cl, err := a.m.dial(ctx, a.user, pass, mech, nil)
 	if err != nil {
 		a.freeSlot(false)
 		return err
 	}
 	a.m.mu.Lock()
-	a.pass = pass
+	a.pass, a.mech = pass, mech
 	a.cred.store(pass)
 	a.m.mu.Unlock()
 	a.noteCaps(cl.Caps())

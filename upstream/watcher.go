@@ -244,13 +244,13 @@ func (w *Watcher) session(healthy *bool) error {
 	defer a.freeSlot(true)
 
 	m.mu.Lock()
-	pass := a.pass
+	pass, mech := a.pass, a.mech
 	m.mu.Unlock()
 	if pass == "" {
 		return ErrAuthFailed // forgotten after a rejection: stop, do not log in with nothing
 	}
 	gen := w.q.reset()
-	cl, err := m.dial(ctx, a.user, pass, w.q.handler(gen))
+	cl, err := m.dial(ctx, a.user, pass, mech, w.q.handler(gen))
 	if err != nil {
 		a.forgetIfRejected(pass, err)
 		if errors.Is(err, ErrAuthFailed) && !definitelyRejected(err) {
