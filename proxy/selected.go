@@ -111,7 +111,7 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	sel := sess.sel
 	clear(sess.reported) // only the command just answered may skip updates
 
-	period := sess.s.cfg.Keepalive
+	period := sess.s.dyn().cfg.Keepalive
 	var keepalive <-chan time.Time // stays nil when keepalives are disabled
 	var timer *time.Timer
 	if period > 0 {

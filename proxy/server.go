@@ -47,7 +47,7 @@ type Server struct {
 	metrics     *metrics
 	metricsAddr string
 	lim         *limiter
-	mapped      map[string]*mappedUser // auth.mode map
+	dynamic     atomic.Pointer[dynamic] // reloadable settings
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
@@ -57,7 +57,8 @@ type Server struct {
 
 // New validates what it can without touching the network.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, lim: newLimiter(), mapped: newMappedUsers(cfg.Auth.Users)}
+	s := &Server{cfg: cfg, log: log, lim: newLimiter()}
+	s.dynamic.Store(newDynamic(cfg))
 	needTLS := false
 	for _, l := range cfg.Listeners {
 		needTLS = needTLS || l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit

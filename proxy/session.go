@@ -78,7 +78,7 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 	id := s.sessionID.Add(1)
 	sess.log = s.log.With(zap.Uint64("session", id), zap.String("remote", conn.NetConn().RemoteAddr().String()))
 	sess.ip = addrOf(conn.NetConn().RemoteAddr())
-	if !acquire(s.lim, s.lim.perIP, sess.ip, s.cfg.Limits.MaxConnectionsPerIP) {
+	if !acquire(s.lim, s.lim.perIP, sess.ip, s.dyn().cfg.Limits.MaxConnectionsPerIP) {
 		sess.log.Warn("connection refused: too many from this address")
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections from your address"}
 	}
@@ -86,7 +86,7 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 		release(s.lim, s.lim.perIP, sess.ip)
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	if d := s.cfg.Limits.LoginTimeout; d > 0 {
+	if d := s.dyn().cfg.Limits.LoginTimeout; d > 0 {
 		sess.loginTimer = time.AfterFunc(d, func() { sess.bye("Login timeout, closing connection") })
 	}
 	sess.baseLog = sess.log
@@ -173,7 +173,8 @@ func (sess *session) Close() error {
 // Login checks the password by logging in upstream (or against the salted
 // hash of a password verified before). The password is never logged.
 func (sess *session) Login(username, password string) error {
-	lim, limits := sess.s.lim, sess.s.cfg.Limits
+	dyn := sess.s.dyn()
+	lim, limits := sess.s.lim, dyn.cfg.Limits
 	refuse := func() error {
 		sess.s.metrics.authFailures.Inc()
 		d := lim.failed(sess.ip, username, password, limits.MaxLoginDelay)
@@ -187,7 +188,7 @@ func (sess *session) Login(username, password string) error {
 	upUser, upPass, upMech := username, password, ""
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	if mapped {
-		mu := sess.s.mapped[username]
+		mu := dyn.mapped[username]
 		if mu == nil || !mu.check(password) {
 			return refuse()
 		}
@@ -235,7 +236,9 @@ func (sess *session) Login(username, password string) error {
 
 // AppendLimit is advertised as APPENDLIMIT (RFC 7889); imapserver refuses a
 // larger APPEND with NO [TOOBIG] before reading it.
-func (sess *session) AppendLimit() uint32 { return uint32(sess.s.cfg.Limits.AppendLimit) }
+func (sess *session) AppendLimit() uint32 {
+	return uint32(sess.s.dyn().cfg.Limits.AppendLimit)
+}
 
 // fail maps an error to what the client sees. The upstream's own NO/BAD
 // pass through; transport trouble is logged and becomes NO [UNAVAILABLE];

@@ -156,3 +156,29 @@ func TestDovecotUpstreamTLS(t *testing.T) {
 	vc.login()
 	vc.selectBox("INBOX")
 }
+
+// TestApplyConfig: a reload changes limits for new connections at once,
+// and a change that needs a restart is refused whole.
+func TestApplyConfig(t *testing.T) {
+	up := startMemUpstream(t)
+	cfg := testConfig(up.addr)
+	p := startProxy(t, cfg)
+	_ = dialRaw(t, p.Addrs()[0])
+	next := *cfg
+	next.Limits.MaxConnectionsPerIP = 1
+	if err := p.ApplyConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	if got := greeting(t, p.Addrs()[0], nil); !strings.HasPrefix(got, "* BYE Too many connections") {
+		t.Fatalf("after lowering max_connections_per_ip: got %q, want BYE", got)
+	}
+	bad := next
+	bad.Limits.MaxConnectionsPerIP = 0
+	bad.Upstream.Address = "127.0.0.1:1"
+	if err := p.ApplyConfig(&bad); err == nil || !strings.Contains(err.Error(), "upstream") {
+		t.Fatalf("changing upstream.address: got %v, want a refusal naming upstream", err)
+	}
+	if got := greeting(t, p.Addrs()[0], nil); !strings.HasPrefix(got, "* BYE Too many connections") {
+		t.Fatalf("a refused reload changed the limits: got %q", got)
+	}
+}

@@ -36,9 +36,15 @@ const duplicateSignalWindow = 100 * time.Millisecond
 // forced set, for the operator who does not want to wait; callers then skip
 // any further cleanup.
 func awaitShutdown(srv proxyServer, sigs <-chan os.Signal, log *zap.Logger) (code int, forced bool) {
+	return awaitShutdownWith(srv, sigs, log, func() { reload(srv, log) })
+}
+
+// awaitShutdownWith is awaitShutdown with onHUP run for each SIGHUP before
+// the shutdown signal.
+func awaitShutdownWith(srv proxyServer, sigs <-chan os.Signal, log *zap.Logger, onHUP func()) (code int, forced bool) {
 	sig := <-sigs
 	for sig == syscall.SIGHUP {
-		reload(srv, log)
+		onHUP()
 		sig = <-sigs
 	}
 	first := time.Now()

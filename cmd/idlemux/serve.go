@@ -42,7 +42,7 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
 		zap.Strings("listeners", listenAddrs(srv, cfg)),
 		zap.String("upstream", cfg.Upstream.Address),
 		zap.String("upstream_tls", string(cfg.Upstream.TLS)))
-	code, _ = awaitShutdown(srv, sigs, log)
+	code, _ = awaitShutdownWith(srv, sigs, log, func() { reloadConfig(srv, path, log) })
 	return code
 }
 
@@ -57,4 +57,17 @@ func listenAddrs(srv proxyServer, cfg *config.Config) []string {
 		addrs[i] = l.Address
 	}
 	return addrs
+}
+
+// reloadConfig handles SIGHUP in serve mode: the file is read and validated
+// again; an invalid one is rejected whole and the running config kept.
+func reloadConfig(srv *proxy.Server, path string, log *zap.Logger) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("reload rejected: invalid configuration; keeping the running one", zap.Error(err))
+		return
+	}
+	if err := srv.ApplyConfig(cfg); err != nil {
+		log.Error("reload rejected; keeping the running configuration", zap.Error(err))
+	}
 }

@@ -172,6 +172,28 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 		}
 	}
 
+	// SIGHUP with an invalid file: rejected, logged, the old config serves on.
+	if err := os.WriteFile(cfgPath, []byte("listeners: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	rejected := false
+	for deadline := time.After(5 * time.Second); !rejected; {
+		select {
+		case l := <-logs:
+			rejected = strings.Contains(l, "reload rejected")
+		case <-deadline:
+			t.Fatal("no log line saying the invalid reload was rejected")
+		}
+	}
+	if c, err := net.Dial("tcp", addr); err != nil {
+		t.Fatalf("after a rejected reload: %v", err)
+	} else {
+		c.Close()
+	}
+
 	// A raw client, to see the BYE itself on the wire.
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
