@@ -38,6 +38,9 @@ type Config struct {
 	Metrics   Metrics
 	Limits    Limits
 	Auth      Auth
+	// ShutdownTimeout bounds the graceful shutdown (BYE to clients, LOGOUT
+	// upstream). Key shutdown_timeout, default 10s.
+	ShutdownTimeout time.Duration
 }
 
 // Auth says how downstream logins are checked.

@@ -18,11 +18,12 @@ func TestDefault(t *testing.T) {
 			WatcherLinger:            30 * time.Second,
 			PollInterval:             30 * time.Second,
 		},
-		Log:       Log{Level: "info", Format: "json"},
-		Fanout:    Fanout{MaxLag: 10000},
-		Keepalive: 4 * time.Minute,
-		Auth:      Auth{Mode: "passthrough"},
-		Limits:    Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second},
+		Log:             Log{Level: "info", Format: "json"},
+		Fanout:          Fanout{MaxLag: 10000},
+		Keepalive:       4 * time.Minute,
+		Auth:            Auth{Mode: "passthrough"},
+		ShutdownTimeout: 10 * time.Second,
+		Limits:          Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)

@@ -15,6 +15,8 @@ type rawConfig struct {
 	Metrics   *rawMetrics   `yaml:"metrics"`
 	Limits    *rawLimits    `yaml:"limits"`
 	Auth      *rawAuth      `yaml:"auth"`
+
+	ShutdownTimeout *string `yaml:"shutdown_timeout"`
 }
 
 type rawAuth struct {

@@ -151,9 +151,21 @@ func (l *listener) stopAccepting() {
 // concurrently (a BYE waits for imapserver's write lock, which a slow
 // client's FETCH may hold), until ctx ends; close() then drops whoever is
 // left.
+//
+// The BYEs are spread over up to half the time ctx leaves (at most a
+// millisecond apart): a large fleet told to go at the same instant would
+// reconnect, to the next instance, in one burst.
 func (l *listener) byeAll(ctx context.Context, text string) {
 	var wg sync.WaitGroup
-	for _, sess := range l.s.sessionsOf(l) {
+	sessions := l.s.sessionsOf(l)
+	var gap time.Duration
+	if dl, ok := ctx.Deadline(); ok && len(sessions) > 0 {
+		gap = min(time.Until(dl)/2/time.Duration(len(sessions)), time.Millisecond)
+	}
+	for i, sess := range sessions {
+		if i > 0 && gap > 0 {
+			time.Sleep(gap)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -42,6 +42,9 @@ func (s *Server) ApplyConfig(cfg *config.Config) error {
 	if cfg.TLS != s.cfg.TLS {
 		fixed = append(fixed, "tls")
 	}
+	if cfg.ShutdownTimeout != s.cfg.ShutdownTimeout {
+		fixed = append(fixed, "shutdown_timeout")
+	}
 	if cfg.Auth.Mode != s.cfg.Auth.Mode {
 		fixed = append(fixed, "auth.mode")
 	}

@@ -13,7 +13,8 @@ import (
 
 // shutdownTimeout bounds the graceful shutdown: long enough to say BYE and
 // LOGOUT upstream, short enough for service managers' stop timeouts.
-const shutdownTimeout = 10 * time.Second
+// serve sets it from the config's shutdown_timeout.
+var shutdownTimeout = 10 * time.Second
 
 // proxyServer is the part of *proxy.Server the commands use; tests fake it.
 type proxyServer interface {

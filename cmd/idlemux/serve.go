@@ -28,6 +28,7 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do if stderr cannot sync
 
+	shutdownTimeout = cfg.ShutdownTimeout
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("invalid configuration", zap.Error(err))
