@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +99,34 @@ func TestAppendLimit(t *testing.T) {
 	lines := rc.cmd("b", "APPEND INBOX {2000}")
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "b NO [TOOBIG]") {
 		t.Fatalf("APPEND over the limit: got %q, want NO [TOOBIG]", lines)
+	}
+}
+
+// TestGuessingElsewhereDoesNotLockOutUser: wrong passwords flooding in from
+// one address slow that address only; the real user logging in from
+// another address gets in at once.
+func TestGuessingElsewhereDoesNotLockOutUser(t *testing.T) {
+	up := startMemUpstream(t)
+	cfg := testConfig(up.addr)
+	cfg.Limits.MaxLoginDelay = 2 * time.Second
+	p := startProxy(t, cfg)
+	attacker := dialRaw(t, p.Addrs()[0]) // from 127.0.0.1
+	for i := 0; i < 4; i++ {
+		attacker.cmd("a", "LOGIN "+testUser+" guess")
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	c, err := d.Dial("tcp", p.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	real := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	real.line()
+	start := time.Now()
+	if l := real.cmd("b", "LOGIN "+testUser+" "+testPass); !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Fatalf("real user from another address: %q", l)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("real user from another address waited %v behind the attacker's delays", took)
 	}
 }
