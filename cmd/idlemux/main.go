@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
 		return runCheckConfig(rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

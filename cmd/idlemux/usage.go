@@ -16,6 +16,9 @@ commands:
   serve --config FILE           run the proxy
   check-config --config FILE    validate a config file, print "ok" or every problem
   version                       print the version
+  bench --proxy ADDR --user U --password P --upstream ADDR [--clients N] [--messages M] [--json]
+                                load harness: N clients IDLE through idlemux, M messages
+                                appended upstream, EXISTS latency per client (loopback only)
 `
 
 // newFlagSet returns a flag set whose errors and -h output go to stderr,
