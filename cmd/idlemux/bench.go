@@ -95,7 +95,7 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.UpstreamConnections > 0 {
 		fmt.Fprintf(tw, "idlemux upstream connections\t%.0f\n", r.UpstreamConnections)
-		fmt.Fprintf(tw, "idlemux fan-out latency (mean)\t%.3f ms\n", r.FanoutLatencyMeanSeconds*1000)
+		fmt.Fprintf(tw, "idlemux fan-out latency mean / p99 (at most)\t%.3f ms / %.1f ms\n", r.FanoutLatencyMeanSeconds*1000, r.FanoutLatencyP99AtMost*1000)
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", r.FirstError)

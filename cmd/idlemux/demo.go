@@ -20,9 +20,10 @@ const demoEvery = 10 * time.Second
 // runDemo starts the in-process demo upstream and the proxy in front of it,
 // so idlemux can be tried with nothing but the binary.
 func runDemo(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
-	fs := newFlagSet("demo", "demo [--listen ADDR] [--every DURATION]", stderr)
+	fs := newFlagSet("demo", "demo [--listen ADDR] [--every DURATION] [--metrics ADDR]", stderr)
 	listen := fs.String("listen", config.DemoListenAddress, "proxy listen `ADDR`ess")
 	every := fs.Duration("every", demoEvery, "deliver a new message to INBOX every `DURATION` (0 disables)")
+	metricsAddr := fs.String("metrics", "", "serve /metrics on `ADDR` (for idlemux bench --metrics)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -51,6 +52,7 @@ func runDemo(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int
 	}
 	cfg := config.Demo(up.Addr())
 	cfg.Listeners[0].Address = *listen
+	cfg.Metrics.Address = *metricsAddr
 
 	srv, err := proxy.New(cfg, log)
 	if err != nil {

@@ -59,6 +59,7 @@ type Result struct {
 	RSSPerClientKiB          float64 `json:",omitempty"`
 	UpstreamConnections      float64 `json:",omitempty"`
 	FanoutLatencyMeanSeconds float64 `json:",omitempty"`
+	FanoutLatencyP99AtMost   float64 `json:",omitempty"` // upper bound of the histogram bucket holding p99
 	Messages                 int
 	Duration                 time.Duration
 	FirstError               string `json:",omitempty"`
@@ -199,7 +200,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.LatencyP50, res.LatencyP90, res.LatencyP99, res.LatencyMax = quantiles(lats)
 	if o.MetricsURL != "" {
-		res.UpstreamConnections, res.FanoutLatencyMeanSeconds = scrape(o.MetricsURL)
+		res.UpstreamConnections, res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost = scrape(o.MetricsURL)
 	}
 	res.Duration = time.Since(start)
 	return res, nil
