@@ -32,8 +32,9 @@ type listener struct {
 }
 
 type generation struct {
-	srv *imapserver.Server
-	cl  *chanListener
+	srv    *imapserver.Server
+	cl     *chanListener
+	served chan struct{} // closed when srv.Serve returned
 }
 
 func newListener(s *Server, cfg config.Listener, ln net.Listener) *listener {
@@ -57,10 +58,11 @@ func (l *listener) newGeneration() {
 	if l.cfg.TLS == config.TLSStartTLS {
 		opts.TLSConfig = l.s.tls.Config()
 	}
-	g := &generation{srv: imapserver.New(opts), cl: newChanListener(l.ln.Addr())}
+	g := &generation{srv: imapserver.New(opts), cl: newChanListener(l.ln.Addr()), served: make(chan struct{})}
 	l.s.wg.Add(1)
 	go func() {
 		defer l.s.wg.Done()
+		defer close(g.served)
 		g.srv.Serve(g.cl)
 	}()
 	l.mu.Lock()
@@ -188,6 +190,11 @@ func (l *listener) close() {
 	gens := l.gens
 	l.mu.Unlock()
 	for _, g := range gens {
+		// imapserver's Close must not race its own Serve starting up (its
+		// WaitGroup would be misused): stop Serve first, then close the
+		// connections.
+		g.cl.Close()
+		<-g.served
 		g.srv.Close()
 	}
 }
