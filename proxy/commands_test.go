@@ -88,15 +88,7 @@ func TestExpungedButNotYetToldRFC2180(t *testing.T) {
 	a.selectBox("INBOX")
 	uids := slices.Clone(a.uids)
 
-	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.Expunge().Close(); err != nil {
-		t.Fatal(err)
-	}
+	expungeDirect(t, direct, 2)
 	// Wait until the proxy's model has it (the next FETCH must still not
 	// renumber): poll with FETCH, which never delivers EXPUNGE.
 	deadline := time.Now().Add(waitLong)
@@ -276,15 +268,7 @@ func TestExpungeAfterFailedFetch(t *testing.T) {
 	rc := dialRaw(t, p.Addrs()[0])
 	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
 	rc.cmd("b", "SELECT INBOX")
-	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.Expunge().Close(); err != nil {
-		t.Fatal(err)
-	}
+	expungeDirect(t, direct, 2)
 	deadline := time.Now().Add(waitLong)
 	for {
 		lines := rc.cmd("c", "FETCH 2 FLAGS")

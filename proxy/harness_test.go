@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/idlemux/idlemux/config"
@@ -99,7 +100,13 @@ func testConfig(addr string) *config.Config {
 
 func startProxy(t testing.TB, cfg *config.Config) *Server {
 	t.Helper()
-	s, err := New(cfg, zaptest.NewLogger(t))
+	return startProxyLogging(t, cfg, zaptest.NewLogger(t))
+}
+
+// startProxyLogging is startProxy with the logger a test wants to inspect.
+func startProxyLogging(t testing.TB, cfg *config.Config, log *zap.Logger) *Server {
+	t.Helper()
+	s, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +328,20 @@ func (vc *viewClient) done(cmd *imapclient.IdleCommand) {
 	}
 	if err := cmd.Wait(); err != nil {
 		vc.t.Fatalf("%s: IDLE end: %v", vc.name, err)
+	}
+}
+
+// expungeDirect deletes message seq of INBOX over a direct upstream session.
+func expungeDirect(t testing.TB, direct *imapclient.Client, seq uint32) {
+	t.Helper()
+	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Expunge().Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -19,19 +19,7 @@ import (
 func startObservedProxy(t *testing.T, cfg *config.Config) (*Server, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	s, err := New(cfg, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := contextWithTimeout(10 * time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	return s, logs
+	return startProxyLogging(t, cfg, zap.New(core)), logs
 }
 
 // greeting dials addr, sends prefix, and returns the first line (or "").
