@@ -76,7 +76,7 @@ func (tx *Tx) Expunge(uid imap.UID) bool {
 func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
 	m := tx.m
 	i, ok := m.index(uid)
-	if !ok || flagsEqual(m.flags[i], flags) {
+	if !ok || FlagsEqual(m.flags[i], flags) {
 		return false
 	}
 	m.flags[i] = slices.Clone(flags)
@@ -152,8 +152,9 @@ func (tx *Tx) Resync(uids []imap.UID, flags [][]imap.Flag) error {
 	return nil
 }
 
-// flagsEqual compares two flag lists as sets.
-func flagsEqual(a, b []imap.Flag) bool {
+// FlagsEqual compares two flag lists as sets: the model logs a flag change
+// only when it is one, and sessions use it to skip what they already told.
+func FlagsEqual(a, b []imap.Flag) bool {
 	if len(a) != len(b) {
 		return false
 	}

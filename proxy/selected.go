@@ -159,7 +159,7 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 		case fanout.UpdateExists:
 			err = w.WriteNumMessages(u.Seq)
 		case fanout.UpdateFlags:
-			if prev, done := sess.reported[u.UID]; done && flagsSame(prev, u.Flags) {
+			if prev, done := sess.reported[u.UID]; done && fanout.FlagsEqual(prev, u.Flags) {
 				continue
 			}
 			err = w.WriteMessageFlags(u.Seq, u.UID, u.Flags)
@@ -208,16 +208,4 @@ func (sess *session) unholdOnError(err *error) {
 	if *err != nil {
 		sess.noExpunge = false
 	}
-}
-
-func flagsSame(a, b []imap.Flag) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, f := range a {
-		if !slices.Contains(b, f) {
-			return false
-		}
-	}
-	return true
 }
