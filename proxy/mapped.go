@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/internal/verified"
 )
 
 // mappedUser is a downstream user of auth.mode map. bcrypt is deliberately
@@ -21,31 +19,22 @@ import (
 type mappedUser struct {
 	cfg config.MappedUser
 
-	mu       sync.Mutex
-	salt     [16]byte
-	verified [32]byte
-	ok       bool
+	mu    sync.Mutex
+	known verified.Password // the last password that matched bcrypt
 }
 
 func newMappedUsers(users []config.MappedUser) map[string]*mappedUser {
 	out := make(map[string]*mappedUser, len(users))
 	for _, u := range users {
-		mu := &mappedUser{cfg: u}
-		rand.Read(mu.salt[:])
-		out[u.User] = mu
+		out[u.User] = &mappedUser{cfg: u}
 	}
 	return out
 }
 
-func (m *mappedUser) sum(pass string) [32]byte {
-	return sha256.Sum256(append(m.salt[:], pass...))
-}
-
 // check verifies pass against the bcrypt hash (or the remembered match).
 func (m *mappedUser) check(pass string) bool {
-	s := m.sum(pass)
 	m.mu.Lock()
-	hit := m.ok && subtle.ConstantTimeCompare(s[:], m.verified[:]) == 1
+	hit := m.known.Matches(pass, 0) // bcrypt is the authority; no expiry needed
 	m.mu.Unlock()
 	if hit {
 		return true
@@ -54,7 +43,7 @@ func (m *mappedUser) check(pass string) bool {
 		return false
 	}
 	m.mu.Lock()
-	m.verified, m.ok = s, true
+	m.known.Store(pass)
 	m.mu.Unlock()
 	return true
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/internal/verified"
 )
 
 // Account is one upstream account (address + user): its pool of command
@@ -26,7 +28,7 @@ type Account struct {
 	// guarded by m.mu
 	pass     string // for dialing new connections; dropped with the account
 	mech     string // "" (password), MechXOAUTH2 or MechOAUTHBEARER
-	cred     credential
+	cred     verified.Password
 	caps     imap.CapSet
 	total    int     // open + dialing connections, watchers included
 	watching int     // connections held by watchers
@@ -334,7 +336,7 @@ func (a *Account) forgetIfRejected(pass string, err error) {
 	defer a.m.mu.Unlock()
 	if a.pass == pass {
 		a.pass = ""
-		a.cred = credential{}
+		a.cred = verified.Password{}
 		a.log.Warn("upstream rejects the cached password; it is forgotten")
 	}
 }
@@ -344,7 +346,7 @@ func (a *Account) forgetIfRejected(pass string, err error) {
 func (a *Account) confirmed(pass string) {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
-	if a.pass == pass && a.cred.set {
-		a.cred.at = time.Now()
+	if a.pass == pass {
+		a.cred.Renew()
 	}
 }

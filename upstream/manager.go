@@ -50,6 +50,12 @@ func NewManager(opts Options, onCaps func(imap.CapSet)) *Manager {
 	return m
 }
 
+// credentialTTL is how long a verified password is accepted without asking
+// the upstream again: a password changed upstream (after a compromise,
+// say) stops working through idlemux within this time even while the
+// account stays busy.
+const credentialTTL = time.Hour
+
 // Stats counts what the manager holds.
 type Stats struct {
 	Accounts     int
@@ -113,7 +119,7 @@ func (m *Manager) LoginMech(ctx context.Context, user, secret, mech string) (*Ac
 		m.accounts[user] = a
 	}
 	a.refs++
-	if a.cred.matches(pass) {
+	if a.cred.Matches(pass, credentialTTL) {
 		m.mu.Unlock()
 		return a, nil
 	}
@@ -159,7 +165,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	}
 	a.m.mu.Lock()
 	a.pass, a.mech = pass, mech
-	a.cred.store(pass)
+	a.cred.Store(pass)
 	a.m.mu.Unlock()
 	a.noteCaps(cl.Caps())
 	a.Release(&Conn{Client: cl, acct: a}, nil)

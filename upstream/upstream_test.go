@@ -30,26 +30,6 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestCredential(t *testing.T) {
-	var c credential
-	if c.matches("") || c.matches("pw") {
-		t.Fatal("an unset credential matched")
-	}
-	c.store("pw")
-	tests := []struct {
-		pass string
-		want bool
-	}{{"pw", true}, {"pw ", false}, {"PW", false}, {"", false}}
-	for _, tt := range tests {
-		if got := c.matches(tt.pass); got != tt.want {
-			t.Errorf("matches(%q): got %v, want %v", tt.pass, got, tt.want)
-		}
-	}
-	if string(c.hash[:]) == "pw" {
-		t.Fatal("the password is stored in the clear")
-	}
-}
-
 func TestEventQueueDropsOldGenerations(t *testing.T) {
 	q := newEventQueue()
 	gen := q.reset()
