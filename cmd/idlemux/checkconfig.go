@@ -6,21 +6,15 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/proxy"
 )
 
 // runCheckConfig validates a config file without serving, for CI and for
 // checking an edit before a restart. Every problem is printed, one a line.
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
-	path, code, ok := configFlag("check-config", args, stderr)
+	cfg, path, code, ok := loadConfig("check-config", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailure
 	}
 	// proxy.New checks what the proxy itself needs, without the network.
 	if _, err := proxy.New(cfg, zap.NewNop()); err != nil {

@@ -12,14 +12,9 @@ import (
 )
 
 func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
-	path, code, ok := configFlag("serve", args, stderr)
+	cfg, path, code, ok := loadConfig("serve", args, stderr)
 	if !ok {
 		return code
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailure
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/idlemux/idlemux/config"
 )
 
 const usage = `usage: idlemux <command> [flags]
@@ -63,4 +65,19 @@ func configFlag(name string, args []string, stderr io.Writer) (path string, code
 		return "", exitUsage, false
 	}
 	return path, 0, true
+}
+
+// loadConfig parses --config for command name and loads the file, printing
+// every problem; ok is false when the command must exit with code.
+func loadConfig(name string, args []string, stderr io.Writer) (cfg *config.Config, path string, code int, ok bool) {
+	path, code, ok = configFlag(name, args, stderr)
+	if !ok {
+		return nil, "", code, false
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, "", exitFailure, false
+	}
+	return cfg, path, 0, true
 }
