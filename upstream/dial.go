@@ -28,7 +28,7 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 	// No step below may hang on a silent server (one that accepts TCP but
 	// never greets, say at its process limit): bound them all, STARTTLS
 	// and the TLS handshake included, by closing the socket.
-	watchdog := time.AfterFunc(o.ResponseTimeout, func() { raw.Close() })
+	watchdog := newGuard(o.ResponseTimeout, func() { raw.Close() })
 	defer watchdog.Stop()
 	opts := &imapclient.Options{UnilateralDataHandler: handler}
 	if o.TLSConfig != nil {
@@ -77,7 +77,7 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 		c.Close()
 		return nil, err
 	}
-	if !watchdog.Stop() { // it fired just as login finished
+	if watchdog.Stop() { // it fired just as login finished
 		c.Close()
 		return nil, unavailable("login to %s: no answer within %v", o.Address, o.ResponseTimeout)
 	}

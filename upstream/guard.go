@@ -19,10 +19,16 @@ type Guard struct {
 
 // Guard starts a guard on c.
 func (c *Conn) Guard(d time.Duration) *Guard {
+	return newGuard(d, func() { c.Client.Close() })
+}
+
+// newGuard calls closeFn unless touched at least every d. The watcher's
+// exchanges and the dial use it too, as one-shot bounds.
+func newGuard(d time.Duration, closeFn func()) *Guard {
 	g := &Guard{d: d}
 	g.t = time.AfterFunc(d, func() {
 		g.fired.Store(true)
-		c.Client.Close()
+		closeFn()
 	})
 	return g
 }

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -18,14 +17,9 @@ type wconn struct {
 }
 
 func (c *wconn) bounded(f func() error) error {
-	var fired atomic.Bool
-	t := time.AfterFunc(c.timeout, func() {
-		fired.Store(true)
-		c.Client.Close()
-	})
+	g := newGuard(c.timeout, func() { c.Client.Close() })
 	err := f()
-	t.Stop()
-	if fired.Load() {
+	if g.Stop() {
 		return unavailable("no answer from upstream within %v", c.timeout)
 	}
 	return err
