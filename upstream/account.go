@@ -141,7 +141,7 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 		return nil, err
 	}
 	stale := func(err error) error {
-		err = classify(err)
+		err = Classify(err)
 		if _, proto := IsProtocol(err); reused && !proto {
 			return &UnavailableError{Err: fmt.Errorf("%w: %v", ErrStaleConn, err)}
 		}
@@ -286,9 +286,9 @@ func (a *Account) closeIdleLocked(now time.Time) {
 	a.idle = keep
 }
 
-// classify turns a command error into what the proxy needs: the upstream's
+// Classify turns a command error into what the proxy needs: the upstream's
 // own NO/BAD as it is, anything else as UnavailableError.
-func classify(err error) error {
+func Classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -301,9 +301,6 @@ func classify(err error) error {
 	}
 	return &UnavailableError{Err: err}
 }
-
-// Classify is classify for the proxy's use.
-func Classify(err error) error { return classify(err) }
 
 // Forget marks the connection as having no mailbox selected, for commands
 // (DELETE, RENAME) after which the selection may no longer be valid.
