@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -390,5 +391,26 @@ func TestMembersAndLookup(t *testing.T) {
 	want = []Member{{1, 10}, {2, 20}, {4, 40}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Lookup: got %v, want %v", got, want)
+	}
+}
+
+func TestUpdatedAtStartsWhenHeard(t *testing.T) {
+	m := newBox(t, []imap.UID{1, 2}, 100)
+	heard := time.Now().Add(-40 * time.Millisecond)
+	m.Update(func(tx *Tx) {
+		tx.HeardAt(heard)
+		tx.Add(3, nil)
+	})
+	if got := m.UpdatedAt(); !got.Equal(heard) {
+		t.Errorf("UpdatedAt after a change heard 40ms ago: got %v, want %v", got, heard)
+	}
+	before := time.Now()
+	m.Update(func(tx *Tx) { tx.Add(4, nil) }) // nothing heard: now
+	if got := m.UpdatedAt(); got.Before(before) {
+		t.Errorf("UpdatedAt without HeardAt: got %v, want at or after %v", got, before)
+	}
+	m.Update(func(tx *Tx) { tx.HeardAt(time.Now().Add(-time.Second)) }) // no change logged
+	if got := m.UpdatedAt(); got.Before(before) {
+		t.Errorf("UpdatedAt after an empty update: got %v, want unchanged (at or after %v)", got, before)
 	}
 }

@@ -117,7 +117,8 @@ func (m *Mailbox) UIDs() []imap.UID {
 	return slices.Clone(m.uids)
 }
 
-// UpdatedAt returns when the model last logged a change (for latency).
+// UpdatedAt returns when the model last logged a change, or when the
+// watcher first heard of it (Tx.HeardAt): where fan-out latency starts.
 func (m *Mailbox) UpdatedAt() time.Time {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -157,6 +158,9 @@ func (m *Mailbox) Update(fn func(tx *Tx)) int {
 	fn(&tx)
 	if tx.n > 0 || tx.wake {
 		m.updated = time.Now()
+		if !tx.heard.IsZero() && tx.heard.Before(m.updated) {
+			m.updated = tx.heard
+		}
 		if len(m.log)-m.lastTrim >= trimEvery {
 			m.trimLocked()
 		}

@@ -3,6 +3,7 @@ package fanout
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -14,10 +15,16 @@ var ErrNotAscending = errors.New("upstream reported a new UID below one already 
 
 // Tx is a set of changes applied under the model's write lock.
 type Tx struct {
-	m    *Mailbox
-	n    int
-	wake bool
+	m     *Mailbox
+	n     int
+	wake  bool
+	heard time.Time
 }
+
+// HeardAt says the changes were first read off the upstream's wire at t, so
+// UpdatedAt (and the fan-out latency measured from it) starts there rather
+// than at the end of the round trips that completed them.
+func (tx *Tx) HeardAt(t time.Time) { tx.heard = t }
 
 func (tx *Tx) logChange(ch change) {
 	ch.maxBefore = tx.m.maxUID

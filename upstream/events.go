@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -38,6 +39,10 @@ type eventQueue struct {
 	noop   bool // ask the upstream for news (polling without IDLE)
 	syncs  []chan struct{}
 	signal chan struct{} // capacity 1: "look at the queue"
+	// heard is when the oldest news not yet taken was read off the wire:
+	// fan-out latency counts from there, the upstream round trips the
+	// watcher makes before the model learns the change included.
+	heard time.Time
 }
 
 // maxQueued bounds the events buffered for one drain.
@@ -58,6 +63,7 @@ func (q *eventQueue) push(gen uint64, ev event) {
 	q.mu.Lock()
 	if gen == q.gen && len(q.events) < maxQueued {
 		q.events = append(q.events, ev)
+		q.hear()
 	} else if gen == q.gen {
 		q.lost = true // overflow: only a reconnect and resync recovers
 	}
@@ -84,10 +90,19 @@ func (q *eventQueue) handler(gen uint64) *imapclient.UnilateralDataHandler {
 			q.mu.Lock()
 			if gen == q.gen {
 				q.dirty = true
+				q.hear()
 			}
 			q.mu.Unlock()
 			q.poke()
 		},
+	}
+}
+
+// hear notes that news arrived now, unless older news is still queued.
+// The caller holds q.mu.
+func (q *eventQueue) hear() {
+	if q.heard.IsZero() {
+		q.heard = time.Now()
 	}
 }
 
@@ -99,6 +114,7 @@ func (q *eventQueue) reset() uint64 {
 	q.events = nil
 	q.dirty = false
 	q.lost = false
+	q.heard = time.Time{}
 	return q.gen
 }
 
@@ -112,17 +128,18 @@ func (q *eventQueue) takeSyncs() []chan struct{} {
 	return syncs
 }
 
-// takeNews returns what arrived since take, leaving sync waiters queued:
-// they wait for a NOOP sent after they asked.
-func (q *eventQueue) takeNews() ([]event, bool) {
+// takeNews returns what arrived since take, and when the oldest of it was
+// read (zero when nothing was), leaving sync waiters queued: they wait for
+// a NOOP sent after they asked.
+func (q *eventQueue) takeNews() ([]event, bool, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.lost {
-		return nil, false
+		return nil, false, time.Time{}
 	}
-	evs, dirty := q.events, q.dirty
-	q.events, q.dirty = nil, false
-	return evs, dirty
+	evs, dirty, heard := q.events, q.dirty, q.heard
+	q.events, q.dirty, q.heard = nil, false, time.Time{}
+	return evs, dirty, heard
 }
 
 // takeNoop returns and clears the polling request.

@@ -40,9 +40,16 @@ func TestEventQueueDropsOldGenerations(t *testing.T) {
 	newGen := q.reset()
 	h.Expunge(1) // from the old connection: dropped
 	q.handler(newGen).Expunge(2)
-	evs, dirty := q.takeNews()
+	before := time.Now()
+	evs, dirty, heard := q.takeNews()
 	if len(evs) != 1 || evs[0] != (event{kind: evExpunge, n: 2}) || dirty {
 		t.Fatalf("got %+v, dirty %v; want only the new connection's EXPUNGE 2", evs, dirty)
+	}
+	if heard.IsZero() || heard.After(before) {
+		t.Errorf("heard at %v, want the time the EXPUNGE was pushed (before %v)", heard, before)
+	}
+	if _, _, heard := q.takeNews(); !heard.IsZero() {
+		t.Errorf("second take: heard at %v, want zero (nothing new)", heard)
 	}
 }
 

@@ -190,7 +190,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 			return fmt.Errorf("NOOP: %w", err)
 		}
 	}
-	evs, dirty := w.q.takeNews()
+	evs, dirty, heard := w.q.takeNews()
 	if w.q.overflowed() {
 		return errMirror
 	}
@@ -256,6 +256,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	var uerr error
 	box := w.box.Load()
 	box.Update(func(tx *fanout.Tx) {
+		tx.HeardAt(heard)
 		for _, uid := range expunged {
 			tx.Expunge(uid)
 		}
