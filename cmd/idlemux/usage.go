@@ -18,7 +18,7 @@ commands:
   serve --config FILE           run the proxy
   check-config --config FILE    validate a config file, print "ok" or every problem
   version                       print the version
-  bench --proxy ADDR --user U --password P --upstream ADDR [--clients N] [--messages M] [--json]
+  bench --proxy ADDR --user U --password P --upstream ADDR [--clients N] [--messages M] [--workers N] [--tls] [--json]
                                 load harness: N clients IDLE through idlemux, M messages
                                 appended upstream, EXISTS latency per client (loopback only)
 `
