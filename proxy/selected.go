@@ -38,7 +38,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	}
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
 	sess.s.metrics.selected.Add(1)
-	sess.log = sess.baseLog.With(zap.String("mailbox", name))
+	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
 	switch {
 	case sess.sel.readOnly:

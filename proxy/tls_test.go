@@ -3,13 +3,18 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/internal/testcert"
@@ -155,5 +160,67 @@ func TestApplyConfig(t *testing.T) {
 	}
 	if got := greeting(t, p.Addrs()[0], nil); !strings.HasPrefix(got, "* BYE Too many connections") {
 		t.Fatalf("a refused reload changed the limits: got %q", got)
+	}
+}
+
+// TestTLSHandshakeBounded: on an implicit-TLS listener a peer that never
+// completes the handshake gets no session and is dropped after
+// login_timeout; one still in its handshake does not hold up shutdown.
+func TestTLSHandshakeBounded(t *testing.T) {
+	up := startMemUpstream(t)
+	cert, key := writeCert(t, t.TempDir(), "bounded")
+	cfg := testConfig(up.addr)
+	cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
+	cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0", TLS: config.TLSImplicit}}
+	cfg.Limits.LoginTimeout = 300 * time.Millisecond
+	s, err := New(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addrs()[0]
+
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("silent peer: read %d bytes, %v; want the connection closed after login_timeout", n, err)
+	}
+	if got := s.Stats().Sessions; got != 0 {
+		t.Errorf("sessions after a handshake that never happened: got %d, want 0", got)
+	}
+
+	// A working client still gets in.
+	c, err := imapclient.DialTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatalf("LOGIN over implicit TLS: %v", err)
+	}
+	c.Close()
+
+	// Shutdown with a peer stuck in its handshake, which login_timeout
+	// alone would keep for a minute.
+	longer := *cfg
+	longer.Limits.LoginTimeout = time.Hour
+	if err := s.ApplyConfig(&longer); err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	time.Sleep(50 * time.Millisecond) // let the handshake start
+	ctx, cancel := contextWithTimeout(5 * time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a handshake in progress: %v, want a clean shutdown", err)
 	}
 }
