@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -177,7 +178,7 @@ func hold(item imapclient.FetchItemData, g *upstream.Guard) (heldItem, error) {
 	if g != nil {
 		src = touchReader{lit, g.Touch}
 	}
-	n, err := io.Copy(f, src)
+	n, err := copyBuffered(f, src)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
@@ -292,7 +293,7 @@ func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem, g *upst
 		dst = pausingWriter{wc, g}
 	}
 	if src != nil {
-		if _, err := io.Copy(dst, src); err != nil {
+		if _, err := copyBuffered(dst, src); err != nil {
 			var ce *clientGone
 			if errors.As(err, &ce) {
 				return err
@@ -336,6 +337,20 @@ func withExtended(bs imap.BodyStructure) imap.BodyStructure {
 		return &c
 	}
 	return bs
+}
+
+// copyBufs holds the buffers bodies are copied through. The guard's
+// wrappers hide the ReaderFrom/WriterTo that would let io.Copy skip its
+// buffer, so without a pool every body would allocate its own 32 KiB: a
+// FETCH of 1,000 bodies made 32 MiB of garbage and spent a fifth of its CPU
+// allocating and collecting it.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBuffered is io.Copy through a pooled buffer.
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(dst, src, *bp)
 }
 
 // touchReader reports progress on every read, so a long body that keeps
