@@ -52,6 +52,8 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.mgr.Stats().Watchers) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
 			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_logins_total", Help: "Logins made to the upstream (providers rate-limit them)."},
+			func() float64 { return float64(s.mgr.Stats().Logins) }),
 		&sessionCollector{s: s, desc: sessions},
 		&connCollector{s: s},
 	)

@@ -73,6 +73,7 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 		c.Close()
 		return nil, unavailable("greeting from %s: %v", o.Address, err)
 	}
+	m.logins.Add(1)
 	if err := login(c, user, pass, mech); err != nil {
 		c.Close()
 		return nil, err

@@ -28,6 +28,7 @@ type Manager struct {
 	vsalt    [16]byte
 
 	reconnects atomic.Uint64
+	logins     atomic.Uint64
 
 	stop    chan struct{}
 	wg      sync.WaitGroup // janitor, watchers and logouts
@@ -63,6 +64,7 @@ type Stats struct {
 	WatcherConns int    // of which held by watchers
 	Watchers     int    // running mailbox watchers
 	Reconnects   uint64 // watcher reconnects after failures, ever
+	Logins       uint64 // upstream logins attempted, ever (what the provider counts)
 }
 
 // Stats returns current counts.
@@ -77,6 +79,7 @@ func (m *Manager) Stats() Stats {
 		s.Watchers += len(a.watchers)
 	}
 	s.Reconnects = m.reconnects.Load()
+	s.Logins = m.logins.Load()
 	return s
 }
 

@@ -168,6 +168,7 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.UpstreamConnections > 0 {
 		fmt.Fprintf(tw, "idlemux upstream connections\t%.0f\n", r.UpstreamConnections)
+		fmt.Fprintf(tw, "idlemux upstream logins while clients logged in\t%.0f\n", r.UpstreamLoginsWhileConnecting)
 		fmt.Fprintf(tw, "idlemux fan-out latency mean / p99 (at most)\t%.3f ms / %.1f ms\n", r.FanoutLatencyMeanSeconds*1000, r.FanoutLatencyP99AtMost*1000)
 	}
 	if r.FirstError != "" {

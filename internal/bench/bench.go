@@ -96,12 +96,16 @@ type Result struct {
 	RSSPerClientOverBaselineKiB float64 `json:",omitempty"`
 	PSSPerClientOverBaselineKiB float64 `json:",omitempty"`
 
-	UpstreamConnections      float64 `json:",omitempty"`
-	FanoutLatencyMeanSeconds float64 `json:",omitempty"`
-	FanoutLatencyP99AtMost   float64 `json:",omitempty"` // upper bound of the histogram bucket holding p99
-	Messages                 int
-	Duration                 time.Duration
-	FirstError               string `json:",omitempty"`
+	UpstreamConnections float64 `json:",omitempty"`
+	// UpstreamLoginsWhileConnecting is how many upstream logins idlemux
+	// made while the clients logged in (0 when its credential cache
+	// already knew the password).
+	UpstreamLoginsWhileConnecting float64 `json:",omitempty"`
+	FanoutLatencyMeanSeconds      float64 `json:",omitempty"`
+	FanoutLatencyP99AtMost        float64 `json:",omitempty"` // upper bound of the histogram bucket holding p99
+	Messages                      int
+	Duration                      time.Duration
+	FirstError                    string `json:",omitempty"`
 }
 
 // CheckLoopback refuses any address that is not on this machine's loopback.

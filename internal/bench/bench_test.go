@@ -64,6 +64,14 @@ func TestRunAgainstInProcessProxy(t *testing.T) {
 	if res.UpstreamConnections < 1 || res.UpstreamConnections > 5 {
 		t.Errorf("upstream connections: got %v", res.UpstreamConnections)
 	}
+	// 50 logins of one account: one upstream login checks the password
+	// (the rest share it or hit the cache), one more is the watcher's.
+	if got := res.UpstreamLoginsWhileConnecting; got < 1 || got > 3 {
+		t.Errorf("upstream logins while 50 clients logged in: got %v, want 1 to 3", got)
+	}
+	if res.FanoutLatencyMeanSeconds <= 0 || res.FanoutLatencyP99AtMost <= 0 {
+		t.Errorf("fan-out latency of this run: got mean %v, p99 at most %v; want both above 0", res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost)
+	}
 	if res.RSSProcesses != 1 || res.RSSKiB <= 0 || res.PSSKiB <= 0 || res.RSSPerClientKiB <= 0 {
 		t.Errorf("memory after: got %d processes, RSS %d KiB, PSS %d KiB, %.1f KiB per client", res.RSSProcesses, res.RSSKiB, res.PSSKiB, res.RSSPerClientKiB)
 	}

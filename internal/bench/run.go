@@ -39,6 +39,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.RSSBaseline {
 		before = sampleMemory(o.PIDs, o.RSSProcs, exclude)
 	}
+	var m0, m1 metricsSample
+	if o.MetricsURL != "" {
+		m0 = scrape(o.MetricsURL)
+	}
 
 	if err := connectAll(ctx, o, shards, res); err != nil {
 		return failed(res, start, fmt.Errorf("connecting: %w", err))
@@ -50,6 +54,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.memory(sampleMemory(o.PIDs, o.RSSProcs, exclude), before, o.RSSBaseline)
 	}
 
+	if o.MetricsURL != "" {
+		m1 = scrape(o.MetricsURL)
+		if m0.ok && m1.ok {
+			res.UpstreamLoginsWhileConnecting = m1.logins - m0.logins
+		}
+	}
+
 	base, appended, err := inject(ctx, o)
 	if err != nil {
 		return failed(res, start, fmt.Errorf("injecting: %w", err))
@@ -58,7 +69,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return failed(res, start, fmt.Errorf("waiting for notifications: %w", err))
 	}
 	if o.MetricsURL != "" {
-		res.UpstreamConnections, res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost = scrape(o.MetricsURL)
+		if m2 := scrape(o.MetricsURL); m2.ok {
+			res.UpstreamConnections = m2.upstreamConns
+			if m1.ok {
+				res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost = m2.fanoutSince(m1)
+			}
+		}
 	}
 	res.Duration = time.Since(start)
 	return res, nil

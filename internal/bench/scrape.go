@@ -8,18 +8,33 @@ import (
 	"time"
 )
 
-// scrape reads idlemux's upstream connections and mean fan-out latency
-// from its /metrics.
-func scrape(url string) (upstreamConns, fanoutMean, fanoutP99 float64) {
+// metricsSample is what the bench reads from idlemux's /metrics. Counters
+// and the histogram are cumulative over idlemux's life, so a run reports
+// the difference between two samples: what this run caused.
+type metricsSample struct {
+	ok            bool
+	upstreamConns float64 // idlemux_upstream_connections, all roles
+	logins        float64 // idlemux_upstream_logins_total
+	sum, count    float64 // idlemux_fanout_latency_seconds
+	buckets       []bucket
+}
+
+type bucket struct{ le, n float64 }
+
+// scrape reads one sample; ok is false when /metrics could not be read.
+func scrape(url string) metricsSample {
+	var s metricsSample
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return 0, 0, 0
+		return s
 	}
 	defer resp.Body.Close()
-	var sum, count float64
-	type bucket struct{ le, n float64 }
-	var buckets []bucket
+	if resp.StatusCode != http.StatusOK {
+		return s
+	}
+	s.ok = true
+	const bucketPrefix = `idlemux_fanout_latency_seconds_bucket{le="`
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -32,26 +47,40 @@ func scrape(url string) (upstreamConns, fanoutMean, fanoutP99 float64) {
 		}
 		switch {
 		case strings.HasPrefix(f[0], "idlemux_upstream_connections{"):
-			upstreamConns += v
+			s.upstreamConns += v
+		case f[0] == "idlemux_upstream_logins_total":
+			s.logins = v
 		case f[0] == "idlemux_fanout_latency_seconds_sum":
-			sum = v
+			s.sum = v
 		case f[0] == "idlemux_fanout_latency_seconds_count":
-			count = v
-		case strings.HasPrefix(f[0], `idlemux_fanout_latency_seconds_bucket{le="`):
-			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(f[0], `idlemux_fanout_latency_seconds_bucket{le="`), `"}`), 64)
+			s.count = v
+		case strings.HasPrefix(f[0], bucketPrefix):
+			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(f[0], bucketPrefix), `"}`), 64)
 			if err == nil {
-				buckets = append(buckets, bucket{le, v})
+				s.buckets = append(s.buckets, bucket{le, v})
 			}
 		}
 	}
-	if count > 0 {
-		fanoutMean = sum / count
-		for _, b := range buckets { // cumulative, ascending: the bucket holding p99
-			if b.n >= 0.99*count {
-				fanoutP99 = b.le
-				break
-			}
+	return s
+}
+
+// fanoutSince returns the mean fan-out latency of the writes made between
+// before and s, and the upper bound of the histogram bucket holding their
+// 99th percentile.
+func (s metricsSample) fanoutSince(before metricsSample) (mean, p99AtMost float64) {
+	count := s.count - before.count
+	if count <= 0 {
+		return 0, 0
+	}
+	mean = (s.sum - before.sum) / count
+	prev := map[float64]float64{}
+	for _, b := range before.buckets {
+		prev[b.le] = b.n
+	}
+	for _, b := range s.buckets { // cumulative, ascending
+		if b.n-prev[b.le] >= 0.99*count {
+			return mean, b.le
 		}
 	}
-	return upstreamConns, fanoutMean, fanoutP99
+	return mean, 0
 }
