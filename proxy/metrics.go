@@ -44,7 +44,7 @@ func newMetrics(s *Server) *metrics {
 	m.fanoutLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "idlemux_fanout_latency_seconds",
 		Help:    "Time from the watcher reading a change off the upstream connection to a session writing it.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .075, .1, .15, .25, .5, 1, 5},
 	})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
 	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency,
