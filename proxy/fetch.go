@@ -346,11 +346,13 @@ func withExtended(bs imap.BodyStructure) imap.BodyStructure {
 // allocating and collecting it.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyBuffered is io.Copy through a pooled buffer.
+// copyBuffered is io.Copy through a pooled buffer. Both ends are wrapped
+// so that an *os.File (the spool) cannot take over with its ReadFrom or
+// WriteTo, which fall back to io.Copy's own allocation for these peers.
 func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	return io.CopyBuffer(dst, src, *bp)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }
 
 // touchReader reports progress on every read, so a long body that keeps

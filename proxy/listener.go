@@ -34,6 +34,7 @@ type listener struct {
 	// listener stops accepting.
 	handshakes context.Context
 	stop       context.CancelFunc
+	early      sync.Map // *tls.Conn -> time.Time accepted: counted before the session
 
 	mu   sync.Mutex
 	gens []*generation
@@ -136,10 +137,44 @@ func (l *listener) start(c net.Conn) {
 	l.s.wg.Add(1)
 	go func() {
 		defer l.s.wg.Done()
-		if tc, ok := l.handshake(c); ok {
-			l.dispatch(tc)
-		}
+		l.startTLS(c)
 	}()
+}
+
+// startTLS counts an implicit-TLS connection against its address's limit
+// before the (costly) handshake, so one address cannot hold handshakes
+// without bound, and hands the count and the accept time on to the
+// session (see takeEarly): login_timeout runs from the accept.
+func (l *listener) startTLS(c net.Conn) {
+	accepted := time.Now()
+	s := l.s
+	ip := addrOf(c.RemoteAddr())
+	if !acquire(s.lim, s.lim.perIP, ip, s.dyn().cfg.Limits.MaxConnectionsPerIP) {
+		l.log.Warn("connection refused before TLS: too many from this address", zap.String("remote", c.RemoteAddr().String()))
+		c.Close()
+		return
+	}
+	tc, ok := l.handshake(c)
+	if !ok {
+		release(s.lim, s.lim.perIP, ip)
+		return
+	}
+	l.early.Store(tc, accepted)
+	if !l.dispatch(tc) {
+		if _, ok := l.early.LoadAndDelete(tc); ok {
+			release(s.lim, s.lim.perIP, ip)
+		}
+	}
+}
+
+// takeEarly returns when c was accepted, if startTLS already counted it
+// against its address's limit.
+func (l *listener) takeEarly(c net.Conn) (time.Time, bool) {
+	v, ok := l.early.LoadAndDelete(c)
+	if !ok {
+		return time.Time{}, false
+	}
+	return v.(time.Time), true
 }
 
 // maxHandshake bounds an implicit-TLS handshake when login_timeout is off.
@@ -169,20 +204,22 @@ func (l *listener) handshake(c net.Conn) (*tls.Conn, bool) {
 	return tc, true
 }
 
-func (l *listener) dispatch(c net.Conn) {
+// dispatch hands c to the current imapserver generation; false when the
+// listener is shutting down (c is then closed).
+func (l *listener) dispatch(c net.Conn) bool {
 	for {
 		l.mu.Lock()
 		g := l.cur
 		l.mu.Unlock()
 		if g.cl.push(c) {
-			return
+			return true
 		}
 		l.mu.Lock()
 		replaced := l.cur != g
 		l.mu.Unlock()
 		if !replaced {
 			c.Close() // shutting down
-			return
+			return false
 		}
 	}
 }

@@ -26,6 +26,7 @@ const syncTimeout = 10 * time.Second
 // connection goroutine, and Idle from a second goroutine while the first
 // waits for DONE; they never overlap on the selected state.
 type session struct {
+	id      uint64
 	s       *Server
 	l       *listener
 	conn    *imapserver.Conn
@@ -76,11 +77,13 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 	s := l.s
 	sess := &session{s: s, l: l, conn: conn}
 	id := s.sessionID.Add(1)
+	sess.id = id
 	// WithLazy: the fields are encoded only if the session logs; an eager
 	// With gives every (mostly silent) idle session a 1 KiB buffer.
 	sess.log = s.log.WithLazy(zap.Uint64("session", id), zap.String("remote", conn.NetConn().RemoteAddr().String()))
 	sess.ip = addrOf(conn.NetConn().RemoteAddr())
-	if !acquire(s.lim, s.lim.perIP, sess.ip, s.dyn().cfg.Limits.MaxConnectionsPerIP) {
+	accepted, counted := l.takeEarly(conn.NetConn())
+	if !counted && !acquire(s.lim, s.lim.perIP, sess.ip, s.dyn().cfg.Limits.MaxConnectionsPerIP) {
 		sess.log.Warn("connection refused: too many from this address")
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections from your address"}
 	}
@@ -89,6 +92,9 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
 	if d := s.dyn().cfg.Limits.LoginTimeout; d > 0 {
+		if counted { // the TLS handshake already used part of it
+			d = max(d-time.Since(accepted), time.Millisecond)
+		}
 		sess.loginTimer = time.AfterFunc(d, func() { sess.bye("Login timeout, closing connection") })
 	}
 	sess.baseLog = sess.log
@@ -137,11 +143,19 @@ func (s *Server) sessionsOf(l *listener) []*session {
 // saidBye reports whether bye already ran.
 func (sess *session) saidBye() bool { return sess.byeDone.Load() }
 
+// byeWriteTimeout bounds how long a BYE may take to go out.
+const byeWriteTimeout = 2 * time.Second
+
 // bye sends "* BYE text" and closes the connection, once.
 func (sess *session) bye(text string) {
 	sess.byeOnce.Do(func() {
 		sess.byeDone.Store(true)
 		sess.log.Info("closing session", zap.String("reason", text))
+		// The BYE may wait behind a TLS handshake that never ends (a
+		// client silent after STARTTLS), which no write deadline covers:
+		// past byeWriteTimeout the connection is closed without it.
+		t := time.AfterFunc(byeWriteTimeout, func() { sess.conn.NetConn().Close() })
+		defer t.Stop()
 		sess.writeMu.Lock()
 		defer sess.writeMu.Unlock()
 		sess.conn.Bye(text)
@@ -232,7 +246,11 @@ func (sess *session) Login(username, password string) error {
 	sess.s.metrics.authenticated.Add(1)
 	sess.log = sess.log.WithLazy(zap.String("user", username))
 	sess.baseLog = sess.log
-	sess.log.Info("logged in")
+	// Logged through the server's logger with the fields spelled out: the
+	// session's own logger stays lazy (unencoded) for as long as it is
+	// silent, which for an idle client is its whole life.
+	sess.s.log.Info("logged in", zap.Uint64("session", sess.id),
+		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), zap.String("user", username))
 	return nil
 }
 

@@ -29,6 +29,18 @@ func writeCert(t *testing.T, dir, cn string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
+// tlsListenerConfig is a proxy config with one TLS listener of the given
+// mode (self-signed certificate) in front of a fresh in-memory upstream.
+func tlsListenerConfig(t *testing.T, mode config.TLSMode) *config.Config {
+	t.Helper()
+	up := startMemUpstream(t)
+	cert, key := writeCert(t, t.TempDir(), "idlemux-test")
+	cfg := testConfig(up.addr)
+	cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
+	cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0", TLS: mode}}
+	return cfg
+}
+
 // TestDownstreamTLS: implicit TLS and STARTTLS listeners serve the
 // configured certificate; a STARTTLS listener without insecure_auth
 // advertises LOGINDISABLED and refuses LOGIN until STARTTLS; Reload swaps
@@ -167,11 +179,7 @@ func TestApplyConfig(t *testing.T) {
 // completes the handshake gets no session and is dropped after
 // login_timeout; one still in its handshake does not hold up shutdown.
 func TestTLSHandshakeBounded(t *testing.T) {
-	up := startMemUpstream(t)
-	cert, key := writeCert(t, t.TempDir(), "bounded")
-	cfg := testConfig(up.addr)
-	cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
-	cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0", TLS: config.TLSImplicit}}
+	cfg := tlsListenerConfig(t, config.TLSImplicit)
 	cfg.Limits.LoginTimeout = 300 * time.Millisecond
 	s, err := New(cfg, zaptest.NewLogger(t))
 	if err != nil {
@@ -222,5 +230,127 @@ func TestTLSHandshakeBounded(t *testing.T) {
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown with a handshake in progress: %v, want a clean shutdown", err)
+	}
+}
+
+// closedWithin reports whether the peer closes c within d.
+func closedWithin(c net.Conn, d time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 512)
+	for {
+		_, err := c.Read(buf)
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// TestImplicitTLSLimits: on an implicit-TLS listener, connections still
+// in their handshake count against max_connections_per_ip (a third is
+// closed at once), the count carries over to the session without being
+// taken twice, and login_timeout runs from the accept, the handshake
+// included.
+func TestImplicitTLSLimits(t *testing.T) {
+	cfg := tlsListenerConfig(t, config.TLSImplicit)
+	cfg.Limits.MaxConnectionsPerIP = 2
+	cfg.Limits.LoginTimeout = 2 * time.Second
+	p := startProxy(t, cfg)
+	addr := p.Addrs()[0]
+	insecure := &tls.Config{InsecureSkipVerify: true}
+
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	time.Sleep(100 * time.Millisecond) // both are in their handshake
+	third, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if err := closedWithin(third, time.Second); err != nil {
+		t.Fatalf("third connection from one address while two handshake: %v, want it closed at once", err)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+
+	// Two sessions fit: the handshake's count is the session's, not one more.
+	var clients []*imapclient.Client
+	deadline := time.Now().Add(waitLong)
+	for len(clients) < 2 {
+		c, err := imapclient.DialTLS(addr, &imapclient.Options{TLSConfig: insecure})
+		if err == nil {
+			err = c.Login(testUser, testPass).Wait()
+			if err == nil {
+				clients = append(clients, c)
+				continue
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) { // the silent ones are released asynchronously
+			t.Fatalf("client %d of 2 within the limit: %v", len(clients)+1, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range clients {
+		defer c.Close()
+	}
+	if c, err := imapclient.DialTLS(addr, &imapclient.Options{TLSConfig: insecure}); err == nil {
+		err = c.Noop().Wait()
+		c.Close()
+		if err == nil {
+			t.Fatal("a third session from one address was served, want it refused")
+		}
+	}
+	clients[0].Close()
+
+	// login_timeout counts the handshake: a client that takes 1.5 s of a
+	// 2 s budget to start TLS is closed about 0.5 s after it.
+	var raw net.Conn
+	for time.Now().Before(deadline) { // the closed session frees its slot asynchronously
+		if raw, err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		tc := tls.Client(raw, insecure)
+		tc.SetDeadline(time.Now().Add(waitLong))
+		if err = tc.Handshake(); err == nil {
+			start := time.Now()
+			if err := closedWithin(tc, 5*time.Second); err != nil {
+				t.Fatalf("session after a slow handshake: %v, want it closed by login_timeout", err)
+			}
+			if took := time.Since(start); took > 1200*time.Millisecond {
+				t.Errorf("session after a 1.5 s handshake closed %v after it, want about 0.5 s (login_timeout 2 s from the accept)", took)
+			}
+			raw.Close()
+			return
+		}
+		raw.Close()
+	}
+	t.Fatalf("slow handshake never got through: %v", err)
+}
+
+// TestStartTLSSilentClient: a client that sends STARTTLS and then nothing
+// is still closed by login_timeout (its BYE cannot go out behind the
+// handshake that never happens).
+func TestStartTLSSilentClient(t *testing.T) {
+	cfg := tlsListenerConfig(t, config.TLSStartTLS)
+	cfg.Limits.LoginTimeout = 300 * time.Millisecond
+	p := startProxy(t, cfg)
+	rc := dialRaw(t, p.Addrs()[0])
+	if l := rc.cmd("a", "STARTTLS"); !strings.HasPrefix(l[len(l)-1], "a OK") {
+		t.Fatalf("STARTTLS: got %q, want a OK", l)
+	}
+	if err := closedWithin(rc.c, 2*time.Second+5*time.Second); err != nil {
+		t.Fatalf("client silent after STARTTLS: %v, want the connection closed", err)
 	}
 }

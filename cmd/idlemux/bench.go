@@ -38,7 +38,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Proxy, "proxy", "127.0.0.1:1143", "idlemux `ADDR` (loopback)")
 	fs.StringVar(&o.User, "user", "", "user every client logs in as")
 	fs.StringVar(&o.UserTemplate, "user-template", "", "per-client user, %d is the client index (e.g. user%d)")
-	fs.StringVar(&o.Password, "password", "", "client password")
+	fs.StringVar(&o.Password, "password", "", "client password (visible in ps: prefer --password-file)")
+	passwordFile := fs.String("password-file", "", "read the client password (and the upstream's, unless given) from the first line of `FILE`")
 	fs.StringVar(&o.Mailbox, "mailbox", "INBOX", "mailbox to SELECT and IDLE on")
 	fs.IntVar(&o.Clients, "clients", 100, "number of clients")
 	fs.IntVar(&o.Connecting, "connecting", 100, "clients connecting at once; 0: all of them dial at the same moment (a login storm)")
@@ -71,6 +72,15 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if o.UpstreamUser == "" {
 		o.UpstreamUser = o.User
 	}
+	if *passwordFile != "" {
+		b, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "idlemux bench: --password-file: %v\n", err)
+			return exitUsage
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		o.Password = strings.TrimRight(line, "\r")
+	}
 	if o.UpstreamPassword == "" {
 		o.UpstreamPassword = o.Password
 	}
@@ -89,7 +99,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(res)
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(stderr, "idlemux bench: writing the result: %v\n", err)
+			return exitFailure
+		}
 	} else {
 		printBench(stdout, res)
 	}
@@ -169,7 +182,11 @@ func printBench(w io.Writer, r *bench.Result) {
 	if r.UpstreamConnections > 0 {
 		fmt.Fprintf(tw, "idlemux upstream connections\t%.0f\n", r.UpstreamConnections)
 		fmt.Fprintf(tw, "idlemux upstream logins while clients logged in\t%.0f\n", r.UpstreamLoginsWhileConnecting)
-		fmt.Fprintf(tw, "idlemux fan-out latency mean / p99 (at most)\t%.3f ms / %.1f ms\n", r.FanoutLatencyMeanSeconds*1000, r.FanoutLatencyP99AtMost*1000)
+		p99 := fmt.Sprintf("%.1f ms", r.FanoutLatencyP99AtMost*1000)
+		if r.FanoutLatencyP99Over {
+			p99 = "over " + p99
+		}
+		fmt.Fprintf(tw, "idlemux fan-out latency mean / p99 (at most)\t%.3f ms / %s\n", r.FanoutLatencyMeanSeconds*1000, p99)
 	}
 	if r.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", r.FirstError)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +87,11 @@ func TestBenchRun(t *testing.T) {
 		defer cancel()
 		p.Shutdown(ctx)
 	}()
-	args := []string{"bench", "--proxy", p.Addrs()[0], "--user", demo.Username, "--password", demo.Password,
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte(demo.Password+"\r\nnot the password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"bench", "--proxy", p.Addrs()[0], "--user", demo.Username, "--password-file", pwFile,
 		"--upstream", up.Addr(), "--clients", "20", "--messages", "2", "--rate", "50", "--wait", "10s",
 		"--connecting", "0", "--pid", strconv.Itoa(os.Getpid()), "--rss-baseline", "--timeout", "1m"}
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os/exec"
 	"sort"
 	"syscall"
@@ -103,6 +104,7 @@ type Result struct {
 	UpstreamLoginsWhileConnecting float64 `json:",omitempty"`
 	FanoutLatencyMeanSeconds      float64 `json:",omitempty"`
 	FanoutLatencyP99AtMost        float64 `json:",omitempty"` // upper bound of the histogram bucket holding p99
+	FanoutLatencyP99Over          bool    `json:",omitempty"` // p99 is above FanoutLatencyP99AtMost, the largest finite bucket
 	Messages                      int
 	Duration                      time.Duration
 	FirstError                    string `json:",omitempty"`
@@ -152,6 +154,19 @@ func (o *Options) check() error {
 	for _, a := range []string{o.Proxy, o.Upstream} {
 		if err := CheckLoopback(a); err != nil {
 			return err
+		}
+	}
+	if o.MetricsURL != "" {
+		u, err := url.Parse(o.MetricsURL)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("metrics URL %q: want http://HOST:PORT/metrics", o.MetricsURL)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "80")
+		}
+		if err := CheckLoopback(host); err != nil {
+			return fmt.Errorf("metrics URL: %w", err)
 		}
 	}
 	switch {

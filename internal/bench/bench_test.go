@@ -33,6 +33,8 @@ func TestOptionsRejected(t *testing.T) {
 		want string
 	}{
 		{"remote proxy", func(o *Options) { o.Proxy = "10.0.0.1:143" }, "not a loopback address"},
+		{"remote metrics", func(o *Options) { o.MetricsURL = "http://10.0.0.1:9911/metrics" }, "metrics URL: 10.0.0.1:9911 is not a loopback address"},
+		{"metrics not a URL", func(o *Options) { o.MetricsURL = "127.0.0.1:9911" }, "want http://HOST:PORT/metrics"},
 		{"no clients", func(o *Options) { o.Clients = 0 }, "clients must be at least 1"},
 		{"negative connecting", func(o *Options) { o.Connecting = -1 }, "connecting must be 0"},
 		{"negative workers", func(o *Options) { o.Workers = -2 }, "workers must be 0"},

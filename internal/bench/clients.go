@@ -51,7 +51,13 @@ func (cs *clientSet) counts() (int, int) {
 // source returns the local address for client i: 20,000 clients per
 // loopback address from 127.0.0.2 up, so large runs do not run out of
 // ephemeral ports on one address.
-func source(i int) *net.TCPAddr {
+// An IPv6 proxy (::1) has one loopback address: no source is chosen.
+func source(proxy string, i int) *net.TCPAddr {
+	if host, _, err := net.SplitHostPort(proxy); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			return nil
+		}
+	}
 	n := 2 + i/20000
 	return &net.TCPAddr{IP: net.IPv4(127, 0, byte(n/256), byte(n%256))}
 }
@@ -115,7 +121,10 @@ func (cs *clientSet) connect(ctx context.Context) *connectReport {
 // dial connects client i. Until IDLE has started, ctx ending closes the
 // connection, so a stopped run does not wait out imapclient's timeouts.
 func (cs *clientSet) dial(ctx context.Context, i int) (*client, error) {
-	d := &net.Dialer{LocalAddr: source(i), Timeout: 30 * time.Second}
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	if src := source(cs.spec.Proxy, i); src != nil {
+		d.LocalAddr = src
+	}
 	conn, err := d.DialContext(ctx, "tcp", cs.spec.Proxy)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if m2 := scrape(o.MetricsURL); m2.ok {
 			res.UpstreamConnections = m2.upstreamConns
 			if m1.ok {
-				res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost = m2.fanoutSince(m1)
+				res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost, res.FanoutLatencyP99Over = m2.fanoutSince(m1)
 			}
 		}
 	}

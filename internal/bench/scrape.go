@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -66,21 +67,28 @@ func scrape(url string) metricsSample {
 
 // fanoutSince returns the mean fan-out latency of the writes made between
 // before and s, and the upper bound of the histogram bucket holding their
-// 99th percentile.
-func (s metricsSample) fanoutSince(before metricsSample) (mean, p99AtMost float64) {
+// 99th percentile. When that bucket is the last (+Inf), it returns the
+// largest finite bound with over set: p99 is above it (and JSON has no
+// infinity).
+func (s metricsSample) fanoutSince(before metricsSample) (mean, p99AtMost float64, over bool) {
 	count := s.count - before.count
 	if count <= 0 {
-		return 0, 0
+		return 0, 0, false
 	}
 	mean = (s.sum - before.sum) / count
 	prev := map[float64]float64{}
 	for _, b := range before.buckets {
 		prev[b.le] = b.n
 	}
+	finite := 0.0
 	for _, b := range s.buckets { // cumulative, ascending
-		if b.n-prev[b.le] >= 0.99*count {
-			return mean, b.le
+		if math.IsInf(b.le, 1) {
+			break
 		}
+		if b.n-prev[b.le] >= 0.99*count {
+			return mean, b.le, false
+		}
+		finite = b.le
 	}
-	return mean, 0
+	return mean, finite, true
 }

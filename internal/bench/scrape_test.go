@@ -1,0 +1,39 @@
+package bench
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+)
+
+func TestFanoutSince(t *testing.T) {
+	inf := math.Inf(1)
+	sample := func(sum, count float64, ns ...float64) metricsSample {
+		les := []float64{.01, .05, .1, inf}
+		s := metricsSample{ok: true, sum: sum, count: count}
+		for i, n := range ns {
+			s.buckets = append(s.buckets, bucket{les[i], n})
+		}
+		return s
+	}
+	before := sample(10, 100, 100, 100, 100, 100) // earlier runs: all fast
+	for _, tt := range []struct {
+		name     string
+		after    metricsSample
+		mean, at float64
+		over     bool
+	}{
+		{"this run's own p99, not the lifetime's", sample(10+100*0.07, 200, 100, 100, 200, 200), 0.07, .1, false},
+		{"p99 past the last finite bucket", sample(10+100*7, 200, 100, 100, 100, 200), 7, .1, true},
+		{"nothing new", sample(10, 100, 100, 100, 100, 100), 0, 0, false},
+	} {
+		mean, at, over := tt.after.fanoutSince(before)
+		if math.Abs(mean-tt.mean) > 1e-9 || at != tt.at || over != tt.over {
+			t.Errorf("%s: got mean %v, p99 at most %v, over %v; want %v, %v, %v", tt.name, mean, at, over, tt.mean, tt.at, tt.over)
+		}
+		r := Result{FanoutLatencyMeanSeconds: mean, FanoutLatencyP99AtMost: at, FanoutLatencyP99Over: over}
+		if _, err := json.Marshal(r); err != nil {
+			t.Errorf("%s: the result does not encode as JSON: %v", tt.name, err)
+		}
+	}
+}
