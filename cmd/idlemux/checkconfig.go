@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -16,11 +18,17 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	// proxy.New checks what the proxy itself needs, without the network.
-	if _, err := proxy.New(cfg, zap.NewNop()); err != nil {
+	// proxy.New checks what the proxy itself needs, without the network;
+	// Shutdown then stops the housekeeping it started.
+	srv, err := proxy.New(cfg, zap.NewNop())
+	if err != nil {
 		fmt.Fprintf(stderr, "config %s: %v\n", path, err)
 		return exitFailure
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	srv.Shutdown(ctx) //nolint:errcheck // nothing was started that could fail to stop
+
 	fmt.Fprintln(stdout, "ok")
 	return exitOK
 }

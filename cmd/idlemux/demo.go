@@ -33,7 +33,7 @@ func runDemo(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int
 		fs.Usage()
 		return exitUsage
 	}
-	log, err := newLogger(config.Demo("").Log, stderr)
+	log, _, err := newLogger(config.Demo("").Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "idlemux: %v\n", err)
 		return exitFailure

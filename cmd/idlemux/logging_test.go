@@ -23,7 +23,7 @@ func TestNewLogger(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			log, err := newLogger(tt.cfg, &buf)
+			log, _, err := newLogger(tt.cfg, &buf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,9 +55,46 @@ func TestNewLoggerRejectsBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := newLogger(tt.cfg, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, _, err := newLogger(tt.cfg, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLogControl: a reload may change the level of the running logger at
+// once, but not its format; a bad level is refused.
+func TestLogControl(t *testing.T) {
+	var buf bytes.Buffer
+	log, lc, err := newLogger(config.Log{Level: "info", Format: "json"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  config.Log
+		want string
+	}{
+		{"format", config.Log{Level: "info", Format: "console"}, "log.format needs a restart"},
+		{"level", config.Log{Level: "chatty", Format: "json"}, "log.level"},
+	} {
+		if err := lc.check(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("check %s: got %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	debug := config.Log{Level: "debug", Format: "json"}
+	if err := lc.check(debug); err != nil {
+		t.Fatalf("check level debug: %v", err)
+	}
+	log.Debug("before")
+	if !lc.apply(debug) {
+		t.Error("apply debug over info: got unchanged, want changed")
+	}
+	log.Debug("after")
+	if lc.apply(debug) {
+		t.Error("apply debug again: got changed, want unchanged")
+	}
+	if out := buf.String(); strings.Contains(out, `"before"`) || !strings.Contains(out, `"after"`) {
+		t.Errorf("debug lines: got %q, want only the one logged after the level changed", out)
 	}
 }

@@ -16,7 +16,7 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
 	if !ok {
 		return code
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, logs, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "idlemux: %v\n", err)
 		return exitFailure
@@ -38,7 +38,7 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
 		zap.Strings("listeners", listenAddrs(srv, cfg)),
 		zap.String("upstream", cfg.Upstream.Address),
 		zap.String("upstream_tls", string(cfg.Upstream.TLS)))
-	code, _ = awaitShutdownWith(srv, sigs, log, func() { reloadConfig(srv, path, log) })
+	code, _ = awaitShutdownWith(srv, sigs, log, func() { reloadConfig(srv, path, log, logs) })
 	return code
 }
 
@@ -56,14 +56,23 @@ func listenAddrs(srv proxyServer, cfg *config.Config) []string {
 }
 
 // reloadConfig handles SIGHUP in serve mode: the file is read and validated
-// again; an invalid one is rejected whole and the running config kept.
-func reloadConfig(srv *proxy.Server, path string, log *zap.Logger) {
+// again; an invalid one is rejected whole and the running config kept. The
+// log level changes with it.
+func reloadConfig(srv *proxy.Server, path string, log *zap.Logger, logs *logControl) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Error("reload rejected: invalid configuration; keeping the running one", zap.Error(err))
 		return
 	}
+	if err := logs.check(cfg.Log); err != nil {
+		log.Error("reload rejected; keeping the running configuration", zap.Error(err))
+		return
+	}
 	if err := srv.ApplyConfig(cfg); err != nil {
 		log.Error("reload rejected; keeping the running configuration", zap.Error(err))
+		return
+	}
+	if logs.apply(cfg.Log) {
+		log.Warn("log level changed", zap.String("level", cfg.Log.Level))
 	}
 }

@@ -194,6 +194,38 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 		c.Close()
 	}
 
+	// SIGHUP with the log level raised to debug: applied at once, so a new
+	// connection's debug line appears.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "level: warn", "level: debug", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	changed := false
+	for deadline := time.After(5 * time.Second); !changed; {
+		select {
+		case l := <-logs:
+			changed = strings.Contains(l, "log level changed")
+		case <-deadline:
+			t.Fatal("no log line saying the log level changed")
+		}
+	}
+	if c, err := net.Dial("tcp", addr); err != nil {
+		t.Fatalf("after a reload to debug: %v", err)
+	} else {
+		c.Close()
+	}
+	sawDebug := false
+	for deadline := time.After(5 * time.Second); !sawDebug; {
+		select {
+		case l := <-logs:
+			sawDebug = strings.Contains(l, `"level":"debug"`)
+		case <-deadline:
+			t.Fatal("no debug line after the level was raised to debug")
+		}
+	}
+
 	// A raw client, to see the BYE itself on the wire.
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
