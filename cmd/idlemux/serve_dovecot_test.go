@@ -179,15 +179,7 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	rejected := false
-	for deadline := time.After(5 * time.Second); !rejected; {
-		select {
-		case l := <-logs:
-			rejected = strings.Contains(l, "reload rejected")
-		case <-deadline:
-			t.Fatal("no log line saying the invalid reload was rejected")
-		}
-	}
+	waitLog(t, logs, "reload rejected", "no log line saying the invalid reload was rejected")
 	if c, err := net.Dial("tcp", addr); err != nil {
 		t.Fatalf("after a rejected reload: %v", err)
 	} else {
@@ -202,29 +194,13 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	changed := false
-	for deadline := time.After(5 * time.Second); !changed; {
-		select {
-		case l := <-logs:
-			changed = strings.Contains(l, "log level changed")
-		case <-deadline:
-			t.Fatal("no log line saying the log level changed")
-		}
-	}
+	waitLog(t, logs, "log level changed", "no log line saying the log level changed")
 	if c, err := net.Dial("tcp", addr); err != nil {
 		t.Fatalf("after a reload to debug: %v", err)
 	} else {
 		c.Close()
 	}
-	sawDebug := false
-	for deadline := time.After(5 * time.Second); !sawDebug; {
-		select {
-		case l := <-logs:
-			sawDebug = strings.Contains(l, `"level":"debug"`)
-		case <-deadline:
-			t.Fatal("no debug line after the level was raised to debug")
-		}
-	}
+	waitLog(t, logs, `"level":"debug"`, "no debug line after the level was raised to debug")
 
 	// A raw client, to see the BYE itself on the wire.
 	raw, err := net.Dial("tcp", addr)
@@ -278,5 +254,22 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 	}
 	if !strings.Contains(rest.String(), "* BYE") {
 		t.Fatalf("idling client got %q at shutdown, want * BYE", rest.String())
+	}
+}
+
+// waitLog reads the binary's log lines until one contains want, failing
+// with missing after 5 s.
+func waitLog(t *testing.T, logs <-chan string, want, missing string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case l := <-logs:
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-deadline:
+			t.Fatal(missing)
+		}
 	}
 }
