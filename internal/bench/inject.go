@@ -45,7 +45,7 @@ func inject(ctx context.Context, o Options) (uint32, []time.Time, error) {
 			return 0, nil, err
 		}
 		done = append(done, time.Now())
-		fmt.Fprintf(o.Progress, "\rappended %d/%d", k+1, o.Messages)
+		fmt.Fprintf(o.Progress, "\r%s appended %d/%d", bar(k+1, o.Messages), k+1, o.Messages)
 		if gap > 0 && k+1 < o.Messages {
 			select {
 			case <-time.After(gap):

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -31,4 +32,17 @@ func showProgress(w io.Writer, line func() string) (stop func()) {
 		}
 	}()
 	return func() { close(quit); <-finished }
+}
+
+// barWidth is the number of cells in a progress bar.
+const barWidth = 24
+
+// bar draws done out of total as "[######------------------]  25%".
+func bar(done, total int) string {
+	if total <= 0 {
+		total = 1
+	}
+	done = min(max(done, 0), total)
+	full := done * barWidth / total
+	return fmt.Sprintf("[%s%s] %3d%%", strings.Repeat("#", full), strings.Repeat("-", barWidth-full), done*100/total)
 }

@@ -112,7 +112,7 @@ func connectAll(ctx context.Context, o Options, shards []shard, res *Result) err
 	reports := make([]*connectReport, len(shards))
 	stop := showProgress(o.Progress, func() string {
 		c, _ := counts(shards)
-		return fmt.Sprintf("connected %d/%d", c, o.Clients)
+		return fmt.Sprintf("%s connected %d/%d", bar(c, o.Clients), c, o.Clients)
 	})
 	err := eachShard(ctx, shards, func(ctx context.Context, s shard) (err error) {
 		reports[s.id()], err = s.connect(ctx)
@@ -143,7 +143,7 @@ func measureAll(ctx context.Context, o Options, shards []shard, res *Result, bas
 	measured := make([]*measureReport, len(shards))
 	stop := showProgress(o.Progress, func() string {
 		_, d := counts(shards)
-		return fmt.Sprintf("waiting for EXISTS %d: %d/%d clients", target, d, res.Connected)
+		return fmt.Sprintf("%s waiting for EXISTS %d: %d/%d clients", bar(d, res.Connected), target, d, res.Connected)
 	})
 	err := eachShard(ctx, shards, func(ctx context.Context, s shard) (err error) {
 		measured[s.id()], err = s.measure(ctx, base, appended, until)
