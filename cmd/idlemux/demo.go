@@ -95,7 +95,7 @@ func printBanner(w io.Writer, proxyAddr, upstreamAddr string, every time.Duratio
   account:   user %s, password %s
 
 Try it:
-  curl -v --url "imap://%s/INBOX" --user %s:%s
+  curl --url "imap://%s/" --user %s:%s          (list the mailboxes)
   curl --url "imap://%s/INBOX;UID=1" --user %s:%s     (read the first message)
   nc %s %s
       a LOGIN %s %s

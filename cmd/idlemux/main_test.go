@@ -90,7 +90,8 @@ func TestDemoRunsAndStops(t *testing.T) {
 	}
 	for _, want := range []string{
 		"idlemux dev demo",
-		`curl -v --url "imap://127.0.0.1:`,
+		`curl --url "imap://127.0.0.1:`,
+		"(list the mailboxes)",
 		"--user demo:demo",
 		"/INBOX;UID=1\" --user demo:demo",
 		"nc 127.0.0.1 ",
