@@ -250,6 +250,19 @@ func TestCurlThroughProxy(t *testing.T) {
 		}
 	})
 
+	// curl's imap://host/INBOX sends LIST "INBOX" *: the reference must
+	// reach Dovecot as given, so the answer is Dovecot's own.
+	t.Run("list-reference", func(t *testing.T) {
+		got := curlRun(t, proxyAddr, "/INBOX", testUser, testPass)
+		want := curlRun(t, dv.Addr, "/INBOX", testUser, testPass)
+		if got.exit != 0 || want.exit != 0 {
+			t.Fatalf("curl /INBOX: exit %d through the proxy, %d directly\n%v\n%v", got.exit, want.exit, got, want)
+		}
+		if len(want.stdout) == 0 || !bytes.Equal(got.stdout, want.stdout) {
+			t.Errorf("curl /INBOX: got %q through the proxy, %q directly from Dovecot", got.stdout, want.stdout)
+		}
+	})
+
 	t.Run("fetch-by-uid", func(t *testing.T) {
 		for _, uid := range uids {
 			url := fmt.Sprintf("/INBOX;UID=%d", uid)
