@@ -236,7 +236,8 @@ func (l *listener) stopAccepting() {
 
 // byeAll tells every session of this listener that the server is going,
 // concurrently (a BYE waits for imapserver's write lock, which a slow
-// client's FETCH may hold), until ctx ends; close() then drops whoever is
+// client's FETCH may hold, but at most byeWriteTimeout before its
+// connection is closed), until ctx ends; close() then drops whoever is
 // left.
 //
 // The BYEs are spread over up to half the time ctx leaves (at most a

@@ -72,6 +72,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if o.UpstreamUser == "" {
 		o.UpstreamUser = o.User
 	}
+	if *passwordFile != "" && o.Password != "" {
+		fmt.Fprintln(stderr, "idlemux bench: give --password or --password-file, not both")
+		return exitUsage
+	}
 	if *passwordFile != "" {
 		b, err := os.ReadFile(*passwordFile)
 		if err != nil {
@@ -181,7 +185,9 @@ func printBench(w io.Writer, r *bench.Result) {
 	}
 	if r.UpstreamConnections > 0 {
 		fmt.Fprintf(tw, "idlemux upstream connections\t%.0f\n", r.UpstreamConnections)
-		fmt.Fprintf(tw, "idlemux upstream logins while clients logged in\t%.0f\n", r.UpstreamLoginsWhileConnecting)
+		if r.UpstreamLoginsWhileConnecting != nil {
+			fmt.Fprintf(tw, "idlemux upstream logins while clients logged in\t%.0f\n", *r.UpstreamLoginsWhileConnecting)
+		}
 		p99 := fmt.Sprintf("%.1f ms", r.FanoutLatencyP99AtMost*1000)
 		if r.FanoutLatencyP99Over {
 			p99 = "over " + p99

@@ -42,6 +42,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{append(base, "--connecting", "-1"), "--connecting must be 0"},
 		{append(base, "--workers", "-1"), "--workers must be 0"},
 		{append(base, "--pid", "12,x"), `invalid value "12,x" for flag -pid: "x" is not a pid`},
+		{append(base, "--password", "p", "--password-file", "pw"), "give --password or --password-file, not both"},
+		{append(base, "--password-file", "/nonexistent/pw"), "--password-file: open /nonexistent/pw"},
 	} {
 		code, _, stderr := execute(t, nil, tt.args...)
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {

@@ -55,6 +55,12 @@ func (lc *logControl) check(c config.Log) error {
 	return nil
 }
 
+// changes reports whether a checked log section sets another level.
+func (lc *logControl) changes(c config.Log) bool {
+	level, err := zapcore.ParseLevel(c.Level)
+	return err == nil && level != lc.level.Level()
+}
+
 // apply sets the level from a checked log section; it reports whether the
 // level changed.
 func (lc *logControl) apply(c config.Log) bool {

@@ -87,11 +87,14 @@ func TestLogControl(t *testing.T) {
 		t.Fatalf("check level debug: %v", err)
 	}
 	log.Debug("before")
+	if !lc.changes(debug) {
+		t.Error("changes to debug from info: got false, want true")
+	}
 	if !lc.apply(debug) {
 		t.Error("apply debug over info: got unchanged, want changed")
 	}
 	log.Debug("after")
-	if lc.apply(debug) {
+	if lc.apply(debug) || lc.changes(debug) {
 		t.Error("apply debug again: got changed, want unchanged")
 	}
 	if out := buf.String(); strings.Contains(out, `"before"`) || !strings.Contains(out, `"after"`) {

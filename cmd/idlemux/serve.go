@@ -72,7 +72,10 @@ func reloadConfig(srv *proxy.Server, path string, log *zap.Logger, logs *logCont
 		log.Error("reload rejected; keeping the running configuration", zap.Error(err))
 		return
 	}
-	if logs.apply(cfg.Log) {
-		log.Warn("log level changed", zap.String("level", cfg.Log.Level))
+	// Said before the change, at the level every setting shows (a switch
+	// to error would otherwise hide its own notice).
+	if logs.changes(cfg.Log) {
+		log.Error("log level changing", zap.String("from", logs.level.Level().String()), zap.String("to", cfg.Log.Level))
+		logs.apply(cfg.Log)
 	}
 }

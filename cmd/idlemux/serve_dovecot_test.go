@@ -194,7 +194,7 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, logs, "log level changed", "no log line saying the log level changed")
+	waitLog(t, logs, "log level changing", "no log line saying the log level changed")
 	if c, err := net.Dial("tcp", addr); err != nil {
 		t.Fatalf("after a reload to debug: %v", err)
 	} else {

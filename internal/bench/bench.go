@@ -100,11 +100,11 @@ type Result struct {
 	UpstreamConnections float64 `json:",omitempty"`
 	// UpstreamLoginsWhileConnecting is how many upstream logins idlemux
 	// made while the clients logged in (0 when its credential cache
-	// already knew the password).
-	UpstreamLoginsWhileConnecting float64 `json:",omitempty"`
-	FanoutLatencyMeanSeconds      float64 `json:",omitempty"`
-	FanoutLatencyP99AtMost        float64 `json:",omitempty"` // upper bound of the histogram bucket holding p99
-	FanoutLatencyP99Over          bool    `json:",omitempty"` // p99 is above FanoutLatencyP99AtMost, the largest finite bucket
+	// already knew the password); nil when not measured.
+	UpstreamLoginsWhileConnecting *float64 `json:",omitempty"`
+	FanoutLatencyMeanSeconds      float64  `json:",omitempty"`
+	FanoutLatencyP99AtMost        float64  `json:",omitempty"` // upper bound of the histogram bucket holding p99
+	FanoutLatencyP99Over          bool     `json:",omitempty"` // p99 is above FanoutLatencyP99AtMost, the largest finite bucket
 	Messages                      int
 	Duration                      time.Duration
 	FirstError                    string `json:",omitempty"`

@@ -68,7 +68,7 @@ func TestRunAgainstInProcessProxy(t *testing.T) {
 	}
 	// 50 logins of one account: one upstream login checks the password
 	// (the rest share it or hit the cache), one more is the watcher's.
-	if got := res.UpstreamLoginsWhileConnecting; got < 1 || got > 3 {
+	if got := res.UpstreamLoginsWhileConnecting; got == nil || *got < 1 || *got > 3 {
 		t.Errorf("upstream logins while 50 clients logged in: got %v, want 1 to 3", got)
 	}
 	if res.FanoutLatencyMeanSeconds <= 0 || res.FanoutLatencyP99AtMost <= 0 {

@@ -57,7 +57,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.MetricsURL != "" {
 		m1 = scrape(o.MetricsURL)
 		if m0.ok && m1.ok {
-			res.UpstreamLoginsWhileConnecting = m1.logins - m0.logins
+			n := m1.logins - m0.logins
+			res.UpstreamLoginsWhileConnecting = &n
 		}
 	}
 

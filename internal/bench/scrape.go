@@ -62,6 +62,9 @@ func scrape(url string) metricsSample {
 			}
 		}
 	}
+	if sc.Err() != nil {
+		return metricsSample{} // a cut-off body is no sample
+	}
 	return s
 }
 
