@@ -57,7 +57,10 @@ func TestCopyBufferedSpoolAllocs(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			least = min(least, (after.TotalAlloc-before.TotalAlloc)/runs)
 		}
-		if least > 8<<10 {
+		// Without the pool every copy allocates 32 KiB. With it, nothing,
+		// but under -race sync.Pool drops a quarter of what is put back
+		// (on purpose), so allow well under 32 KiB on average.
+		if least > 20<<10 {
 			t.Errorf("%s: %d bytes allocated per copy, want the pooled buffer used (well under 32 KiB)", tt.name, least)
 		}
 	}
