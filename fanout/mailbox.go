@@ -143,6 +143,14 @@ func (m *Mailbox) MaxUID() imap.UID {
 	return m.maxUID
 }
 
+// Changed returns a channel closed at the model's next change (or failure),
+// for whoever delivers on behalf of many views at once.
+func (m *Mailbox) Changed() <-chan struct{} {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.notify
+}
+
 // Views returns the number of open views.
 func (m *Mailbox) Views() int {
 	m.mu.RLock()

@@ -29,6 +29,9 @@ func firstKeepalive(d time.Duration) time.Duration {
 func (sess *session) sendStillHere() error {
 	sess.writeMu.Lock()
 	defer sess.writeMu.Unlock()
+	if f := sess.fast; f != nil && f.handoff {
+		return nil // a fast-path write was cut short: its rest goes first
+	}
 	c := sess.conn.NetConn()
 	c.SetWriteDeadline(time.Now().Add(keepaliveWriteTimeout))
 	_, err := io.WriteString(c, stillHere)

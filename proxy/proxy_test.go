@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,5 +83,67 @@ func TestSharedIdleFanout(t *testing.T) {
 	}
 	for _, vc := range clients {
 		vc.checkAgainstServer()
+	}
+}
+
+// TestIdleFastPathHandOff: when the fast path's one non-blocking write comes
+// up short (a slow client's full socket buffer) or fails, the session's own
+// goroutine writes the rest first and finishes the IDLE on the ordinary
+// path: the client still sees every update once, in order, whole lines.
+func TestIdleFastPathHandOff(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(n int, err error) (int, error) // what the first cut write returns
+	}{
+		{"cut mid-line", func(n int, err error) (int, error) { return min(n, 5), err }},
+		{"would block", func(int, error) (int, error) { return 0, nil }},
+		{"failed", func(int, error) (int, error) { return 0, syscall.EPIPE }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startMemUpstream(t)
+			direct := directClient(t, up.addr)
+			appendMsg(t, direct, "INBOX", testMessage("seed"))
+			p := startProxy(t, testConfig(up.addr))
+			vc := dialView(t, p.Addrs()[0], "slow")
+			vc.login()
+			vc.selectBox("INBOX")
+
+			var cut atomic.Bool
+			hook := func(raw syscall.RawConn, b []byte) (int, error) {
+				if cut.CompareAndSwap(false, true) {
+					// Write only what the cut allows, for real.
+					n, err := tt.write(len(b), nil)
+					if n > 0 {
+						rawWriteOnce(raw, b[:n])
+					}
+					return n, err
+				}
+				return rawWriteOnce(raw, b)
+			}
+			rawWriteHook.Store(&hook)
+			defer rawWriteHook.Store(nil)
+
+			idle := vc.idle()
+			time.Sleep(50 * time.Millisecond) // on the fast path
+			for i := range 3 {
+				appendMsg(t, direct, "INBOX", testMessage(fmt.Sprintf("after %d", i)))
+			}
+			vc.waitFor("EXISTS 4", waitLong, func() bool { return len(vc.uids) == 4 })
+			if !cut.Load() {
+				t.Fatal("the fast path never wrote: the test did not exercise it")
+			}
+			appendMsg(t, direct, "INBOX", testMessage("on the ordinary path"))
+			vc.waitFor("EXISTS 5", waitLong, func() bool { return len(vc.uids) == 5 })
+			vc.done(idle)
+			vc.mu.Lock()
+			events := slices.Clone(vc.events)
+			vc.mu.Unlock()
+			for _, ev := range events {
+				if strings.HasPrefix(ev, "BAD") {
+					t.Errorf("client saw %s; all events: %v", ev, events)
+				}
+			}
+			vc.checkAgainstServer()
+		})
 	}
 }

@@ -119,6 +119,17 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		defer timer.Stop()
 		keepalive = timer.C
 	}
+	if sel != nil {
+		if raw := rawConnOf(sess.conn.NetConn()); raw != nil {
+			done, err := sess.idleFast(sel, raw, stop, keepalive, func() error {
+				timer.Reset(period)
+				return sess.sendStillHere()
+			})
+			if done {
+				return err
+			}
+		}
+	}
 	for {
 		var changed <-chan struct{} // nil without a mailbox: only keepalives
 		if sel != nil {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/fanout"
 	"github.com/idlemux/idlemux/tlsconf"
 	"github.com/idlemux/idlemux/upstream"
 )
@@ -48,6 +49,9 @@ type Server struct {
 	metricsAddr string
 	lim         *limiter
 	dynamic     atomic.Pointer[dynamic] // reloadable settings
+
+	idleMu   sync.Mutex
+	idleSets map[*fanout.Mailbox]*idleSet // plain-TCP sessions idling, by mailbox
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64

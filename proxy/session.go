@@ -57,6 +57,9 @@ type session struct {
 	byeDone atomic.Bool
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
 
+	fast       *fastIdle   // set while idling on the fast path (under writeMu)
+	fastMissed atomic.Bool // a fast-path worker found writeMu held
+
 	// cmdMu is held by Idle for its whole run: imapserver may start the
 	// next command (or Close) while Idle still runs (after a line other
 	// than DONE, or when the client vanishes), and settle waits on it.

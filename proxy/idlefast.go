@@ -1,0 +1,320 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/idlemux/idlemux/fanout"
+)
+
+// The fast path for idling sessions.
+//
+// Waking every idling session's goroutine for each change, and writing
+// through imapserver (an encoder, its lock and two deadline changes per
+// response), cost as much CPU as the write(2) calls themselves when one
+// change reaches 10,000 sessions. Instead, the sessions idling on a mailbox
+// over plain TCP join that mailbox's idle set, and one dispatcher per set
+// delivers each change: GOMAXPROCS workers encode each session's pending
+// updates and write them with one non-blocking write(2), under the
+// session's writeMu (as keepalives are written). The session's goroutine
+// sleeps until DONE, a keepalive, or a hand-off:
+//
+//   - a write that would block (a slow client) or that fails hands the
+//     rest of the bytes to the session's goroutine, which writes them with
+//     a deadline and finishes this IDLE on the ordinary path;
+//   - a view that failed (lagging, UIDVALIDITY) hands off too: the
+//     ordinary path says BYE.
+//
+// TLS sessions keep the ordinary path (their records need the tls.Conn).
+
+// idleSet is the plain-TCP sessions idling on one mailbox.
+type idleSet struct {
+	box      *fanout.Mailbox
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	done     chan struct{} // closed when the set empties: its dispatcher ends
+}
+
+// fastIdle is a session's state while on the fast path; guarded by the
+// session's writeMu.
+type fastIdle struct {
+	sel     *selection
+	raw     syscall.RawConn
+	rest    []byte        // bytes a worker could not write: the goroutine's now
+	handoff bool          // the ordinary path takes over for this IDLE
+	kick    chan struct{} // capacity 1: "look at handoff"
+	missed  bool          // a worker found writeMu held: deliver after it
+}
+
+// rawConnOf returns the socket under a plain-TCP connection (PROXY protocol
+// included), or nil for TLS and anything else.
+func rawConnOf(c net.Conn) syscall.RawConn {
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		tc, ok := pc.TCPConn()
+		if !ok {
+			return nil
+		}
+		c = tc
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// joinIdle adds sess to the idle set of box, starting its dispatcher if
+// it is the first.
+func (s *Server) joinIdle(sess *session, box *fanout.Mailbox) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	set := s.idleSets[box]
+	if set == nil {
+		if s.idleSets == nil {
+			s.idleSets = make(map[*fanout.Mailbox]*idleSet)
+		}
+		set = &idleSet{box: box, sessions: make(map[*session]struct{}), done: make(chan struct{})}
+		s.idleSets[box] = set
+		go set.dispatch(s)
+	}
+	set.mu.Lock()
+	set.sessions[sess] = struct{}{}
+	set.mu.Unlock()
+}
+
+// leaveIdle removes sess; the last one out stops the dispatcher.
+func (s *Server) leaveIdle(sess *session, box *fanout.Mailbox) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	set := s.idleSets[box]
+	if set == nil {
+		return
+	}
+	set.mu.Lock()
+	delete(set.sessions, sess)
+	empty := len(set.sessions) == 0
+	set.mu.Unlock()
+	if empty {
+		delete(s.idleSets, box)
+		close(set.done)
+	}
+}
+
+// dispatch delivers every change of the mailbox to the set's sessions
+// until the set empties. The channel is taken before each round, so a
+// change made during a round brings another.
+func (set *idleSet) dispatch(s *Server) {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	bufs := make([][]byte, workers)
+	var list []*session
+	for {
+		changed := set.box.Changed()
+		set.mu.Lock()
+		list = list[:0]
+		for sess := range set.sessions {
+			list = append(list, sess)
+		}
+		set.mu.Unlock()
+		if len(list) < 64 || workers == 1 {
+			for _, sess := range list {
+				bufs[0] = sess.fastDeliver(bufs[0])
+			}
+		} else {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < len(list); i += workers {
+						bufs[w] = list[i].fastDeliver(bufs[w])
+					}
+				})
+			}
+			wg.Wait()
+		}
+		clear(list) // drop the references until the next round
+		select {
+		case <-changed:
+		case <-set.done:
+			return
+		}
+	}
+}
+
+// fastDeliver writes the session's pending updates with one non-blocking
+// write, or hands them to its goroutine. buf is the worker's scratch.
+func (sess *session) fastDeliver(buf []byte) []byte {
+	if !sess.writeMu.TryLock() {
+		// A keepalive or the goroutine itself holds it: it delivers when
+		// it lets go (missed), so a worker never waits on a slow client.
+		sess.fastMissed.Store(true)
+		return buf
+	}
+	defer sess.writeMu.Unlock()
+	f := sess.fast
+	if f == nil || f.handoff {
+		return buf
+	}
+	v := f.sel.v
+	ups, to, err := v.Pending(true)
+	if err != nil {
+		f.handOff(nil)
+		return buf
+	}
+	if len(ups) == 0 {
+		return buf
+	}
+	buf = appendUpdates(buf[:0], ups)
+	n, err := rawWrite(f.raw, buf)
+	v.Commit(to) // written, or from now on the goroutine's to write
+	sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
+	if err != nil || n < len(buf) {
+		f.handOff(buf[max(n, 0):])
+		return buf
+	}
+	sess.s.metrics.fanoutLatency.Observe(time.Since(f.sel.w.Mailbox().UpdatedAt()).Seconds())
+	return buf
+}
+
+// handOff gives the ordinary path the rest of this IDLE, with rest to write
+// first. The caller holds writeMu.
+func (f *fastIdle) handOff(rest []byte) {
+	f.rest = append(f.rest, rest...)
+	f.handoff = true
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// rawWriteOnce makes one non-blocking write(2) on the socket: the bytes
+// the kernel took, and no error when it would have blocked.
+func rawWriteOnce(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true // one attempt: never wait for the socket here
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(werr, syscall.EAGAIN) {
+		return max(n, 0), nil
+	}
+	return max(n, 0), werr
+}
+
+// rawWriteHook, when set (tests), replaces rawWriteOnce to make fast-path
+// writes come up short.
+var rawWriteHook atomic.Pointer[func(syscall.RawConn, []byte) (int, error)]
+
+func rawWrite(raw syscall.RawConn, b []byte) (int, error) {
+	if h := rawWriteHook.Load(); h != nil {
+		return (*h)(raw, b)
+	}
+	return rawWriteOnce(raw, b)
+}
+
+// appendUpdates encodes updates as imapserver's UpdateWriter does.
+func appendUpdates(b []byte, ups []fanout.Update) []byte {
+	for _, u := range ups {
+		b = append(b, "* "...)
+		b = strconv.AppendUint(b, uint64(u.Seq), 10)
+		switch u.Kind {
+		case fanout.UpdateExpunge:
+			b = append(b, " EXPUNGE\r\n"...)
+		case fanout.UpdateExists:
+			b = append(b, " EXISTS\r\n"...)
+		case fanout.UpdateFlags:
+			b = append(b, " FETCH (UID "...)
+			b = strconv.AppendUint(b, uint64(u.UID), 10)
+			b = append(b, " FLAGS ("...)
+			for i, fl := range u.Flags {
+				if i > 0 {
+					b = append(b, ' ')
+				}
+				b = append(b, fl...)
+			}
+			b = append(b, "))\r\n"...)
+		}
+	}
+	return b
+}
+
+// idleFast is Idle on the fast path: the session sleeps while the
+// dispatcher delivers, and returns to the ordinary loop on a hand-off. It
+// returns done when IDLE ended (err is then its result).
+func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan struct{}, keepalive <-chan time.Time, onKeepalive func() error) (done bool, err error) {
+	f := &fastIdle{sel: sel, raw: raw, kick: make(chan struct{}, 1)}
+	box := sel.w.Mailbox()
+	sess.writeMu.Lock()
+	sess.fast = f
+	sess.writeMu.Unlock()
+	sess.s.joinIdle(sess, box)
+	leave := func() (rest []byte) {
+		sess.s.leaveIdle(sess, box)
+		sess.writeMu.Lock() // waits out a worker's write
+		rest, f.rest = f.rest, nil
+		sess.fast = nil
+		sess.writeMu.Unlock()
+		return rest
+	}
+	var buf []byte
+	catchUp := func() {
+		sess.fastMissed.Store(false)
+		buf = sess.fastDeliver(buf)
+	}
+	catchUp() // what changed before joining
+	for {
+		if sess.fastMissed.Load() {
+			catchUp()
+		}
+		select {
+		case <-f.kick:
+			rest := leave()
+			if len(rest) > 0 {
+				if err := sess.writeRest(rest); err != nil {
+					return true, err
+				}
+			}
+			return false, nil // the ordinary loop takes over
+		case <-keepalive:
+			if err := onKeepalive(); err != nil {
+				leave()
+				return true, err
+			}
+		case <-stop:
+			rest := leave()
+			if len(rest) > 0 {
+				// A hand-off raced DONE: the bytes still go out first.
+				if err := sess.writeRest(rest); err != nil {
+					return true, err
+				}
+			}
+			return true, nil
+		}
+	}
+}
+
+// writeRest writes what a worker could not, waiting for a slow client up
+// to the keepalive write bound.
+func (sess *session) writeRest(rest []byte) error {
+	sess.writeMu.Lock()
+	defer sess.writeMu.Unlock()
+	c := sess.conn.NetConn()
+	c.SetWriteDeadline(time.Now().Add(keepaliveWriteTimeout))
+	_, err := c.Write(rest)
+	c.SetWriteDeadline(time.Time{})
+	return err
+}
