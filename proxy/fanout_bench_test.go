@@ -26,8 +26,9 @@ import (
 //   - BenchmarkFanoutSessions: how long idlemux itself takes to hand one
 //     change to N idling sessions, with the sessions' connections in memory
 //     (net.Pipe), so no write(2) is made and the figure is idlemux's own
-//     work: the watcher, the model, N goroutines waking, encoding, locks and
-//     deadlines.
+//     work on the ordinary path (the one TLS sessions take; pipes have no
+//     socket for the plain-TCP fast path): the watcher, the model, N
+//     goroutines waking, encoding through imapserver, locks and deadlines.
 //   - BenchmarkLoopbackWrites: the machine's floor for the same fan-out over
 //     real sockets: one small write(2) to each of N loopback connections,
 //     by GOMAXPROCS goroutines, with nothing else in the way. No proxy can
