@@ -13,6 +13,7 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/idlemux/idlemux/fanout"
+	"go.uber.org/zap"
 )
 
 // The fast path for idling sessions.
@@ -46,12 +47,13 @@ type idleSet struct {
 // fastIdle is a session's state while on the fast path; guarded by the
 // session's writeMu.
 type fastIdle struct {
-	sel     *selection
-	raw     syscall.RawConn
-	rest    []byte        // bytes a worker could not write: the goroutine's now
-	handoff bool          // the ordinary path takes over for this IDLE
-	kick    chan struct{} // capacity 1: "look at handoff"
-	missed  bool          // a worker found writeMu held: deliver after it
+	sel        *selection
+	raw        syscall.RawConn
+	rest       []byte          // bytes a worker could not write: the goroutine's now
+	restEvents int             // updates in rest, for the metrics once written
+	handoff    bool            // the ordinary path takes over for this IDLE
+	kick       chan struct{}   // capacity 1: "look at handoff"
+	stop       <-chan struct{} // IDLE's: closed when it ends
 }
 
 // rawConnOf returns the socket under a plain-TCP connection (PROXY protocol
@@ -155,20 +157,45 @@ func (set *idleSet) dispatch(s *Server) {
 // write, or hands them to its goroutine. buf is the worker's scratch.
 func (sess *session) fastDeliver(buf []byte) []byte {
 	if !sess.writeMu.TryLock() {
-		// A keepalive or the goroutine itself holds it: it delivers when
-		// it lets go (missed), so a worker never waits on a slow client.
-		sess.fastMissed.Store(true)
+		// A keepalive, a BYE or the goroutine itself holds it: wake the
+		// goroutine to deliver once it can, so a worker never waits on a
+		// slow client.
+		select {
+		case sess.fastWake <- struct{}{}:
+		default:
+		}
 		return buf
 	}
 	defer sess.writeMu.Unlock()
+	return sess.fastDeliverHeld(buf)
+}
+
+// fastDeliverHeld is fastDeliver with writeMu held. A panic (a bug) hands
+// the session to the ordinary path, where imapserver contains it to that
+// session, instead of ending the process on a worker.
+func (sess *session) fastDeliverHeld(buf []byte) []byte {
 	f := sess.fast
 	if f == nil || f.handoff {
 		return buf
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			sess.log.Error("fast-path delivery panicked; the session goes on the ordinary path", zap.Any("panic", r), zap.Stack("stack"))
+			f.handOff(nil, 0)
+		}
+	}()
+	select {
+	case <-f.stop:
+		// imapserver may be writing its answer to a line other than DONE
+		// (without waiting for Idle): do not queue behind it. (A write
+		// already past this point can still wait for that one.)
+		return buf
+	default:
+	}
 	v := f.sel.v
 	ups, to, err := v.Pending(true)
 	if err != nil {
-		f.handOff(nil)
+		f.handOff(nil, 0)
 		return buf
 	}
 	if len(ups) == 0 {
@@ -177,19 +204,20 @@ func (sess *session) fastDeliver(buf []byte) []byte {
 	buf = appendUpdates(buf[:0], ups)
 	n, err := rawWrite(f.raw, buf)
 	v.Commit(to) // written, or from now on the goroutine's to write
-	sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
 	if err != nil || n < len(buf) {
-		f.handOff(buf[max(n, 0):])
+		f.handOff(buf[max(n, 0):], len(ups))
 		return buf
 	}
+	sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
 	sess.s.metrics.fanoutLatency.Observe(time.Since(f.sel.w.Mailbox().UpdatedAt()).Seconds())
 	return buf
 }
 
-// handOff gives the ordinary path the rest of this IDLE, with rest to write
-// first. The caller holds writeMu.
-func (f *fastIdle) handOff(rest []byte) {
+// handOff gives the ordinary path the rest of this IDLE, with rest (the
+// end of events updates) to write first. The caller holds writeMu.
+func (f *fastIdle) handOff(rest []byte, events int) {
 	f.rest = append(f.rest, rest...)
+	f.restEvents += events
 	f.handoff = true
 	select {
 	case f.kick <- struct{}{}:
@@ -256,65 +284,81 @@ func appendUpdates(b []byte, ups []fanout.Update) []byte {
 // dispatcher delivers, and returns to the ordinary loop on a hand-off. It
 // returns done when IDLE ended (err is then its result).
 func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan struct{}, keepalive <-chan time.Time, onKeepalive func() error) (done bool, err error) {
-	f := &fastIdle{sel: sel, raw: raw, kick: make(chan struct{}, 1)}
+	f := &fastIdle{sel: sel, raw: raw, kick: make(chan struct{}, 1), stop: stop}
 	box := sel.w.Mailbox()
 	sess.writeMu.Lock()
 	sess.fast = f
 	sess.writeMu.Unlock()
 	sess.s.joinIdle(sess, box)
-	leave := func() (rest []byte) {
+	var left bool
+	var rest []byte
+	var restEvents int
+	leave := func() {
+		if left {
+			return
+		}
+		left = true
 		sess.s.leaveIdle(sess, box)
 		sess.writeMu.Lock() // waits out a worker's write
 		rest, f.rest = f.rest, nil
+		restEvents = f.restEvents
 		sess.fast = nil
 		sess.writeMu.Unlock()
-		return rest
 	}
+	defer leave() // also when something below panics
 	var buf []byte
 	catchUp := func() {
-		sess.fastMissed.Store(false)
-		buf = sess.fastDeliver(buf)
+		sess.writeMu.Lock()
+		buf = sess.fastDeliverHeld(buf)
+		sess.writeMu.Unlock()
 	}
 	catchUp() // what changed before joining
 	for {
-		if sess.fastMissed.Load() {
-			catchUp()
-		}
 		select {
+		case <-sess.fastWake:
+			catchUp() // a worker found writeMu held
 		case <-f.kick:
-			rest := leave()
-			if len(rest) > 0 {
-				if err := sess.writeRest(rest); err != nil {
-					return true, err
-				}
+			leave()
+			if err := sess.writeRest(rest, restEvents); err != nil {
+				return true, err
 			}
 			return false, nil // the ordinary loop takes over
 		case <-keepalive:
 			if err := onKeepalive(); err != nil {
-				leave()
 				return true, err
 			}
+			catchUp() // a worker may have skipped it meanwhile
 		case <-stop:
-			rest := leave()
-			if len(rest) > 0 {
-				// A hand-off raced DONE: the bytes still go out first.
-				if err := sess.writeRest(rest); err != nil {
-					return true, err
-				}
-			}
-			return true, nil
+			leave()
+			// A hand-off that raced DONE: the bytes still go out first.
+			return true, sess.writeRest(rest, restEvents)
 		}
 	}
 }
 
 // writeRest writes what a worker could not, waiting for a slow client up
-// to the keepalive write bound.
-func (sess *session) writeRest(rest []byte) error {
+// to the keepalive write bound. A failure closes the connection: a line
+// cut in half cannot be followed by anything else.
+func (sess *session) writeRest(rest []byte, events int) error {
+	if len(rest) == 0 {
+		return nil
+	}
 	sess.writeMu.Lock()
 	defer sess.writeMu.Unlock()
+	if err := sess.writeRaw(rest, keepaliveWriteTimeout); err != nil {
+		sess.conn.NetConn().Close()
+		return err
+	}
+	sess.s.metrics.fanoutEvents.Add(float64(events))
+	return nil
+}
+
+// writeRaw writes b straight to the connection within d; the caller holds
+// writeMu.
+func (sess *session) writeRaw(b []byte, d time.Duration) error {
 	c := sess.conn.NetConn()
-	c.SetWriteDeadline(time.Now().Add(keepaliveWriteTimeout))
-	_, err := c.Write(rest)
+	c.SetWriteDeadline(time.Now().Add(d))
+	_, err := c.Write(b)
 	c.SetWriteDeadline(time.Time{})
 	return err
 }

@@ -147,3 +147,34 @@ func TestIdleFastPathHandOff(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleFastPathBusySession: a change that reaches an idling session
+// while its write lock is held (a keepalive being written, say) is
+// delivered as soon as the lock is let go, not at the next change.
+func TestIdleFastPathBusySession(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("seed"))
+	cfg := testConfig(up.addr)
+	cfg.Keepalive = 0 // nothing else would wake the session
+	p := startProxy(t, cfg)
+	vc := dialView(t, p.Addrs()[0], "busy")
+	vc.login()
+	vc.selectBox("INBOX")
+	idle := vc.idle()
+	time.Sleep(50 * time.Millisecond) // on the fast path
+
+	p.mu.Lock()
+	var sess *session
+	for s := range p.live {
+		sess = s
+	}
+	p.mu.Unlock()
+	sess.writeMu.Lock()
+	appendMsg(t, direct, "INBOX", testMessage("while busy"))
+	time.Sleep(300 * time.Millisecond) // the dispatcher's round finds the lock held
+	sess.writeMu.Unlock()
+	vc.waitFor("EXISTS 2", waitLong, func() bool { return len(vc.uids) == 2 })
+	vc.done(idle)
+	vc.checkAgainstServer()
+}

@@ -57,8 +57,8 @@ type session struct {
 	byeDone atomic.Bool
 	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
 
-	fast       *fastIdle   // set while idling on the fast path (under writeMu)
-	fastMissed atomic.Bool // a fast-path worker found writeMu held
+	fast     *fastIdle     // set while idling on the fast path (under writeMu)
+	fastWake chan struct{} // capacity 1: a fast-path worker found writeMu held
 
 	// cmdMu is held by Idle for its whole run: imapserver may start the
 	// next command (or Close) while Idle still runs (after a line other
@@ -78,7 +78,7 @@ type selection struct {
 
 func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	s := l.s
-	sess := &session{s: s, l: l, conn: conn}
+	sess := &session{s: s, l: l, conn: conn, fastWake: make(chan struct{}, 1)}
 	id := s.sessionID.Add(1)
 	sess.id = id
 	// WithLazy: the fields are encoded only if the session logs; an eager
@@ -161,6 +161,14 @@ func (sess *session) bye(text string) {
 		defer t.Stop()
 		sess.writeMu.Lock()
 		defer sess.writeMu.Unlock()
+		if f := sess.fast; f != nil && len(f.rest) > 0 {
+			// A fast-path line cut short goes out whole before the BYE.
+			if sess.writeRaw(f.rest, byeWriteTimeout) != nil {
+				sess.conn.NetConn().Close()
+				return
+			}
+			f.rest = nil
+		}
 		sess.conn.Bye(text)
 	})
 }
