@@ -290,20 +290,30 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 	sess.fast = f
 	sess.writeMu.Unlock()
 	sess.s.joinIdle(sess, box)
+	// leave quits the fast path; what a worker could not write goes out
+	// first, under the same hold of writeMu, so nothing (a BYE, the ordinary
+	// path) can come between the two halves of a cut line. A failure closes
+	// the connection: a line cut in half cannot be followed by anything.
 	var left bool
-	var rest []byte
-	var restEvents int
-	leave := func() {
+	leave := func() error {
 		if left {
-			return
+			return nil
 		}
 		left = true
 		sess.s.leaveIdle(sess, box)
 		sess.writeMu.Lock() // waits out a worker's write
-		rest, f.rest = f.rest, nil
-		restEvents = f.restEvents
-		sess.fast = nil
-		sess.writeMu.Unlock()
+		defer sess.writeMu.Unlock()
+		rest, events := f.rest, f.restEvents
+		f.rest, sess.fast = nil, nil
+		if len(rest) == 0 {
+			return nil
+		}
+		if err := sess.writeRaw(rest, keepaliveWriteTimeout); err != nil {
+			sess.conn.NetConn().Close()
+			return err
+		}
+		sess.s.metrics.fanoutEvents.Add(float64(events))
+		return nil
 	}
 	defer leave() // also when something below panics
 	var buf []byte
@@ -318,8 +328,7 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 		case <-sess.fastWake:
 			catchUp() // a worker found writeMu held
 		case <-f.kick:
-			leave()
-			if err := sess.writeRest(rest, restEvents); err != nil {
+			if err := leave(); err != nil {
 				return true, err
 			}
 			return false, nil // the ordinary loop takes over
@@ -329,28 +338,10 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 			}
 			catchUp() // a worker may have skipped it meanwhile
 		case <-stop:
-			leave()
-			// A hand-off that raced DONE: the bytes still go out first.
-			return true, sess.writeRest(rest, restEvents)
+			// A hand-off that raced DONE: its bytes still go out first.
+			return true, leave()
 		}
 	}
-}
-
-// writeRest writes what a worker could not, waiting for a slow client up
-// to the keepalive write bound. A failure closes the connection: a line
-// cut in half cannot be followed by anything else.
-func (sess *session) writeRest(rest []byte, events int) error {
-	if len(rest) == 0 {
-		return nil
-	}
-	sess.writeMu.Lock()
-	defer sess.writeMu.Unlock()
-	if err := sess.writeRaw(rest, keepaliveWriteTimeout); err != nil {
-		sess.conn.NetConn().Close()
-		return err
-	}
-	sess.s.metrics.fanoutEvents.Add(float64(events))
-	return nil
 }
 
 // writeRaw writes b straight to the connection within d; the caller holds
