@@ -94,3 +94,51 @@ func TestProxyProtocol(t *testing.T) {
 		t.Fatalf("malformed and missing headers were not logged")
 	}
 }
+
+// TestProxyProtocolIdleFastPath: a client behind a PROXY header idles on
+// the fast path (its socket is under the proxyproto.Conn) and gets its
+// EXISTS from there.
+func TestProxyProtocolIdleFastPath(t *testing.T) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("seed"))
+	cfg := testConfig(up.addr)
+	cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0", InsecureAuth: true, ProxyProtocol: true,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+	p := startProxy(t, cfg)
+	conn, err := net.Dial("tcp", p.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("PROXY TCP4 203.0.113.7 127.0.0.1 5555 143\r\n"))
+	conn.SetDeadline(time.Now().Add(waitLong))
+	c, err := startIdler(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLong)
+	for {
+		p.idleMu.Lock()
+		sets := len(p.idleSets)
+		p.idleMu.Unlock()
+		if sets == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle sets: got %d, want 1 (the session on the fast path)", sets)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	appendMsg(t, direct, "INBOX", testMessage("pushed"))
+	got := make(chan uint32, 4)
+	go c.exists(func(n uint32) { got <- n })
+	select {
+	case n := <-got:
+		if n != 2 {
+			t.Fatalf("EXISTS: got %d, want 2", n)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("no EXISTS through the PROXY-protocol connection")
+	}
+}
