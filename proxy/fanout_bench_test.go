@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 )
 
@@ -34,51 +34,18 @@ import (
 //     by GOMAXPROCS goroutines, with nothing else in the way. No proxy can
 //     fan out faster than this on the same machine, whatever its design.
 
-// pipeListener is a net.Listener whose connections are in-memory pipes.
-type pipeListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) dial() (net.Conn, error) {
-	server, client := net.Pipe()
-	select {
-	case l.ch <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
 type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
 
-// servePipes makes s also serve the connections of a pipeListener, as if it
-// were one more configured listener (shut down with the others).
-func servePipes(b *testing.B, s *Server) *pipeListener {
-	pl := newPipeListener()
+// servePipes makes s also serve in-memory pipes, as if from one more
+// configured listener (shut down with the others), and returns how to dial
+// one. The listener is the chanListener imapserver generations are fed by.
+func servePipes(s *Server) (dial func() (net.Conn, error)) {
+	cl := newChanListener(pipeAddr{})
 	s.mu.Lock()
-	l := newListener(s, s.cfg.Listeners[0], pl)
+	l := newListener(s, s.cfg.Listeners[0], cl)
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
 	s.wg.Add(1)
@@ -86,7 +53,15 @@ func servePipes(b *testing.B, s *Server) *pipeListener {
 		defer s.wg.Done()
 		l.acceptLoop()
 	}()
-	return pl
+	return func() (net.Conn, error) {
+		server, client := net.Pipe()
+		if !cl.push(server) {
+			server.Close()
+			client.Close()
+			return nil, net.ErrClosed
+		}
+		return client, nil
+	}
 }
 
 // rawIdler is a minimal IMAP client on one connection: it logs in, selects
@@ -186,6 +161,70 @@ func (r *fanoutRound) seen(n uint32, prev *uint32) {
 	}
 }
 
+// begin starts the round for the change that makes the count target.
+func (r *fanoutRound) begin(target uint32) {
+	r.arrived.Store(0)
+	r.first.Store(0)
+	r.last.Store(0)
+	r.all = make(chan struct{})
+	r.target.Store(target)
+}
+
+// wait returns once every client saw the round's EXISTS, failing b after
+// 30 s.
+func (r *fanoutRound) wait(b *testing.B) {
+	select {
+	case <-r.all:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("EXISTS %d reached %d of %d clients within 30s", r.target.Load(), r.arrived.Load(), r.n)
+	}
+}
+
+// startIdlers connects round.n rawIdlers with dial, parallel at a time,
+// each reporting its EXISTS to round; their connections close when b ends.
+func startIdlers(b *testing.B, parallel int, dial func() (net.Conn, error), round *fanoutRound) {
+	n := int(round.n)
+	conns := make([]net.Conn, n)
+	b.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	errs := make([]error, n)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if conns[i], errs[i] = dial(); errs[i] != nil {
+				return
+			}
+			c, err := startIdler(conns[i])
+			if errs[i] = err; err != nil {
+				return
+			}
+			go func() {
+				var prev uint32
+				c.exists(func(m uint32) { round.seen(m, &prev) })
+			}()
+		})
+	}
+	wg.Wait()
+	failed, first := 0, error(nil)
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 0 {
+		b.Fatalf("%d of %d clients did not get to IDLE; first error: %v", failed, n, first)
+	}
+}
+
 func BenchmarkFanoutSessions(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) { benchFanoutSessions(b, n, false) })
@@ -206,6 +245,8 @@ func benchFanoutSessions(b *testing.B, n int, overTCP bool) {
 	up := startMemUpstream(b)
 	cfg := testConfig(up.addr)
 	cfg.Keepalive = 0
+	// Not startProxyLogging: shutting 10,000 sessions down takes longer
+	// than its 10 s bound (the BYEs alone are spread over 5 s).
 	s, err := New(cfg, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
@@ -218,89 +259,29 @@ func benchFanoutSessions(b *testing.B, n int, overTCP bool) {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	dial := servePipes(b, s).dial
+	dial := servePipes(s)
 	if overTCP {
 		dial = func() (net.Conn, error) { return net.Dial("tcp", s.Addrs()[0]) }
 	}
 
-	// The appender, on the upstream directly.
-	ac, err := imapclient.DialInsecure(up.addr, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ac.Close()
-	if err := ac.Login(testUser, testPass).Wait(); err != nil {
-		b.Fatal(err)
-	}
+	ac := directClient(b, up.addr) // the appender, on the upstream directly
 	sd, err := ac.Select("INBOX", nil).Wait()
 	if err != nil {
 		b.Fatal(err)
 	}
 	count := sd.NumMessages
-
 	round := &fanoutRound{n: int64(n)}
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	sem := make(chan struct{}, 100)
-	conns := make([]net.Conn, n)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			conn, err := dial()
-			if err == nil {
-				conns[i] = conn
-				var c *rawIdler
-				if c, err = startIdler(conn); err == nil {
-					go func() {
-						var prev uint32
-						c.exists(func(m uint32) { round.seen(m, &prev) })
-					}()
-					return
-				}
-			}
-			failed.Add(1)
-			errOnce.Do(func() { firstErr = err })
-		}()
-	}
-	wg.Wait()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	if failed.Load() > 0 {
-		b.Fatalf("%d of %d clients did not get to IDLE; first error: %v", failed.Load(), n, firstErr)
-	}
+	startIdlers(b, 100, dial, round)
 
-	msg := "From: bench@example.org\r\nSubject: fan-out\r\n\r\nbody\r\n"
+	msg := testMessage("fan-out")
 	var spans time.Duration
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
 		count++
-		round.arrived.Store(0)
-		round.first.Store(0)
-		round.last.Store(0)
-		round.all = make(chan struct{})
-		round.target.Store(count)
-		cmd := ac.Append("INBOX", int64(len(msg)), nil)
-		cmd.Write([]byte(msg))
-		cmd.Close()
-		if _, err := cmd.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case <-round.all:
-		case <-time.After(30 * time.Second):
-			b.Fatalf("EXISTS %d reached %d of %d clients within 30s", count, round.arrived.Load(), n)
-		}
+		round.begin(count)
+		appendMsg(b, ac, "INBOX", msg)
+		round.wait(b)
 		spans += time.Duration(round.last.Load() - round.first.Load())
 	}
 	b.StopTimer()

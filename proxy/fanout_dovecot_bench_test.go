@@ -3,11 +3,9 @@ package proxy
 import (
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
@@ -43,82 +41,22 @@ func benchDovecotFanout(b *testing.B, dv *dovecottest.Server, addr string, n int
 	count := sd.NumMessages
 
 	round := &fanoutRound{n: int64(n)}
-	conns := make([]net.Conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	sem := make(chan struct{}, 8)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			conns[i] = conn
-			c, err := startIdler(conn)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			go func() {
-				var prev uint32
-				c.exists(func(m uint32) { round.seen(m, &prev) })
-			}()
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			b.Fatalf("client %d of %d: %v", i, n, err)
-		}
-	}
+	startIdlers(b, 8, func() (net.Conn, error) { return net.Dial("tcp", addr) }, round)
 	time.Sleep(time.Second) // every IDLE has reached its server
 
-	msg := []byte("From: bench@example.org\r\nSubject: fan-out\r\n\r\nbody\r\n")
+	msg := testMessage("fan-out")
 	var first, last time.Duration
 	b.ResetTimer()
 	for range b.N {
 		count++
-		round.arrived.Store(0)
-		round.first.Store(0)
-		round.last.Store(0)
-		round.all = make(chan struct{})
-		round.target.Store(count)
-		if err := appendTo(appender, msg); err != nil {
-			b.Fatal(err)
-		}
+		round.begin(count)
+		appendMsg(b, appender, "INBOX", msg)
 		done := time.Now().UnixNano()
-		select {
-		case <-round.all:
-		case <-time.After(30 * time.Second):
-			b.Fatalf("EXISTS %d reached %d of %d clients within 30s", count, round.arrived.Load(), n)
-		}
+		round.wait(b)
 		first += time.Duration(round.first.Load() - done)
 		last += time.Duration(round.last.Load() - done)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(first.Microseconds())/1000/float64(b.N), "first-ms")
 	b.ReportMetric(float64(last.Microseconds())/1000/float64(b.N), "last-ms")
-}
-
-// appendTo appends msg to INBOX on c and waits for the answer.
-func appendTo(c *imapclient.Client, msg []byte) error {
-	cmd := c.Append("INBOX", int64(len(msg)), nil)
-	if _, err := cmd.Write(msg); err != nil {
-		return err
-	}
-	if err := cmd.Close(); err != nil {
-		return err
-	}
-	_, err := cmd.Wait()
-	return err
 }
