@@ -11,9 +11,9 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/fanout"
-	"go.uber.org/zap"
 )
 
 // The fast path for idling sessions.
@@ -303,17 +303,8 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 		sess.s.leaveIdle(sess, box)
 		sess.writeMu.Lock() // waits out a worker's write
 		defer sess.writeMu.Unlock()
-		rest, events := f.rest, f.restEvents
-		f.rest, sess.fast = nil, nil
-		if len(rest) == 0 {
-			return nil
-		}
-		if err := sess.writeRaw(rest, keepaliveWriteTimeout); err != nil {
-			sess.conn.NetConn().Close()
-			return err
-		}
-		sess.s.metrics.fanoutEvents.Add(float64(events))
-		return nil
+		sess.fast = nil
+		return sess.flushRest(f, keepaliveWriteTimeout)
 	}
 	defer leave() // also when something below panics
 	var buf []byte
@@ -342,6 +333,23 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 			return true, leave()
 		}
 	}
+}
+
+// flushRest writes what a worker could not write of f's updates, within d.
+// A failure closes the connection: a line cut in half cannot be followed
+// by anything. The caller holds writeMu.
+func (sess *session) flushRest(f *fastIdle, d time.Duration) error {
+	rest, events := f.rest, f.restEvents
+	f.rest, f.restEvents = nil, 0
+	if len(rest) == 0 {
+		return nil
+	}
+	if err := sess.writeRaw(rest, d); err != nil {
+		sess.conn.NetConn().Close()
+		return err
+	}
+	sess.s.metrics.fanoutEvents.Add(float64(events))
+	return nil
 }
 
 // writeRaw writes b straight to the connection within d; the caller holds

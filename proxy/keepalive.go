@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"math/rand/v2"
 	"time"
 )
@@ -32,9 +31,5 @@ func (sess *session) sendStillHere() error {
 	if f := sess.fast; f != nil && f.handoff {
 		return nil // a fast-path write was cut short: its rest goes first
 	}
-	c := sess.conn.NetConn()
-	c.SetWriteDeadline(time.Now().Add(keepaliveWriteTimeout))
-	_, err := io.WriteString(c, stillHere)
-	c.SetWriteDeadline(time.Time{})
-	return err
+	return sess.writeRaw([]byte(stillHere), keepaliveWriteTimeout)
 }

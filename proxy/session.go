@@ -161,13 +161,8 @@ func (sess *session) bye(text string) {
 		defer t.Stop()
 		sess.writeMu.Lock()
 		defer sess.writeMu.Unlock()
-		if f := sess.fast; f != nil && len(f.rest) > 0 {
-			// A fast-path line cut short goes out whole before the BYE.
-			if sess.writeRaw(f.rest, byeWriteTimeout) != nil {
-				sess.conn.NetConn().Close()
-				return
-			}
-			f.rest = nil
+		if f := sess.fast; f != nil && sess.flushRest(f, byeWriteTimeout) != nil {
+			return // a fast-path line cut short could not go out whole first
 		}
 		sess.conn.Bye(text)
 	})
