@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,23 +15,17 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
+	"github.com/idlemux/idlemux/internal/procfs"
 )
 
 // rssKiB reads a process's resident set size from /proc.
 func rssKiB(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	n, err := procfs.KiB(pid, "status", "VmRSS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
+	return int(n)
 }
 
 func freePort(t *testing.T) string {
@@ -172,13 +165,19 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 		}
 	}
 
+	// reload rewrites the config file and sends SIGHUP.
+	reload := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// SIGHUP with an invalid file: rejected, logged, the old config serves on.
-	if err := os.WriteFile(cfgPath, []byte("listeners: [\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	reload("listeners: [\n")
 	waitLog(t, logs, "reload rejected", "no log line saying the invalid reload was rejected")
 	if c, err := net.Dial("tcp", addr); err != nil {
 		t.Fatalf("after a rejected reload: %v", err)
@@ -188,12 +187,7 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 
 	// SIGHUP with the log level raised to debug: applied at once, so a new
 	// connection's debug line appears.
-	if err := os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "level: warn", "level: debug", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	reload(strings.Replace(cfg, "level: warn", "level: debug", 1))
 	waitLog(t, logs, "log level changing", "no log line saying the log level changed")
 	if c, err := net.Dial("tcp", addr); err != nil {
 		t.Fatalf("after a reload to debug: %v", err)

@@ -1,10 +1,11 @@
 package bench
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/idlemux/idlemux/internal/procfs"
 )
 
 // memSample sums the memory of a set of processes. RSS counts every page a
@@ -42,13 +43,13 @@ func sampleMemory(pids []int, comm string, exclude []int) memSample {
 	}
 	var m memSample
 	for _, p := range all {
-		rss, ok := procField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
-		if !ok {
+		rss, err := procfs.KiB(p, "status", "VmRSS")
+		if err != nil {
 			continue // gone, or a kernel thread
 		}
-		pss, _ := procField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
-		m.RSSKiB += rss
-		m.PSSKiB += pss
+		pss, _ := procfs.KiB(p, "smaps_rollup", "Pss")
+		m.RSSKiB += int(rss)
+		m.PSSKiB += int(pss)
 		m.Procs++
 	}
 	return m
@@ -72,19 +73,4 @@ func procsNamed(comm string) []int {
 		}
 	}
 	return pids
-}
-
-// procField reads a "Name:   N kB" line from a /proc file.
-func procField(path, name string) (int, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == name {
-			n, err := strconv.Atoi(f[1])
-			return n, err == nil
-		}
-	}
-	return 0, false
 }

@@ -1,7 +1,6 @@
 package dovecottest
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,11 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/internal/procfs"
 )
 
 // instanceProcs is one look at every process of a Dovecot instance: the
@@ -58,18 +58,16 @@ func lookProcs(master int) (instanceProcs, error) {
 	for todo := []int{master}; len(todo) > 0; {
 		pid := todo[len(todo)-1]
 		todo = append(todo[:len(todo)-1], children[pid]...)
-		rss, err := procField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+		rss, err := memKiB(pid, "status", "VmRSS")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
 			return instanceProcs{}, err
 		}
-		pss, err := procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+		pss, err := memKiB(pid, "smaps_rollup", "Pss")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
 			return instanceProcs{}, err
 		}
 		out.procs++
@@ -86,36 +84,14 @@ func lookProcs(master int) (instanceProcs, error) {
 	return out, nil
 }
 
-// procField returns the value, in kB, of the line starting with key in a
-// /proc file such as "VmRSS:   1234 kB". A process without the line (a
-// zombie has no VmRSS) counts as 0.
-func procField(path, key string) (int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, syscall.ESRCH) { // an exiting process
-		return 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+// memKiB is procfs.KiB where a process without the line (a zombie has no
+// VmRSS) counts as 0.
+func memKiB(pid int, file, key string) (int64, error) {
+	n, err := procfs.KiB(pid, file, key)
+	if errors.Is(err, procfs.ErrNoField) {
+		return 0, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, key) {
-			continue
-		}
-		fields := strings.Fields(line[len(key):])
-		if len(fields) == 0 {
-			return 0, fmt.Errorf("%s: malformed %q", path, line)
-		}
-		return strconv.ParseInt(fields[0], 10, 64)
-	}
-	if err := sc.Err(); errors.Is(err, syscall.ESRCH) {
-		return 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
-	} else if err != nil {
-		return 0, err
-	}
-	return 0, nil
+	return n, err
 }
 
 // idleClient is one direct client in IDLE on INBOX.
