@@ -26,16 +26,7 @@ func (v *View) Members(set imap.UIDSet) []Member {
 	last := m.lastUID(n)
 	var uids []imap.UID
 	for _, r := range set {
-		start, stop := r.Start, r.Stop
-		if start == 0 {
-			start = last
-		}
-		if stop == 0 {
-			stop = last
-		}
-		if start > stop {
-			start, stop = stop, start
-		}
+		start, stop := starRange(r.Start, r.Stop, last)
 		i := sort.Search(n.prefix, func(j int) bool { return m.uids[j] >= start })
 		for ; i < n.prefix && m.uids[i] <= stop; i++ {
 			uids = append(uids, m.uids[i])

@@ -148,16 +148,7 @@ func (v *View) ResolveSeqSet(set imap.SeqSet) (uids imap.UIDSet, expunged []imap
 	n := v.m.numberingAt(v.cursor.Load())
 	count := uint32(n.count())
 	for _, r := range set {
-		start, stop := r.Start, r.Stop
-		if start == 0 {
-			start = count
-		}
-		if stop == 0 {
-			stop = count
-		}
-		if start > stop {
-			start, stop = stop, start
-		}
+		start, stop := starRange(r.Start, r.Stop, count)
 		if start < 1 || stop > count {
 			return nil, nil, ErrBadSeq
 		}
@@ -188,20 +179,24 @@ func (v *View) ResolveUIDSet(set imap.UIDSet) (uids imap.UIDSet, ok bool) {
 		return nil, false
 	}
 	for _, r := range set {
-		start, stop := r.Start, r.Stop
-		if start == 0 {
-			start = last
-		}
-		if stop == 0 {
-			stop = last
-		}
-		if start > stop {
-			start, stop = stop, start
-		}
+		start, stop := starRange(r.Start, r.Stop, last)
 		if start > last {
 			continue
 		}
 		uids.AddRange(start, min(stop, last))
 	}
 	return uids, len(uids) > 0
+}
+
+// starRange resolves "*" (0) in a range to star, the largest number or UID
+// the session knows, and orders the range: RFC 3501 section 9 lets a
+// client write n:m in either order.
+func starRange[T ~uint32](start, stop, star T) (T, T) {
+	if start == 0 {
+		start = star
+	}
+	if stop == 0 {
+		stop = star
+	}
+	return min(start, stop), max(start, stop)
 }
