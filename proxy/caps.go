@@ -29,7 +29,7 @@ var wantedCaps = []imap.Cap{
 // the upstream's real set: the bare minimum, or the operator's override.
 func initialCaps(override []string) imap.CapSet {
 	if len(override) == 0 {
-		return imap.CapSet{imap.CapIMAP4rev1: {}}
+		return intersectCaps(imap.CapSet{})
 	}
 	up := imap.CapSet{}
 	for _, c := range override {
@@ -40,7 +40,10 @@ func initialCaps(override []string) imap.CapSet {
 
 // intersectCaps keeps the wanted capabilities the upstream has.
 func intersectCaps(up imap.CapSet) imap.CapSet {
-	out := imap.CapSet{imap.CapIMAP4rev1: {}}
+	// LITERAL+ is the command reader's (RFC 7888), whatever the upstream
+	// has: imapserver must accept the non-synchronizing literals the
+	// reader hands it.
+	out := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}}
 	for _, c := range wantedCaps {
 		if up.Has(c) {
 			out[c] = struct{}{}

@@ -59,6 +59,9 @@ type fastIdle struct {
 // rawConnOf returns the socket under a plain-TCP connection (PROXY protocol
 // included), or nil for TLS and anything else.
 func rawConnOf(c net.Conn) syscall.RawConn {
+	if c = plainTransport(c); c == nil {
+		return nil
+	}
 	if pc, ok := c.(*proxyproto.Conn); ok {
 		tc, ok := pc.TCPConn()
 		if !ok {

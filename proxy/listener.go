@@ -63,14 +63,13 @@ func newListener(s *Server, cfg config.Listener, ln net.Listener) *listener {
 // newGeneration starts an imapserver with the server's current capabilities
 // and makes it receive the new connections.
 func (l *listener) newGeneration() {
+	// TLS and the refusal of plaintext logins are the command reader's
+	// (clientConn): imapserver sees only the reader, never a *tls.Conn.
 	opts := &imapserver.Options{
 		NewSession:   l.newSession,
 		Caps:         *l.s.caps.Load(),
 		Logger:       printfLogger{l.log.Sugar()},
-		InsecureAuth: l.cfg.InsecureAuth,
-	}
-	if l.cfg.TLS == config.TLSStartTLS {
-		opts.TLSConfig = l.tlsCfg
+		InsecureAuth: true,
 	}
 	g := &generation{srv: imapserver.New(opts), cl: newChanListener(l.ln.Addr()), served: make(chan struct{})}
 	l.s.wg.Add(1)
@@ -207,11 +206,13 @@ func (l *listener) handshake(c net.Conn) (*tls.Conn, bool) {
 // dispatch hands c to the current imapserver generation; false when the
 // listener is shutting down (c is then closed).
 func (l *listener) dispatch(c net.Conn) bool {
+	_, isTLS := c.(*tls.Conn)
+	cc := newClientConn(l, c, isTLS)
 	for {
 		l.mu.Lock()
 		g := l.cur
 		l.mu.Unlock()
-		if g.cl.push(c) {
+		if g.cl.push(cc) {
 			return true
 		}
 		l.mu.Lock()

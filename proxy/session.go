@@ -85,7 +85,7 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 	// With gives every (mostly silent) idle session a 1 KiB buffer.
 	sess.log = s.log.WithLazy(zap.Uint64("session", id), zap.String("remote", conn.NetConn().RemoteAddr().String()))
 	sess.ip = addrOf(conn.NetConn().RemoteAddr())
-	accepted, counted := l.takeEarly(conn.NetConn())
+	accepted, counted := l.takeEarly(transportOf(conn.NetConn()))
 	if !counted && !acquire(s.lim, s.lim.perIP, sess.ip, s.dyn().cfg.Limits.MaxConnectionsPerIP) {
 		sess.log.Warn("connection refused: too many from this address")
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Too many connections from your address"}
@@ -188,6 +188,9 @@ func (sess *session) Close() error {
 	if sess.userCounted {
 		release(sess.s.lim, sess.s.lim.perUser, sess.user)
 	}
+	if cc, ok := sess.conn.NetConn().(*clientConn); ok {
+		cc.finish() // a spooled APPEND imapserver never read
+	}
 	sess.s.unregister(sess) // last: Shutdown waits for it
 	return nil
 }
@@ -247,6 +250,9 @@ func (sess *session) Login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
 	}
 	sess.userCounted = true
+	if cc, ok := sess.conn.NetConn().(*clientConn); ok {
+		cc.authenticated.Store(true)
+	}
 	sess.acct = acct
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)

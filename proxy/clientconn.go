@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// clientConn is the connection imapserver is given: idlemux's own command
+// reader in front of imapserver's parser. It frames every command itself
+// (line and literals, with limits) before imapserver sees a byte, so a
+// literal's content can never be taken for a command, whatever imapserver
+// refuses or gives up on; it answers what imapserver would get wrong
+// (malformed heads, literals over a limit, STARTTLS, the pre-login
+// capabilities), and follows imapserver's output just enough to know when
+// a command was answered and when a continuation line is asked for.
+type clientConn struct {
+	l *listener
+
+	in inbuf // read only by imapserver's connection goroutine
+
+	authenticated atomic.Bool   // set by a successful login
+	appendLimit   func() uint32 // the session's, so both sides agree
+
+	mu        sync.Mutex
+	conn      net.Conn // the transport: TCP (maybe PROXY), or TLS
+	isTLS     bool
+	greeted   bool
+	cur       *framed // the command imapserver is reading or running
+	answered  bool    // imapserver wrote cur's tagged response
+	cont      bool    // imapserver asked for a continuation line
+	lineStart bool    // the next byte imapserver writes starts a line
+	partial   []byte  // the start of a line imapserver wrote in pieces
+}
+
+func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
+	cc := &clientConn{l: l, conn: c, isTLS: isTLS, lineStart: true}
+	cc.in.src = c
+	cc.appendLimit = func() uint32 { return uint32(l.s.dyn().cfg.Limits.AppendLimit) }
+	return cc
+}
+
+// transportOf returns the connection under a clientConn.
+func transportOf(c net.Conn) net.Conn {
+	if cc, ok := c.(*clientConn); ok {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return cc.conn
+	}
+	return c
+}
+
+// plainTransport returns the connection under a clientConn that speaks
+// no TLS, nil otherwise: the idle fast path writes to it directly.
+func plainTransport(c net.Conn) net.Conn {
+	if cc, ok := c.(*clientConn); ok {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		if cc.isTLS {
+			return nil
+		}
+		return cc.conn
+	}
+	return c
+}
+
+func (cc *clientConn) transport() net.Conn {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.conn
+}
+
+// authAllowed: LOGIN and AUTHENTICATE need TLS unless the listener says
+// otherwise (RFC 3501 6.2.3, 11.1).
+func (cc *clientConn) authAllowed() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.isTLS || cc.l.cfg.InsecureAuth
+}
+
+func (cc *clientConn) canStartTLS() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.l.cfg.TLS == config.TLSStartTLS && !cc.isTLS && !cc.authenticated.Load()
+}
+
+// Read gives imapserver the client's commands, framed.
+func (cc *clientConn) Read(p []byte) (int, error) {
+	for {
+		cc.mu.Lock()
+		cur, answered, cont := cc.cur, cc.answered, cc.cont
+		cc.mu.Unlock()
+		if cur != nil && cur.remaining() {
+			if !answered {
+				return cur.read(p)
+			}
+			// imapserver answered without reading the whole command
+			// (a syntax error before a literal): the rest is dropped,
+			// never parsed as the next command.
+			cc.l.log.Debug("dropping the unread rest of an answered command", zap.String("tag", cur.tag))
+		}
+		if cur != nil {
+			cur.close()
+		}
+		if cur != nil && cont && !answered {
+			line, err := cc.readContinuation(p)
+			if err != nil {
+				return 0, err
+			}
+			cc.setCur(&framed{cmdHead: cur.cmdHead, head: line})
+			continue
+		}
+		cc.setCur(nil)
+		if err := cc.in.wait(p); err != nil {
+			return 0, err
+		}
+		f, reply, err := cc.frame()
+		if err == nil && reply == nil {
+			reply, err = cc.local(f)
+		}
+		cc.in.release()
+		if err != nil {
+			if f != nil {
+				f.close()
+			}
+			return 0, err
+		}
+		if reply == nil {
+			cc.setCur(f)
+			continue
+		}
+		if f != nil {
+			f.close()
+		}
+		if reply.line != "" {
+			if err := cc.writeLocal(reply.line + "\r\n"); err != nil {
+				return 0, err
+			}
+		}
+		if reply.bye {
+			cc.Close()
+			return 0, net.ErrClosed
+		}
+	}
+}
+
+func (cc *clientConn) setCur(f *framed) {
+	cc.mu.Lock()
+	cc.cur, cc.answered, cc.cont = f, false, false
+	cc.mu.Unlock()
+}
+
+// maxContinuation bounds a continuation line (an AUTHENTICATE response, or
+// IDLE's DONE): imapserver reads it with a 4 KiB buffer and takes the rest
+// of a longer one for a command.
+const maxContinuation = 4000
+
+// readContinuation reads one continuation line, as it is: no literal is
+// read from it (RFC 3501 7.5: the client answers a "+" with a line). A
+// line too long for imapserver is dropped and replaced with "*", which
+// cancels an AUTHENTICATE (RFC 3501 6.2.2) and ends an IDLE with BAD.
+func (cc *clientConn) readContinuation(p []byte) ([]byte, error) {
+	if err := cc.in.wait(p); err != nil {
+		return nil, err
+	}
+	line, li, err := cc.readLine(make([]byte, 0, 64), maxContinuation)
+	cc.in.release()
+	if err != nil {
+		return nil, err
+	}
+	if li.overflow {
+		line = append(line[:0], '*')
+	}
+	return append(line, '\r', '\n'), nil
+}
+
+// Write passes imapserver's output on, following it (see observe).
+func (cc *clientConn) Write(p []byte) (int, error) {
+	cc.mu.Lock()
+	if !cc.greeted {
+		cc.greeted = true
+		if bytes.HasPrefix(p, []byte("* OK [CAPABILITY ")) {
+			// imapserver cannot know what the reader adds (STARTTLS,
+			// LOGINDISABLED): the greeting carries the reader's list.
+			conn := cc.conn
+			cc.mu.Unlock()
+			g := cc.greeting()
+			if _, err := conn.Write([]byte(g)); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	cc.observe(p)
+	conn := cc.conn
+	cc.mu.Unlock()
+	return conn.Write(p)
+}
+
+// observe finds, in what imapserver writes while a command runs, the lines
+// that start with "+" (it waits for a continuation line) and the one that
+// starts with the command's tag (it answered). Literal data in a response
+// can look like either, but only once imapserver has read the whole
+// command, where neither changes what the reader does. cc.mu is held.
+func (cc *clientConn) observe(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if cc.lineStart && cc.cur != nil && !cc.answered {
+			lineEnd := len(p)
+			if i >= 0 {
+				lineEnd = i
+			}
+			need := len(cc.cur.tag) + 1
+			if len(cc.partial) == 0 && lineEnd >= need {
+				cc.judge(p[:need])
+			} else {
+				take := min(lineEnd, need-len(cc.partial))
+				cc.partial = append(cc.partial, p[:take]...)
+				if len(cc.partial) < need && i < 0 {
+					return // the line's start goes on in the next write
+				}
+				cc.judge(cc.partial)
+				cc.partial = cc.partial[:0]
+			}
+		}
+		if i < 0 {
+			cc.lineStart = false
+			return
+		}
+		p = p[i+1:]
+		cc.lineStart = true
+	}
+}
+
+// judge reads the start of a line imapserver wrote.
+func (cc *clientConn) judge(head []byte) {
+	if len(head) > 0 && head[0] == '+' {
+		cc.cont = true
+	}
+	tag := cc.cur.tag
+	if len(head) > len(tag) && string(head[:len(tag)]) == tag && head[len(tag)] == ' ' {
+		cc.answered, cc.cont = true, false
+	}
+}
+
+// writeLocal writes a line the reader answers itself, bounded like
+// imapserver's own responses.
+func (cc *clientConn) writeLocal(s string) error {
+	c := cc.transport()
+	c.SetWriteDeadline(time.Now().Add(localWriteTimeout))
+	_, err := c.Write([]byte(s))
+	c.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// localWriteTimeout matches imapserver's per-response write timeout.
+const localWriteTimeout = 30 * time.Second
+
+func (cc *clientConn) Close() error {
+	return cc.transport().Close()
+}
+
+// finish releases the command imapserver left unread when the
+// connection ended (imapserver reads no more: its goroutine is gone).
+func (cc *clientConn) finish() {
+	cc.mu.Lock()
+	cur := cc.cur
+	cc.cur = nil
+	cc.mu.Unlock()
+	if cur != nil {
+		cur.close()
+	}
+}
+
+func (cc *clientConn) LocalAddr() net.Addr                { return cc.transport().LocalAddr() }
+func (cc *clientConn) RemoteAddr() net.Addr               { return cc.transport().RemoteAddr() }
+func (cc *clientConn) SetDeadline(t time.Time) error      { return cc.transport().SetDeadline(t) }
+func (cc *clientConn) SetReadDeadline(t time.Time) error  { return cc.transport().SetReadDeadline(t) }
+func (cc *clientConn) SetWriteDeadline(t time.Time) error { return cc.transport().SetWriteDeadline(t) }

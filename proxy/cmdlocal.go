@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"strings"
+)
+
+// handledLocally is the reply of a command the reader answered in full.
+var handledLocally = &refusal{}
+
+// local answers the commands imapserver cannot answer right behind the
+// reader: STARTTLS (the reader must stay above TLS to frame commands), and
+// before login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
+// without TLS, whose capabilities only the reader knows. nil: imapserver
+// answers.
+func (cc *clientConn) local(f *framed) (*refusal, error) {
+	if f.sub != "" {
+		return nil, nil
+	}
+	switch f.name {
+	case "STARTTLS":
+		if len(f.args) == 0 && cc.canStartTLS() {
+			return handledLocally, cc.startTLS(f.tag)
+		}
+	case "CAPABILITY":
+		if len(f.args) == 0 && !cc.authenticated.Load() {
+			return &refusal{line: "* CAPABILITY " + cc.preAuthCaps() + "\r\n" + f.tag + " OK CAPABILITY completed"}, nil
+		}
+	case "LOGIN", "AUTHENTICATE":
+		if !cc.authAllowed() {
+			return &refusal{line: f.tag + " NO [PRIVACYREQUIRED] TLS is required to authenticate"}, nil
+		}
+	}
+	return nil, nil
+}
+
+// preAuthCaps is imapserver's list before login, with what only the
+// reader knows: STARTTLS while it is offered, and AUTH=PLAIN only where
+// authentication is allowed, LOGINDISABLED elsewhere (RFC 3501 6.1.1,
+// 6.2.1).
+func (cc *clientConn) preAuthCaps() string {
+	caps := []string{"IMAP4rev1", "SASL-IR", "LITERAL-"}
+	if cc.canStartTLS() {
+		caps = append(caps, "STARTTLS")
+	}
+	if cc.authAllowed() {
+		caps = append(caps, "AUTH=PLAIN")
+	} else {
+		caps = append(caps, "LOGINDISABLED")
+	}
+	return strings.Join(caps, " ")
+}
+
+func (cc *clientConn) greeting() string {
+	return "* OK [CAPABILITY " + cc.preAuthCaps() + "] IMAP server ready\r\n"
+}
+
+// startTLS runs STARTTLS (RFC 3501 6.2.1) in the reader. Whatever the
+// client sent after the command goes into the TLS handshake, never into
+// the command stream: plaintext injected before the handshake (RFC 3207's
+// attack, CVE-2011-0411) makes the handshake fail. The handshake is
+// bounded by login_timeout, like an implicit-TLS one.
+func (cc *clientConn) startTLS(tag string) error {
+	if err := cc.writeLocal(tag + " OK Begin TLS negotiation now\r\n"); err != nil {
+		return err
+	}
+	raw := cc.transport()
+	var under net.Conn = raw
+	if early := cc.in.drain(); len(early) > 0 {
+		under = prefixedConn{Conn: raw, r: io.MultiReader(bytes.NewReader(early), raw)}
+	}
+	limit := maxHandshake
+	if d := cc.l.s.dyn().cfg.Limits.LoginTimeout; d > 0 {
+		limit = min(d, maxHandshake)
+	}
+	ctx, cancel := context.WithTimeout(cc.l.handshakes, limit)
+	defer cancel()
+	tc := tls.Server(under, cc.l.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return err
+	}
+	cc.mu.Lock()
+	cc.conn, cc.isTLS = tc, true
+	cc.mu.Unlock()
+	cc.in.src = tc
+	return nil
+}
+
+// prefixedConn reads what was buffered before the connection's own bytes.
+type prefixedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c prefixedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
