@@ -91,10 +91,13 @@ func (r *respReader) Read(p []byte) (int, error) {
 			n, err = r.readLiteral(p)
 		}
 		if err != nil {
-			r.err = err
+			r.err = err // after the bytes before it, so imapclient's error names the response
 		}
-		if n > 0 || err != nil {
-			return n, err
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 }
