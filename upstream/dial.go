@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -30,37 +31,11 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 	// and the TLS handshake included, by closing the socket.
 	watchdog := newGuard(o.ResponseTimeout, func() { raw.Close() })
 	defer watchdog.Stop()
-	opts := &imapclient.Options{UnilateralDataHandler: handler}
-	if o.TLSConfig != nil {
-		opts.TLSConfig = o.TLSConfig.Clone()
-	} else if o.TLS == TLSStartTLS {
-		opts.TLSConfig = &tls.Config{}
+	lim := defaultRespLimits
+	if handler != nil {
+		lim = watcherRespLimits
 	}
-	if opts.TLSConfig != nil && opts.TLSConfig.ServerName == "" && !opts.TLSConfig.InsecureSkipVerify {
-		opts.TLSConfig.ServerName, _, _ = net.SplitHostPort(o.Address)
-	}
-	var c *imapclient.Client
-	switch o.TLS {
-	case TLSNone:
-		c = imapclient.New(raw, opts)
-	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(raw, opts)
-	default:
-		cfg := opts.TLSConfig
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
-			cfg.ServerName, _, _ = net.SplitHostPort(o.Address)
-		}
-		if cfg.NextProtos == nil {
-			cfg.NextProtos = []string{"imap"}
-		}
-		tc := tls.Client(raw, cfg)
-		if err = tc.HandshakeContext(ctx); err == nil {
-			c = imapclient.New(tc, opts)
-		}
-	}
+	conn, src, err := o.secure(ctx, raw, lim)
 	if err != nil {
 		raw.Close()
 		var verr *tls.CertificateVerificationError
@@ -69,6 +44,7 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 		}
 		return nil, unavailable("connect %s: %v", o.Address, err)
 	}
+	c := imapclient.New(m.frame(conn, src, lim, user), &imapclient.Options{UnilateralDataHandler: handler})
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, unavailable("greeting from %s: %v", o.Address, err)
@@ -83,6 +59,37 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 		return nil, unavailable("login to %s: no answer within %v", o.Address, o.ResponseTimeout)
 	}
 	return c, nil
+}
+
+// secure sets up the TLS mode configured on raw, and returns the
+// connection imapclient writes to and the reader it is to read from.
+func (o *Options) secure(ctx context.Context, raw net.Conn, lim respLimits) (conn net.Conn, src io.Reader, err error) {
+	switch o.TLS {
+	case TLSNone:
+		return raw, raw, nil
+	case TLSStartTLS:
+		src, tc, err := startTLS(ctx, raw, o.tlsClientConfig(), lim)
+		return tc, src, err
+	}
+	cfg := o.tlsClientConfig()
+	if cfg.NextProtos == nil {
+		cfg.NextProtos = []string{"imap"}
+	}
+	tc := tls.Client(raw, cfg)
+	return tc, tc, tc.HandshakeContext(ctx)
+}
+
+// tlsClientConfig is the TLS configuration for one upstream connection,
+// checking the certificate against the address's host by default.
+func (o *Options) tlsClientConfig() *tls.Config {
+	cfg := &tls.Config{}
+	if o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		cfg.ServerName, _, _ = net.SplitHostPort(o.Address)
+	}
+	return cfg
 }
 
 // Upstream login mechanisms besides the password default.

@@ -29,6 +29,7 @@ type Manager struct {
 
 	reconnects atomic.Uint64
 	logins     atomic.Uint64
+	ignored    atomic.Uint64
 
 	stop    chan struct{}
 	wg      sync.WaitGroup // janitor, watchers and logouts
@@ -65,6 +66,7 @@ type Stats struct {
 	Watchers     int    // running mailbox watchers
 	Reconnects   uint64 // watcher reconnects after failures, ever
 	Logins       uint64 // upstream logins attempted, ever (what the provider counts)
+	Ignored      uint64 // untagged responses of unknown types dropped, ever
 }
 
 // Stats returns current counts.
@@ -80,6 +82,7 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Reconnects = m.reconnects.Load()
 	s.Logins = m.logins.Load()
+	s.Ignored = m.ignored.Load()
 	return s
 }
 

@@ -55,21 +55,31 @@ func memServer(t *testing.T, msgs int) string {
 	return ln.Addr().String()
 }
 
-// TestWatcherListsLargeMailboxesInChunks: the initial listing is read in
-// several bounded FETCHes and the model gets every message, in order.
-func TestWatcherListsLargeMailboxesInChunks(t *testing.T) {
-	defer func(old uint32) { listingChunk = old }(listingChunk)
-	listingChunk = 3
-	addr := memServer(t, 10)
-	m := NewManager(Options{Address: addr, TLS: TLSNone, WatcherLinger: time.Millisecond}, nil)
-	defer m.Shutdown(context.Background())
+// testLogin starts a manager with opts and logs in as u/p; both end with
+// the test.
+func testLogin(t *testing.T, opts Options) (*Manager, *Account) {
+	t.Helper()
+	m := NewManager(opts, nil)
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a, err := m.Login(ctx, "u", "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Unref()
+	t.Cleanup(a.Unref)
+	return m, a
+}
+
+// TestWatcherListsLargeMailboxesInChunks: the initial listing is read in
+// several bounded FETCHes and the model gets every message, in order.
+func TestWatcherListsLargeMailboxesInChunks(t *testing.T) {
+	defer func(old uint32) { listingChunk = old }(listingChunk)
+	listingChunk = 3
+	addr := memServer(t, 10)
+	m, a := testLogin(t, Options{Address: addr, TLS: TLSNone, WatcherLinger: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if _, err := m.Login(ctx, "u", "wrong"); err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
