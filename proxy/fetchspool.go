@@ -93,7 +93,12 @@ type fetchSpool struct {
 	file   *os.File
 	fileW  int64 // the file's size
 	fileIn int64 // bytes of the file not yet read
-	done   bool  // the upstream side has finished
+	unread int64 // literal bytes written and not yet read
+	// Which side sleeps: the client side is woken only once a batch is
+	// ready (spoolWakeBytes, spoolWakeCost) or the answer is complete, so
+	// a client that keeps up costs one wakeup per batch, not per item.
+	readerWaits, writerWaits bool
+	done                     bool  // the upstream side has finished
 	err    error // why the upstream side stopped, if it failed
 	rerr   error // why the client side stopped: the upstream side stops too
 	guard  *upstream.Guard
@@ -109,14 +114,44 @@ func newFetchSpool() *fetchSpool {
 // in the middle of a literal: the client's literal cannot be finished.
 var errSpoolCut = errors.New("upstream answer cut short")
 
+// Batch sizes that wake a sleeping client side.
+const (
+	spoolWakeBytes = 64 << 10
+	spoolWakeCost  = 8 << 10
+)
+
 // waitLocked waits for the other side. The upstream side's guard is paused
-// meanwhile: waiting on a slow client is not upstream silence.
+// meanwhile: waiting on a slow client is not upstream silence. A waiting
+// upstream side always wakes the client side first: only it can make room.
 func (sp *fetchSpool) waitLocked(writer bool) {
-	if writer && sp.guard != nil {
+	if !writer {
+		sp.readerWaits = true
+		sp.cond.Wait()
+		sp.readerWaits = false
+		return
+	}
+	if sp.guard != nil {
 		sp.guard.Pause()
 		defer sp.guard.Touch()
 	}
+	sp.writerWaits = true
+	sp.cond.Broadcast()
 	sp.cond.Wait()
+	sp.writerWaits = false
+}
+
+// wakeReaderLocked wakes a sleeping client side once a batch is ready.
+func (sp *fetchSpool) wakeReaderLocked() {
+	if sp.readerWaits && (sp.done || sp.unread >= spoolWakeBytes || sp.recMem >= spoolWakeCost) {
+		sp.cond.Broadcast()
+	}
+}
+
+// wakeWriterLocked wakes a sleeping upstream side: room was made.
+func (sp *fetchSpool) wakeWriterLocked() {
+	if sp.writerWaits {
+		sp.cond.Broadcast()
+	}
 }
 
 // put adds a record, waiting while records exceed their memory bound.
@@ -132,7 +167,7 @@ func (sp *fetchSpool) put(r spoolRec) error {
 	}
 	sp.recs = append(sp.recs, r)
 	sp.recMem += r.cost
-	sp.cond.Broadcast()
+	sp.wakeReaderLocked()
 	return nil
 }
 
@@ -159,9 +194,10 @@ func (sp *fetchSpool) Write(p []byte) (int, error) {
 			continue
 		}
 		written += n
+		sp.unread += int64(n)
 		p = p[n:]
-		sp.cond.Broadcast()
 	}
+	sp.wakeReaderLocked()
 	return written, nil
 }
 
@@ -237,7 +273,7 @@ func (sp *fetchSpool) next() (spoolRec, bool) {
 	sp.recs[0] = spoolRec{}
 	sp.recs = sp.recs[1:]
 	sp.recMem -= r.cost
-	sp.cond.Broadcast()
+	sp.wakeWriterLocked()
 	return r, true
 }
 
@@ -260,10 +296,11 @@ func (sp *fetchSpool) Read(p []byte) (int, error) {
 	if c.buf != nil {
 		n := copy(p, (*c.buf)[c.r:])
 		c.r += n
+		sp.unread -= int64(n)
 		if c.r == len(*c.buf) {
 			sp.dropHeadLocked()
 		}
-		sp.cond.Broadcast()
+		sp.wakeWriterLocked()
 		sp.mu.Unlock()
 		return n, nil
 	}
@@ -277,10 +314,11 @@ func (sp *fetchSpool) Read(p []byte) (int, error) {
 	c.off += int64(n)
 	c.n -= int64(n)
 	sp.fileIn -= int64(n)
+	sp.unread -= int64(n)
 	if c.n == 0 {
 		sp.chunks = sp.chunks[1:]
 	}
-	sp.cond.Broadcast()
+	sp.wakeWriterLocked()
 	sp.mu.Unlock()
 	if err != nil && n < int(want) {
 		return n, fmt.Errorf("reading FETCH spool: %w", err)
