@@ -99,9 +99,9 @@ type fetchSpool struct {
 	// a client that keeps up costs one wakeup per batch, not per item.
 	readerWaits, writerWaits bool
 	done                     bool  // the upstream side has finished
-	err    error // why the upstream side stopped, if it failed
-	rerr   error // why the client side stopped: the upstream side stops too
-	guard  *upstream.Guard
+	err                      error // why the upstream side stopped, if it failed
+	rerr                     error // why the client side stopped: the upstream side stops too
+	guard                    *upstream.Guard
 }
 
 func newFetchSpool() *fetchSpool {
