@@ -277,7 +277,7 @@ func TestStarvationLoginWave(t *testing.T) {
 	sc.cmd("l", "LOGIN "+testUser+" "+testPass)
 	sc.cmd("s", "SELECT INBOX")
 
-	const wave = 30
+	const wave = 100
 	var wg sync.WaitGroup
 	for i := 0; i < wave; i++ {
 		wg.Add(1)
