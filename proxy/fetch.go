@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/upstream"
 )
@@ -21,9 +21,12 @@ type clientGone struct{ err error }
 func (e *clientGone) Error() string { return "writing to client: " + e.err.Error() }
 func (e *clientGone) Unwrap() error { return e.err }
 
-// Fetch runs the FETCH upstream by UID and relays each message as it
-// arrives, renumbered in the session's view. Bodies are copied literal to
-// literal, never held whole in memory.
+// Fetch runs the FETCH upstream by UID and relays each message, renumbered
+// in the session's view. The upstream side writes the answer into a
+// bounded spool (fetchspool.go) and gives the connection back as soon as
+// the upstream FETCH completes; a second goroutine writes the spool to the
+// client at the client's pace, so a client that does not read holds disk,
+// not an upstream connection. Bodies are never held whole in memory.
 func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
 	sess.settle()
 	sess.noExpunge = true
@@ -34,17 +37,30 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	}
 	if len(uids) > 0 {
 		up := upstreamFetchOptions(options, sess.sel.readOnly)
+		sp := newFetchSpool()
+		drained := make(chan error, 1)
+		go func() { drained <- sess.drain(w, sp, options) }()
 		err = sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
+			sp.guard = sess.guard
 			cmd := c.Fetch(uids, up)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 				sess.guard.Touch()
-				if err := sess.relayMessage(w, msg, options); err != nil {
+				if err := sess.spoolMessage(sp, msg); err != nil {
 					cmd.Close()
 					return err
 				}
 			}
 			return cmd.Close()
 		})
+		sp.finish(err)
+		derr := <-drained
+		sp.free()
+		if derr != nil {
+			// The client broke off, or a literal could not be finished:
+			// its connection cannot be resynchronised.
+			sess.conn.NetConn().Close()
+			return derr
+		}
 		if err != nil {
 			return err
 		}
@@ -89,19 +105,15 @@ type heldItem struct {
 	size int64
 }
 
-// relayMessage writes one upstream FETCH response as the client's.
-func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.FetchMessageData, options *imap.FetchOptions) error {
+// spoolMessage writes one upstream FETCH response into the spool as the
+// client's: a message record once the UID gives its sequence number, then
+// its items, each literal's bytes after its record.
+func (sess *session) spoolMessage(sp *fetchSpool, msg *imapclient.FetchMessageData) error {
 	var (
-		resp *imapserver.FetchResponseWriter
-		held []heldItem
-		mw   = messageWriter{options: options, guard: sess.guard}
+		started bool
+		held    []heldItem
 	)
 	defer func() {
-		// The writer holds the connection's write lock until closed, even
-		// when the message could not be finished.
-		if resp != nil {
-			resp.Close()
-		}
 		for _, h := range held {
 			if h.file != nil {
 				h.file.Close()
@@ -110,8 +122,8 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 		}
 	}()
 	for item := msg.Next(); item != nil; item = msg.Next() {
-		if resp != nil {
-			if err := mw.write(resp, item, nil); err != nil {
+		if started {
+			if err := spoolItem(sp, item, nil, sess.guard); err != nil {
 				return err
 			}
 			continue
@@ -124,13 +136,12 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 				}
 				return nil
 			}
-			resp = w.CreateMessage(seq)
-			sess.wrote = true
-			if options.UID {
-				resp.WriteUID(u.UID)
+			if err := sp.put(spoolRec{kind: recMessage, seq: seq, uid: u.UID}); err != nil {
+				return err
 			}
-			for _, h := range held {
-				if err := mw.write(resp, h.item, &h); err != nil {
+			started, sess.wrote = true, true
+			for i := range held {
+				if err := spoolItem(sp, held[i].item, &held[i], sess.guard); err != nil {
 					return err
 				}
 			}
@@ -142,23 +153,48 @@ func (sess *session) relayMessage(w *imapserver.FetchWriter, msg *imapclient.Fet
 		}
 		held = append(held, h)
 	}
-	if resp == nil {
+	if !started {
 		return nil // an unsolicited update routed to this command: no UID
 	}
-	if sess.guard != nil {
-		sess.guard.Pause() // flushing to a slow client is not upstream silence
-	}
-	err := resp.Close()
-	resp = nil
-	if sess.guard != nil {
-		sess.guard.Touch()
-	}
-	if err != nil {
-		return &clientGone{err}
-	}
-	return nil
+	return sp.put(spoolRec{kind: recEnd})
 }
 
+// spoolItem writes one item's record and, for a body section, its
+// literal's bytes (from the upstream, or from h's file when it was held).
+func spoolItem(sp *fetchSpool, item imapclient.FetchItemData, h *heldItem, g *upstream.Guard) error {
+	var lit imap.LiteralReader
+	switch it := item.(type) {
+	case imapclient.FetchItemDataBodySection:
+		lit, it.Literal = it.Literal, nil
+		item = it
+	case imapclient.FetchItemDataBinarySection:
+		lit, it.Literal = it.Literal, nil
+		item = it
+	default:
+		return sp.put(spoolRec{kind: recItem, item: item})
+	}
+	var src io.Reader
+	var size int64
+	switch {
+	case h != nil && h.file != nil:
+		src, size = h.file, h.size
+	case lit != nil:
+		src, size = lit, lit.Size()
+		if g != nil {
+			src = touchReader{lit, g.Touch}
+		}
+	}
+	if err := sp.put(spoolRec{kind: recItem, item: item, lit: true, size: size}); err != nil {
+		return err
+	}
+	if src == nil {
+		return nil
+	}
+	return sp.copyLiteralIn(src, size)
+}
+
+// hold spools an item that came before its message's UID; its literal
+// goes to a temporary file until the UID says where the message goes.
 func hold(item imapclient.FetchItemData, g *upstream.Guard) (heldItem, error) {
 	var lit imap.LiteralReader
 	switch it := item.(type) {
@@ -190,18 +226,73 @@ func hold(item imapclient.FetchItemData, g *upstream.Guard) (heldItem, error) {
 	return heldItem{item: item, file: f, size: n}, nil
 }
 
+// drain writes the spooled answer to the client at the client's pace
+// (imapserver bounds each write). It stops the spool on failure, so the
+// upstream side stops too; a panic (a bug, or imapserver's) is contained.
+func (sess *session) drain(w *imapserver.FetchWriter, sp *fetchSpool, options *imap.FetchOptions) (err error) {
+	var (
+		resp *imapserver.FetchResponseWriter
+		mw   messageWriter
+	)
+	defer func() {
+		if v := recover(); v != nil {
+			sess.log.Error("panic while writing a FETCH answer", zap.Any("panic", v), zap.Stack("stack"))
+			err, resp = &panicError{op: "FETCH", val: v}, nil
+		}
+		if resp != nil {
+			// The writer holds the connection's write lock until closed,
+			// even when the message could not be finished.
+			if cerr := resp.Close(); cerr != nil && err == nil {
+				err = &clientGone{cerr}
+			}
+		}
+		if err != nil {
+			sp.abort(err)
+		}
+	}()
+	for {
+		r, ok := sp.next()
+		if !ok {
+			return nil
+		}
+		switch r.kind {
+		case recMessage:
+			resp = w.CreateMessage(r.seq)
+			if options.UID {
+				resp.WriteUID(r.uid)
+			}
+			mw = messageWriter{options: options}
+		case recItem:
+			var lit io.Reader
+			if r.lit {
+				lit = io.LimitReader(sp, r.size)
+			}
+			if err := mw.write(resp, r.item, lit, r.size); err != nil {
+				return err
+			}
+		case recEnd:
+			err := resp.Close()
+			resp = nil
+			if err != nil {
+				return &clientGone{err}
+			}
+		}
+	}
+}
+
 // messageWriter writes one message's items, matching each returned section
 // to the pointer the client's command holds (imapserver names RFC822.*
 // items by pointer).
 type messageWriter struct {
 	options    *imap.FetchOptions
-	guard      *upstream.Guard // progress for the command's guard; may be nil
 	usedBody   []bool
 	usedBinary []bool
 	wroteBS    bool
 }
 
-func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapclient.FetchItemData, h *heldItem) error {
+// write writes item; a body section's size bytes come from lit, and are
+// read (and dropped) even when the client did not ask for the section.
+func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapclient.FetchItemData, lit io.Reader, size int64) error {
 	o := mw.options
 	switch it := item.(type) {
 	case imapclient.FetchItemDataFlags:
@@ -241,9 +332,9 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 			}
 		}
 		if target == nil {
-			return nil // not asked for: msg.Next discards it
+			return skipLiteral(lit) // not asked for
 		}
-		return copyLiteral(resp.WriteBodySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.guard)
+		return copyLiteral(resp.WriteBodySection(target, size), lit)
 	case imapclient.FetchItemDataBinarySection:
 		if mw.usedBinary == nil {
 			mw.usedBinary = make([]bool, len(o.BinarySection))
@@ -256,9 +347,9 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 			}
 		}
 		if target == nil {
-			return nil
+			return skipLiteral(lit)
 		}
-		return copyLiteral(resp.WriteBinarySection(target, literalSize(it.Literal, h)), it.Literal, h, mw.guard)
+		return copyLiteral(resp.WriteBinarySection(target, size), lit)
 	case imapclient.FetchItemDataBinarySectionSize:
 		for _, s := range o.BinarySectionSize {
 			if it.MatchCommand(s) {
@@ -270,34 +361,23 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 	return nil
 }
 
-func literalSize(lit imap.LiteralReader, h *heldItem) int64 {
-	if h != nil && h.file != nil {
-		return h.size
-	}
+// skipLiteral reads a literal nobody asked for out of the spool.
+func skipLiteral(lit io.Reader) error {
 	if lit == nil {
-		return 0
+		return nil
 	}
-	return lit.Size()
+	if _, err := copyBuffered(io.Discard, lit); err != nil {
+		return &clientGone{err}
+	}
+	return nil
 }
 
-// copyLiteral streams a body from the upstream literal (or its spool file)
-// into the client's literal.
-func copyLiteral(wc io.WriteCloser, lit imap.LiteralReader, h *heldItem, g *upstream.Guard) error {
-	var src io.Reader = lit
-	if h != nil && h.file != nil {
-		src = h.file
-	}
-	var dst io.Writer = wc
-	if g != nil && src != nil {
-		src = touchReader{src, g.Touch}
-		dst = pausingWriter{wc, g}
-	}
+// copyLiteral streams a body from the spool into the client's literal. A
+// literal that cannot be finished leaves the client's connection out of
+// step: either way the client is gone.
+func copyLiteral(wc io.WriteCloser, src io.Reader) error {
 	if src != nil {
-		if _, err := copyBuffered(dst, src); err != nil {
-			var ce *clientGone
-			if errors.As(err, &ce) {
-				return err
-			}
+		if _, err := copyBuffered(wc, src); err != nil {
 			wc.Close()
 			return &clientGone{err}
 		}
@@ -368,17 +448,4 @@ func (t touchReader) Read(p []byte) (int, error) {
 		t.touch()
 	}
 	return n, err
-}
-
-// pausingWriter stops the guard while a write to the client blocks: a
-// slow client is not a silent upstream.
-type pausingWriter struct {
-	w io.Writer
-	g *upstream.Guard
-}
-
-func (p pausingWriter) Write(b []byte) (int, error) {
-	p.g.Pause()
-	defer p.g.Touch()
-	return p.w.Write(b)
 }

@@ -32,6 +32,7 @@ type Account struct {
 	caps     imap.CapSet
 	total    int     // open + dialing connections, watchers included
 	watching int     // connections held by watchers
+	checking int     // connections held by login checks (dialing or logging in)
 	idle     []*Conn // idle command connections, most recently used last
 	avail    chan struct{}
 	watchers map[string]*Watcher
@@ -71,11 +72,42 @@ func (a *Account) broadcastLocked() {
 	a.avail = make(chan struct{})
 }
 
-// takeSlot reserves room for one more upstream connection, closing an idle
-// command connection if that is the only way. It waits while the account
-// is full. Watchers may hold at most MaxConns-1 connections so commands can
-// always make progress.
+// slotKind says who holds an upstream connection: the per-account cap is
+// shared between command connections, watchers and login checks, and the
+// last two have their own bounds so that commands always make progress.
+type slotKind int
+
+const (
+	slotCommand slotKind = iota
+	slotWatcher
+	slotCheck
+)
+
+// checkShare is how many login checks of one account may hold upstream
+// connections at once: about half of what watchers leave, at least one.
+// A wave of wrong passwords (each a real upstream LOGIN, which a server
+// like Dovecot answers only after its auth_failure_delay) then waits in
+// line instead of taking every slot, and a logged-in session's commands
+// still find a connection.
+func checkShare(maxConns int) int { return max(1, (maxConns-1)/2) }
+
+// takeSlot reserves room for one more upstream connection for a command
+// (watcher false) or a watcher.
 func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
+	if watcher {
+		return a.reserve(ctx, slotWatcher)
+	}
+	return a.reserve(ctx, slotCommand)
+}
+
+// reserve reserves room for one more upstream connection of kind,
+// closing an idle command connection if that is the only way. It waits
+// while the account is full or kind is at its own bound. Watchers may
+// hold at most MaxConns-1 connections; login checks at most checkShare,
+// and only while watchers and checks together leave a slot for commands
+// (one check may always run, or a password could never be checked when
+// watchers fill their share).
+func (a *Account) reserve(ctx context.Context, kind slotKind) error {
 	m := a.m
 	m.mu.Lock()
 	for {
@@ -83,11 +115,11 @@ func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
 			m.mu.Unlock()
 			return ErrClosed
 		}
-		fits := !watcher || a.watching < m.opts.MaxConns-1
+		fits, watchersFull := a.fitsLocked(kind)
 		if fits && a.total < m.opts.MaxConns {
 			break
 		}
-		if !fits {
+		if watchersFull {
 			// A lingering watcher's slot comes back when its goroutine
 			// ends; the wait below sees it.
 			a.stopLingeringLocked()
@@ -109,20 +141,55 @@ func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
 		m.mu.Lock()
 	}
 	a.total++
-	if watcher {
-		a.watching++
-	}
+	a.countLocked(kind, 1)
 	m.mu.Unlock()
 	return nil
 }
 
+// fitsLocked says whether kind's own bound leaves room for one more, and
+// whether the watchers' share is what stands in the way. m.mu must be held.
+func (a *Account) fitsLocked(kind slotKind) (fits, watchersFull bool) {
+	maxConns := a.m.opts.MaxConns
+	switch kind {
+	case slotWatcher:
+		full := a.watching >= maxConns-1
+		return !full, full
+	case slotCheck:
+		if a.checking >= checkShare(maxConns) {
+			return false, false
+		}
+		if a.watching+a.checking < maxConns-1 || a.checking == 0 {
+			return true, false
+		}
+		return false, a.watching > 0
+	}
+	return true, false
+}
+
+// countLocked adds d to kind's own count. m.mu must be held.
+func (a *Account) countLocked(kind slotKind, d int) {
+	switch kind {
+	case slotWatcher:
+		a.watching += d
+	case slotCheck:
+		a.checking += d
+	}
+}
+
 // freeSlot gives a slot back.
 func (a *Account) freeSlot(watcher bool) {
+	if watcher {
+		a.release(slotWatcher)
+	} else {
+		a.release(slotCommand)
+	}
+}
+
+// release gives a slot of kind back.
+func (a *Account) release(kind slotKind) {
 	a.m.mu.Lock()
 	a.total--
-	if watcher {
-		a.watching--
-	}
+	a.countLocked(kind, -1)
 	a.broadcastLocked()
 	a.m.mu.Unlock()
 }

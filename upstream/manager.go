@@ -63,6 +63,7 @@ type Stats struct {
 	Accounts     int
 	Conns        int    // upstream connections, watchers included
 	WatcherConns int    // of which held by watchers
+	CheckConns   int    // of which held by login checks
 	Watchers     int    // running mailbox watchers
 	Reconnects   uint64 // watcher reconnects after failures, ever
 	Logins       uint64 // upstream logins attempted, ever (what the provider counts)
@@ -78,6 +79,7 @@ func (m *Manager) Stats() Stats {
 		s.Accounts++
 		s.Conns += a.total
 		s.WatcherConns += a.watching
+		s.CheckConns += a.checking
 		s.Watchers += len(a.watchers)
 	}
 	s.Reconnects = m.reconnects.Load()
@@ -160,16 +162,20 @@ func (m *Manager) LoginMech(ctx context.Context, user, secret, mech string) (*Ac
 
 // verifyUpstream logs in with pass; on success the connection joins the
 // pool and pass becomes the account's credential.
+//
+// The check holds a login-check slot (see checkShare) while it dials and
+// logs in; on success the connection becomes a command connection.
 func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
-	if err := a.takeSlot(ctx, false); err != nil {
+	if err := a.reserve(ctx, slotCheck); err != nil {
 		return err
 	}
 	cl, err := a.m.dial(ctx, a.user, pass, mech, nil)
 	if err != nil {
-		a.freeSlot(false)
+		a.release(slotCheck)
 		return err
 	}
 	a.m.mu.Lock()
+	a.checking--
 	a.pass, a.mech = pass, mech
 	a.cred.Store(pass)
 	a.m.mu.Unlock()
