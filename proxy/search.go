@@ -180,7 +180,7 @@ func criteriaSize(c *imap.SearchCriteria) int {
 		n += len("BODY  ") + wireStringSize(s)
 	}
 	for _, f := range slices.Concat(c.Flag, c.NotFlag) {
-		n += len("UNKEYWORD  ") + len(f)
+		n += flagKeySize(f)
 	}
 	for _, size := range []int64{c.Larger, c.Smaller} {
 		if size > 0 {
@@ -192,6 +192,16 @@ func criteriaSize(c *imap.SearchCriteria) int {
 	}
 	n += len(c.Not)*len("NOT () ") + len(c.Or)*len("OR () () ")
 	return n
+}
+
+// flagKeySize is the size of the key naming f: "UNSEEN " for a system
+// flag, "UNKEYWORD $Junk " for a keyword (RFC 3501 section 6.4.4).
+func flagKeySize(f imap.Flag) int {
+	switch f {
+	case imap.FlagAnswered, imap.FlagDeleted, imap.FlagDraft, imap.FlagFlagged, imap.FlagSeen, "\\Recent":
+		return len("UN ") + len(f)
+	}
+	return len("UNKEYWORD  ") + len(f)
 }
 
 // wireStringSize is the size of s as imapclient sends it: quoted with "
