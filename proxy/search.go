@@ -142,6 +142,11 @@ func (sess *session) criteriaToUID(c *imap.SearchCriteria) error {
 	seqs, uidSets := c.SeqNum, c.UID
 	c.SeqNum, c.UID = nil, nil
 	for _, set := range seqs {
+		set = clipSeqSet(set, v.Count())
+		if len(set) == 0 {
+			c.UID = append(c.UID, noUID)
+			continue
+		}
 		uids, _, err := v.ResolveSeqSet(set)
 		if errors.Is(err, fanout.ErrBadSeq) {
 			return errBadSeq
@@ -158,6 +163,28 @@ func (sess *session) criteriaToUID(c *imap.SearchCriteria) error {
 		c.UID = append(c.UID, uids)
 	}
 	return nil
+}
+
+// clipSeqSet drops the part of a SEARCH's sequence set beyond the
+// session's count: a search key naming no message matches none. Dovecot
+// answers "SEARCH 9" in a mailbox of two with OK and no result, where
+// FETCH 9 is BAD (RFC 3501 section 6.4.4 gives SEARCH no error for it).
+func clipSeqSet(set imap.SeqSet, count uint32) imap.SeqSet {
+	var out imap.SeqSet
+	for _, r := range set {
+		start, stop := r.Start, r.Stop
+		if start == 0 {
+			start = count
+		}
+		if stop == 0 {
+			stop = count
+		}
+		start, stop = min(start, stop), min(max(start, stop), count)
+		if start >= 1 && start <= stop {
+			out = append(out, imap.SeqRange{Start: start, Stop: stop})
+		}
+	}
+	return out
 }
 
 // criteriaSize is an upper bound of the bytes imapclient writes for c's
