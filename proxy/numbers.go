@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"math"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -46,53 +45,4 @@ func (sess *session) resolve(numSet imap.NumSet) (uids imap.UIDSet, expunged []i
 		return uids, nil, nil
 	}
 	return nil, nil, errors.New("unknown number set type")
-}
-
-// noUID names no message: UIDs are at most 2^32-1 and no server reaches it.
-var noUID = imap.UIDSetNum(math.MaxUint32)
-
-// translateCriteria rewrites sequence-number keys of a SEARCH into UID keys
-// (recursively through NOT and OR) so the search runs upstream by UID.
-func (sess *session) translateCriteria(c *imap.SearchCriteria) (*imap.SearchCriteria, error) {
-	out := *c
-	out.SeqNum = nil
-	out.UID = nil
-	v := sess.sel.v
-	for _, set := range c.SeqNum {
-		uids, _, err := v.ResolveSeqSet(set)
-		if errors.Is(err, fanout.ErrBadSeq) {
-			return nil, errBadSeq
-		} else if err != nil {
-			return nil, sess.viewFailed(err)
-		}
-		out.UID = append(out.UID, uids)
-	}
-	for _, set := range c.UID {
-		uids, ok := v.ResolveUIDSet(set)
-		if !ok {
-			uids = noUID
-		}
-		out.UID = append(out.UID, uids)
-	}
-	out.Not = nil
-	for i := range c.Not {
-		n, err := sess.translateCriteria(&c.Not[i])
-		if err != nil {
-			return nil, err
-		}
-		out.Not = append(out.Not, *n)
-	}
-	out.Or = nil
-	for _, pair := range c.Or {
-		a, err := sess.translateCriteria(&pair[0])
-		if err != nil {
-			return nil, err
-		}
-		b, err := sess.translateCriteria(&pair[1])
-		if err != nil {
-			return nil, err
-		}
-		out.Or = append(out.Or, [2]imap.SearchCriteria{*a, *b})
-	}
-	return &out, nil
 }
