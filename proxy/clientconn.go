@@ -40,9 +40,13 @@ type clientConn struct {
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
-	cc := &clientConn{l: l, conn: c, isTLS: isTLS, lineStart: true}
+	return newClientConnFor(l, c, isTLS, func() uint32 { return uint32(l.s.dyn().cfg.Limits.AppendLimit) })
+}
+
+// newClientConnFor is newClientConn with the source of append_limit.
+func newClientConnFor(l *listener, c net.Conn, isTLS bool, appendLimit func() uint32) *clientConn {
+	cc := &clientConn{l: l, conn: c, isTLS: isTLS, lineStart: true, appendLimit: appendLimit}
 	cc.in.src = c
-	cc.appendLimit = func() uint32 { return uint32(l.s.dyn().cfg.Limits.AppendLimit) }
 	return cc
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // handledLocally is the reply of a command the reader answered in full.
@@ -18,6 +22,9 @@ var handledLocally = &refusal{}
 // without TLS, whose capabilities only the reader knows. nil: imapserver
 // answers.
 func (cc *clientConn) local(f *framed) (*refusal, error) {
+	if f.name == "SEARCH" || f.sub == "SEARCH" {
+		return searchLimits(f), nil
+	}
 	if f.sub != "" {
 		return nil, nil
 	}
@@ -36,6 +43,23 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		}
 	}
 	return nil, nil
+}
+
+// searchLimits refuses a SEARCH whose criteria nest too deeply or have too
+// many keys before imapserver's recursive parser sees them (checkSearch).
+// Only the head has the criteria: SEARCH has no APPEND-sized literal.
+func searchLimits(f *framed) *refusal {
+	h, _ := parseHead(f.head)
+	args := bytes.TrimSuffix(bytes.TrimPrefix(h.args, []byte(" ")), []byte("\r\n"))
+	err := checkSearch(args)
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return &refusal{line: f.tag + " BAD Error in IMAP command SEARCH"}
+	}
+	return &refusal{line: fmt.Sprintf("%s %s [%s] %s", f.tag, ie.Type, ie.Code, ie.Text)}
 }
 
 // preAuthCaps is imapserver's list before login, with what only the

@@ -140,8 +140,8 @@ func TestUnknownUntaggedIgnored(t *testing.T) {
 }
 
 // TestWatcherReconnectStorm: an upstream that breaks right after each
-// resync is retried with a growing backoff, not every half second: the
-// backoff is reset only after a session stayed up stableAfter.
+// resync is retried within the login budget (loginBurst, then one per
+// loginRefill), not every half second.
 func TestWatcherReconnectStorm(t *testing.T) {
 	fake := hostileup.Start(t, func(c *hostileup.Conn, tag, verb, args string) bool {
 		if verb == "IDLE" {
@@ -160,8 +160,8 @@ func TestWatcherReconnectStorm(t *testing.T) {
 	}
 	time.Sleep(4 * time.Second)
 	w.Unwatch()
-	// Backoff delays of at least 0.25, 0.5, 1 and 2 s leave room for at
-	// most 5 logins in 4 s; a reset after each resync made 11.
+	// The budget leaves room for loginBurst (4) logins in 4 s, and the
+	// backoff for at least 2; resetting after each resync alone made 11.
 	if got := fake.Logins() - before; got > 5 || got < 2 {
 		t.Fatalf("watcher logins in 4s: got %d, want 2 to 5", got)
 	}

@@ -173,11 +173,14 @@ func (w *Watcher) noteAttempt(err error) {
 	w.stMu.Unlock()
 }
 
-// stableAfter is how long a watcher's session must last before its next
-// failure counts as a new incident and is retried quickly again: an
-// upstream that breaks right after each resync would otherwise be logged
-// in to every half second (108 logins in 45 s were seen).
-var stableAfter = 60 * time.Second
+// A watcher's logins are bounded by a budget: loginBurst quick ones, for
+// isolated faults that each reconnect within a second, then one per
+// loginRefill. An upstream that breaks right after each resync was logged
+// in to every half second (108 logins in 45 s); with the budget, about 10.
+var (
+	loginBurst  = 4
+	loginRefill = 8 * time.Second
+)
 
 // run connects, watches, and reconnects with backoff until stopped or a
 // permanent error.
@@ -186,6 +189,7 @@ func (w *Watcher) run() {
 	defer m.wg.Done()
 	defer close(w.done)
 	bo := newBackoff(500*time.Millisecond, 2*time.Minute)
+	logins := &budget{burst: loginBurst, refill: loginRefill}
 	for {
 		var opened time.Time
 		err := w.session(&opened)
@@ -207,12 +211,14 @@ func (w *Watcher) run() {
 			return
 		}
 		w.noteAttempt(err)
-		if !opened.IsZero() && time.Since(opened) >= stableAfter {
-			// It logged in, resynced and then stayed up: the next failure
-			// is a new incident, retried within a second again.
+		if !opened.IsZero() {
+			// It logged in and resynced: the next failure is a new
+			// incident, retried within a second again, as far as the
+			// login budget allows.
 			bo.reset()
 		}
 		d := bo.next()
+		d += logins.take(time.Now().Add(d))
 		m.reconnects.Add(1)
 		w.log.Info("mailbox watcher reconnecting", zap.Error(err), zap.Duration("in", d))
 		t := time.NewTimer(d)

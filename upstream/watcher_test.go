@@ -96,3 +96,25 @@ func TestWatcherListsLargeMailboxesInChunks(t *testing.T) {
 		t.Fatalf("stats: got %+v, want at most 2 connections and 1 watcher", st)
 	}
 }
+
+func TestBudget(t *testing.T) {
+	b := &budget{burst: 2, refill: 10 * time.Second}
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name string
+		at   time.Duration
+		want time.Duration
+	}{
+		{"first of the burst", 0, 0},
+		{"second of the burst", time.Second, 0},
+		// 0.2 tokens came back over those 2 s.
+		{"spent: waits for the refill", 2 * time.Second, 8 * time.Second},
+		{"the next counts from the end of that wait", 11 * time.Second, 9 * time.Second},
+		{"refilled after a long quiet", 100 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		if got := b.take(t0.Add(tt.at)).Round(time.Millisecond); got != tt.want {
+			t.Errorf("%s: take at +%v: got %v, want %v", tt.name, tt.at, got, tt.want)
+		}
+	}
+}

@@ -44,3 +44,30 @@ func (b *backoff) next() time.Duration {
 	half := b.cur / 2
 	return half + rand.N(half+1)
 }
+
+// budget is a token bucket: burst tokens, one more every refill.
+type budget struct {
+	burst  int
+	refill time.Duration
+	tokens float64
+	last   time.Time
+}
+
+// take spends a token at now, and returns how much later than now one is
+// there to spend (0 when one is there at once).
+func (b *budget) take(now time.Time) time.Duration {
+	if b.last.IsZero() {
+		b.tokens, b.last = float64(b.burst), now
+	}
+	if now.After(b.last) {
+		b.tokens = min(float64(b.burst), b.tokens+float64(now.Sub(b.last))/float64(b.refill))
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	d := time.Duration((1 - b.tokens) * float64(b.refill))
+	b.tokens, b.last = 0, now.Add(d)
+	return d
+}
