@@ -42,9 +42,15 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 	var c *imapclient.Client
 	switch o.TLS {
 	case TLSNone:
-		c = imapclient.New(raw, opts)
+		var conn net.Conn
+		if conn, err = m.announceClient(ctx, raw); err == nil {
+			c = imapclient.New(conn, opts)
+		}
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(raw, opts)
+		var conn net.Conn
+		if conn, err = m.announceClient(ctx, raw); err == nil {
+			c, err = imapclient.NewStartTLS(conn, opts)
+		}
 	default:
 		cfg := opts.TLSConfig
 		if cfg == nil {
@@ -57,8 +63,11 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 			cfg.NextProtos = []string{"imap"}
 		}
 		tc := tls.Client(raw, cfg)
+		var conn net.Conn
 		if err = tc.HandshakeContext(ctx); err == nil {
-			c = imapclient.New(tc, opts)
+			if conn, err = m.announceClient(ctx, tc); err == nil {
+				c = imapclient.New(conn, opts)
+			}
 		}
 	}
 	if err != nil {
@@ -115,7 +124,7 @@ func login(c *imapclient.Client, user, pass, mech string) error {
 		}
 		return &authError{ie}
 	}
-	return unavailable("login: %v", err)
+	return loginAborted(err)
 }
 
 // transientCode tells a temporary refusal (RFC 5530) from a final one.
