@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
 // dialFrom connects to addr from the loopback source address src (Linux
@@ -248,4 +252,75 @@ func TestHostileParallelLoginsCapped(t *testing.T) {
 		t.Errorf("%d refusals took %v, want at least %v (delays served in the address's slots)", refused, took, min)
 	}
 	t.Logf("300 parallel logins from one address: %d refused after an upstream check, %d NO [UNAVAILABLE], upstream peak %d, %v", refused, busy, up.peak.Load(), took)
+}
+
+// penaltyConf turns Dovecot's per-address auth penalty back on (dovecottest
+// turns it off to keep tests fast): each failure from an address delays
+// its next logins, up to 15 s.
+const penaltyConf = "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0600\n  }\n}\n"
+
+// guessThenLogin sends 4 wrong passwords through the proxy from 127.0.0.3
+// at once, then logs in rightly from 127.0.0.2, and returns how long that
+// login took.
+func guessThenLogin(t *testing.T, proxyAddr string) time.Duration {
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		rc := dialFrom(t, proxyAddr, "127.0.0.3")
+		go func() {
+			defer wg.Done()
+			rc.talk("a", fmt.Sprintf("LOGIN %s wrong%d", testUser, i), 4*waitLong)
+		}()
+	}
+	wg.Wait()
+	rc := dialFrom(t, proxyAddr, "127.0.0.2")
+	start := time.Now()
+	l := rc.talk("b", "LOGIN "+testUser+" "+testPass, 4*waitLong)
+	took := time.Since(start)
+	if !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Fatalf("right password from 127.0.0.2: got %q", l)
+	}
+	return took
+}
+
+// TestHostileForwardedClientAddress (P4): with upstream.forward_client_address
+// and Dovecot's login_trusted_networks covering idlemux, Dovecot sees each
+// client's own address (its session title and auth log name it), so its
+// per-address penalty for a guessing client no longer delays another
+// client's login. Without forwarding, the same scenario makes the right
+// login wait out the penalty every failure through idlemux earned.
+func TestHostileForwardedClientAddress(t *testing.T) {
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			extra := penaltyConf
+			if forward {
+				extra += "login_trusted_networks = 127.0.0.0/8\n"
+			}
+			dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}, ExtraConf: extra})
+			cfg := testConfig(dv.Addr)
+			cfg.Limits.MaxLoginDelay = 50 * time.Millisecond
+			cfg.Upstream.ResponseTimeout = 4 * waitLong // Dovecot's penalty reaches 15 s
+			cfg.Upstream.ForwardClientAddress = forward
+			p := startProxy(t, cfg)
+			took := guessThenLogin(t, p.Addrs()[0])
+			t.Logf("forward=%v: the right login from another address took %v", forward, took)
+			if !forward {
+				if took < time.Second {
+					t.Fatalf("without forwarding the right login took %v: Dovecot's penalty no longer reproduces, the test below proves nothing", took)
+				}
+				return
+			}
+			if took > 5*time.Second {
+				t.Errorf("right login from 127.0.0.2 took %v with the guesser at 127.0.0.3, want well under Dovecot's 15 s penalty", took)
+			}
+			titles, err := dv.Sessions(testUser)
+			if err != nil || len(titles) == 0 || !strings.Contains(titles[0], " 127.0.0.2") {
+				t.Errorf("Dovecot's sessions for %s: got %q (%v), want one from 127.0.0.2", testUser, titles, err)
+			}
+			log, _ := os.ReadFile(filepath.Join(dv.Dir, "dovecot.log"))
+			if !strings.Contains(string(log), "("+testUser+",127.0.0.3,") {
+				t.Errorf("Dovecot's log names no failed login from 127.0.0.3:\n%s", log)
+			}
+		})
+	}
 }
