@@ -19,7 +19,7 @@ import (
 
 // dialFrom connects to addr from the loopback source address src (Linux
 // routes all of 127.0.0.0/8 locally) and reads the greeting.
-func dialFrom(t *testing.T, addr, src string) *rawConn {
+func dialFrom(t testing.TB, addr, src string) *rawConn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: waitLong}
 	c, err := d.Dial("tcp", addr)

@@ -50,7 +50,7 @@ const floodCost = 6
 
 // mappedConfig is map mode with one virtual user, virt0/vpass0, hashed at
 // floodCost, on the upstream account testUser.
-func mappedConfig(t *testing.T, upAddr string) *config.Config {
+func mappedConfig(t testing.TB, upAddr string) *config.Config {
 	secretFile := filepath.Join(t.TempDir(), "upstream.pw")
 	os.WriteFile(secretFile, []byte(testPass+"\n"), 0o600)
 	h, err := bcrypt.GenerateFromPassword([]byte("vpass0"), floodCost)
