@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
@@ -320,6 +321,37 @@ func TestHostileForwardedClientAddress(t *testing.T) {
 			log, _ := os.ReadFile(filepath.Join(dv.Dir, "dovecot.log"))
 			if !strings.Contains(string(log), "("+testUser+",127.0.0.3,") {
 				t.Errorf("Dovecot's log names no failed login from 127.0.0.3:\n%s", log)
+			}
+		})
+	}
+}
+
+// TestHostileForwardedOverTLS: the client address reaches Dovecot over
+// every upstream TLS mode: with STARTTLS the ID goes before STARTTLS
+// (Dovecot keeps it across), with implicit TLS inside the TLS session.
+func TestHostileForwardedOverTLS(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}, ExtraConf: "login_trusted_networks = 127.0.0.0/8\n"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, dv.CertPEM, 0o600)
+	for _, tc := range []struct {
+		mode      config.TLSMode
+		addr, src string
+	}{
+		{config.TLSStartTLS, dv.Addr, "127.0.0.4"},
+		{config.TLSImplicit, dv.TLSAddr, "127.0.0.5"},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			cfg := testConfig(tc.addr)
+			cfg.Upstream.TLS, cfg.Upstream.CAFile, cfg.Upstream.ServerName = tc.mode, ca, "127.0.0.1"
+			cfg.Upstream.ForwardClientAddress = true
+			p := startProxy(t, cfg)
+			l := dialFrom(t, p.Addrs()[0], tc.src).talk("a", "LOGIN "+testUser+" "+testPass, waitLong)
+			if !strings.HasPrefix(l[len(l)-1], "a OK") {
+				t.Fatalf("login over %s: got %q", tc.mode, l)
+			}
+			titles, err := dv.Sessions(testUser)
+			if err != nil || !slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, " "+tc.src+" ") || strings.Contains(s, " "+tc.src+"]") }) {
+				t.Errorf("Dovecot's sessions: got %q (%v), want one from %s", titles, err, tc.src)
 			}
 		})
 	}
