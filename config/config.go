@@ -72,6 +72,13 @@ type Limits struct {
 	LoginTimeout          time.Duration // limits.login_timeout, default 60s: unauthenticated sessions end after it
 	AppendLimit           int64         // limits.append_limit, default 64 MiB: advertised as APPENDLIMIT and enforced
 	MaxLoginDelay         time.Duration // limits.max_login_delay, default 5s: cap of the growing delay after failed logins
+	// MaxParallelLoginsPerIP caps the login checks (upstream logins,
+	// bcrypt, failure delays) running at once for one client address;
+	// more wait in line, at most MaxQueuedLoginsPerIP of them, and the
+	// rest are answered NO [UNAVAILABLE] at once. Logins answered from
+	// verified credentials pass freely.
+	MaxParallelLoginsPerIP int // limits.max_parallel_logins_per_ip, default 4 (0: no cap)
+	MaxQueuedLoginsPerIP   int // limits.max_queued_logins_per_ip, default 128
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -114,6 +121,11 @@ type Upstream struct {
 	WatcherLinger            time.Duration // default 30s: a watcher outlives its last client by this
 	PollInterval             time.Duration // default 30s: NOOP polling when the upstream lacks IDLE
 	Capabilities             []string      // optional override of the upstream's capability list
+	// ForwardClientAddress sends ID ("x-originating-ip" ...) before the
+	// login that checks a client's password, so the upstream's per-address
+	// penalties hit the client, not the proxy. Dovecot honours it only from
+	// login_trusted_networks. Key forward_client_address, default false.
+	ForwardClientAddress bool
 }
 
 // Log configures the zap logger.

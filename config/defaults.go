@@ -51,6 +51,9 @@ func Default() *Config {
 			LoginTimeout:  60 * time.Second,
 			AppendLimit:   64 << 20,
 			MaxLoginDelay: 5 * time.Second,
+
+			MaxParallelLoginsPerIP: 4,
+			MaxQueuedLoginsPerIP:   128,
 		},
 	}
 }

@@ -23,7 +23,8 @@ func TestDefault(t *testing.T) {
 		Keepalive:       4 * time.Minute,
 		Auth:            Auth{Mode: "passthrough"},
 		ShutdownTimeout: 10 * time.Second,
-		Limits:          Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second},
+		Limits: Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second,
+			MaxParallelLoginsPerIP: 4, MaxQueuedLoginsPerIP: 128},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)

@@ -40,6 +40,9 @@ type rawLimits struct {
 	LoginTimeout          *string   `yaml:"login_timeout"`
 	AppendLimit           *intValue `yaml:"append_limit"`
 	MaxLoginDelay         *string   `yaml:"max_login_delay"`
+
+	MaxParallelLoginsPerIP *intValue `yaml:"max_parallel_logins_per_ip"`
+	MaxQueuedLoginsPerIP   *intValue `yaml:"max_queued_logins_per_ip"`
 }
 
 type rawMetrics struct {
@@ -73,6 +76,7 @@ type rawUpstream struct {
 	WatcherLinger            *string   `yaml:"watcher_linger"`
 	PollInterval             *string   `yaml:"poll_interval"`
 	Capabilities             *[]string `yaml:"capabilities"`
+	ForwardClientAddress     *bool     `yaml:"forward_client_address"`
 }
 
 type rawLog struct {

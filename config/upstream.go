@@ -31,6 +31,9 @@ func validateUpstream(raw *rawUpstream, c *Upstream, ps *problems) {
 	if raw.TLSInsecureSkipVerify != nil {
 		c.TLSInsecureSkipVerify = *raw.TLSInsecureSkipVerify
 	}
+	if raw.ForwardClientAddress != nil {
+		c.ForwardClientAddress = *raw.ForwardClientAddress
+	}
 	if n := raw.MaxConnectionsPerAccount; n != nil {
 		if int(*n) < minConnectionsPerAccount {
 			ps.add("upstream.max_connections_per_account", "must be >= %d, got %d", minConnectionsPerAccount, *n)

@@ -136,6 +136,8 @@ func validateLimits(raw *rawLimits, c *Limits, ps *problems) {
 	}
 	count("limits.max_connections_per_ip", raw.MaxConnectionsPerIP, &c.MaxConnectionsPerIP)
 	count("limits.max_connections_per_user", raw.MaxConnectionsPerUser, &c.MaxConnectionsPerUser)
+	count("limits.max_parallel_logins_per_ip", raw.MaxParallelLoginsPerIP, &c.MaxParallelLoginsPerIP)
+	count("limits.max_queued_logins_per_ip", raw.MaxQueuedLoginsPerIP, &c.MaxQueuedLoginsPerIP)
 	if raw.AppendLimit != nil {
 		if *raw.AppendLimit < 1 || int64(*raw.AppendLimit) > 1<<32-1 {
 			ps.add("limits.append_limit", "must be between 1 and 4294967295 bytes, got %d", *raw.AppendLimit)

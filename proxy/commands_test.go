@@ -143,7 +143,7 @@ func TestWrongPassword(t *testing.T) {
 
 // rawConn speaks IMAP by hand, to send what a library would refuse to.
 type rawConn struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *bufio.Reader
 }

@@ -369,7 +369,7 @@ func benchLoopbackWrites(b *testing.B, n int) {
 }
 
 // cpuTime is the CPU time (user and system) this process has used.
-func cpuTime(b *testing.B) time.Duration {
+func cpuTime(b testing.TB) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -23,29 +26,79 @@ type mappedUser struct {
 	known verified.Password // the last password that matched bcrypt
 }
 
-func newMappedUsers(users []config.MappedUser) map[string]*mappedUser {
-	out := make(map[string]*mappedUser, len(users))
+// mappedUsers is map mode's table of virtual users. dummy is a bcrypt hash
+// of a random password at the users' highest cost: an unknown user is
+// checked against it, so a refusal takes as long whether or not the user
+// exists (no timing oracle for user names).
+type mappedUsers struct {
+	byName map[string]*mappedUser
+	dummy  []byte
+}
+
+func newMappedUsers(users []config.MappedUser) mappedUsers {
+	out := mappedUsers{byName: make(map[string]*mappedUser, len(users))}
+	cost := -1
 	for _, u := range users {
-		out[u.User] = &mappedUser{cfg: u}
+		out.byName[u.User] = &mappedUser{cfg: u}
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil {
+			cost = max(cost, c)
+		}
+	}
+	if cost >= 0 {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		out.dummy, _ = bcrypt.GenerateFromPassword(secret, cost)
 	}
 	return out
 }
 
-// check verifies pass against the bcrypt hash (or the remembered match).
-func (m *mappedUser) check(pass string) bool {
-	m.mu.Lock()
-	hit := m.known.Matches(pass, 0) // bcrypt is the authority; no expiry needed
-	m.mu.Unlock()
-	if hit {
-		return true
+// bcryptSlots bounds the bcrypt comparisons running at once to the CPUs
+// Go uses: a flood of wrong passwords queues instead of starving every
+// other goroutine (a real login among them included) of CPU.
+var bcryptSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// bcryptCompare is bcrypt.CompareHashAndPassword, which compares the
+// hashes in constant time; a variable so tests can count the calls.
+var bcryptCompare = bcrypt.CompareHashAndPassword
+
+// check verifies user's password: from the remembered match, else (after
+// taking the address's login slot and a bcrypt slot) with bcrypt, against
+// the dummy hash when the user is unknown. It returns the user when the
+// password matches; an error only when no slot came in time.
+func (ms mappedUsers) check(ctx context.Context, user, pass string, take func(context.Context) error) (*mappedUser, error) {
+	mu := ms.byName[user]
+	if mu != nil && mu.cached(pass) {
+		return mu, nil
 	}
-	if bcrypt.CompareHashAndPassword([]byte(m.cfg.PasswordHash), []byte(pass)) != nil {
-		return false
+	if err := take(ctx); err != nil {
+		return nil, err
 	}
+	hash := ms.dummy
+	if mu != nil {
+		hash = []byte(mu.cfg.PasswordHash)
+	}
+	select {
+	case bcryptSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, errLoginsQueued
+	}
+	match := bcryptCompare(hash, []byte(pass)) == nil
+	<-bcryptSlots
+	if !match || mu == nil {
+		return nil, nil
+	}
+	mu.mu.Lock()
+	mu.known.Store(pass)
+	mu.mu.Unlock()
+	return mu, nil
+}
+
+// cached reports pass as the password that last matched bcrypt (compared
+// in constant time by verified.Password).
+func (m *mappedUser) cached(pass string) bool {
 	m.mu.Lock()
-	m.known.Store(pass)
-	m.mu.Unlock()
-	return true
+	defer m.mu.Unlock()
+	return m.known.Matches(pass, 0) // bcrypt is the authority; no expiry needed
 }
 
 // upstreamSecret returns the upstream password or OAuth2 token and its

@@ -11,7 +11,7 @@ import (
 // run: each session reads it when it needs it.
 type dynamic struct {
 	cfg    config.Config // only Keepalive, Limits and Auth are read
-	mapped map[string]*mappedUser
+	mapped mappedUsers
 }
 
 func newDynamic(cfg *config.Config) *dynamic {

@@ -99,7 +99,9 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		WatcherLinger:   cfg.Upstream.WatcherLinger,
 		PollInterval:    cfg.Upstream.PollInterval,
 		MaxLag:          cfg.Fanout.MaxLag,
-		Log:             log.Named("upstream"),
+
+		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
+		Log:                  log.Named("upstream"),
 	}, s.learnCaps)
 	s.metrics = newMetrics(s)
 	return s, nil

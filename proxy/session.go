@@ -195,27 +195,35 @@ func (sess *session) Close() error {
 	return nil
 }
 
-// Login checks the password by logging in upstream (or against the salted
-// hash of a password verified before). The password is never logged.
+// Login checks the password by logging in upstream (or against bcrypt in
+// map mode, or the salted hash of a password verified before). The
+// password is never logged. Each refusal counts as a failed login and
+// waits its delay holding the address's login slot (logingate.go).
 func (sess *session) Login(username, password string) error {
 	dyn := sess.s.dyn()
-	lim, limits := sess.s.lim, dyn.cfg.Limits
-	refuse := func() error {
-		sess.s.metrics.authFailures.Inc()
-		d := lim.failed(sess.ip, username, password, limits.MaxLoginDelay)
-		sess.log.Info("authentication failed", zap.String("user", username), zap.Duration("delay", d))
-		time.Sleep(d) // slows guessing on this connection only
+	lim, limits, up := sess.s.lim, dyn.cfg.Limits, sess.s.cfg.Upstream
+	ctx, cancel := context.WithTimeout(context.Background(), loginQueueWait+up.DialTimeout+up.ResponseTimeout)
+	defer cancel()
+	t := lim.ticket(sess.ip, limits)
+	defer t.release()
+	if len(username) > maxUserName {
+		// No upstream takes it: refused here, with Dovecot's own answer.
+		sess.loginFailed(ctx, t, username, "")
+		sess.bye("Input buffer full, aborting")
 		return imapserver.ErrAuthFailed
 	}
 	if lim.knownBad(username, password) {
-		return refuse() // rejected upstream moments ago: do not ask again
+		return sess.refuse(ctx, t, username, password) // rejected moments ago: do not ask again
 	}
 	upUser, upPass, upMech := username, password, ""
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	if mapped {
-		mu := dyn.mapped[username]
-		if mu == nil || !mu.check(password) {
-			return refuse()
+		mu, err := dyn.mapped.check(ctx, username, password, t.take)
+		switch {
+		case err != nil:
+			return sess.loginBusy(err)
+		case mu == nil:
+			return sess.refuse(ctx, t, username, password)
 		}
 		secret, mech, err := mu.upstreamSecret()
 		if err != nil {
@@ -223,20 +231,10 @@ func (sess *session) Login(username, password string) error {
 		}
 		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sess.s.cfg.Upstream.DialTimeout+sess.s.cfg.Upstream.ResponseTimeout)
-	defer cancel()
+	ctx = upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take)
 	acct, err := sess.s.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
-		if errors.Is(err, upstream.ErrAuthFailed) && !mapped {
-			return refuse()
-		}
-		if errors.Is(err, upstream.ErrAuthFailed) {
-			// The client's password was right; the configured upstream
-			// credentials are not: an operator's problem, not the client's.
-			sess.log.Error("upstream rejects the mapped account's credentials", zap.String("upstream_user", upUser))
-			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream account unavailable"}
-		}
-		return sess.fail("LOGIN", err)
+		return sess.upstreamLoginError(ctx, t, err, username, password, upUser)
 	}
 	lim.succeeded(sess.ip, username)
 	if !acquire(lim, lim.perUser, username, limits.MaxConnectionsPerUser) {
@@ -256,13 +254,13 @@ func (sess *session) Login(username, password string) error {
 	sess.acct = acct
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)
-	sess.log = sess.log.WithLazy(zap.String("user", username))
+	sess.log = sess.log.WithLazy(userField(username))
 	sess.baseLog = sess.log
 	// Logged through the server's logger with the fields spelled out: the
 	// session's own logger stays lazy (unencoded) for as long as it is
 	// silent, which for an idle client is its whole life.
 	sess.s.log.Info("logged in", zap.Uint64("session", sess.id),
-		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), zap.String("user", username))
+		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), userField(username))
 	return nil
 }
 

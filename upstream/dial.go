@@ -35,7 +35,20 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 	if handler != nil {
 		lim = watcherRespLimits
 	}
-	conn, src, err := o.secure(ctx, raw, lim)
+	var conn net.Conn
+	var src io.Reader
+	if o.TLS == TLSNone || o.TLS == TLSStartTLS {
+		// The client's address goes before STARTTLS, which Dovecot
+		// keeps (clientid.go).
+		var pre net.Conn
+		if pre, err = m.announceClient(ctx, raw); err == nil {
+			conn, src, err = o.secure(ctx, pre, lim)
+		}
+	} else if conn, src, err = o.secure(ctx, raw, lim); err == nil {
+		if conn, err = m.announceClient(ctx, conn); err == nil {
+			src = conn
+		}
+	}
 	if err != nil {
 		raw.Close()
 		var verr *tls.CertificateVerificationError
@@ -122,7 +135,7 @@ func login(c *imapclient.Client, user, pass, mech string) error {
 		}
 		return &authError{ie}
 	}
-	return unavailable("login: %v", err)
+	return loginAborted(err)
 }
 
 // transientCode tells a temporary refusal (RFC 5530) from a final one.

@@ -140,7 +140,9 @@ func (m *Manager) LoginMech(ctx context.Context, user, secret, mech string) (*Ac
 	m.mu.Unlock()
 
 	if !shared {
-		call.err = a.verifyUpstream(ctx, pass, mech)
+		if call.err = passGate(ctx); call.err == nil {
+			call.err = a.verifyUpstream(ctx, pass, mech)
+		}
 		m.mu.Lock()
 		delete(a.verify, key)
 		m.mu.Unlock()

@@ -32,6 +32,10 @@ type Options struct {
 	PollInterval    time.Duration // NOOP polling when the upstream lacks IDLE
 	MaxLag          int           // fanout: undelivered changes before a session is closed
 
+	// ForwardClientAddress sends the client's address in ID before the
+	// login that checks a client's password (announceClient).
+	ForwardClientAddress bool
+
 	Log *zap.Logger
 }
 

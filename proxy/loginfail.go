@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// loginFailed counts a failed login (user as sent, password when it was
+// really checked and rejected, "" otherwise) and waits its delay holding
+// the address's login slot, so parallel connections share the slowdown.
+func (sess *session) loginFailed(ctx context.Context, t *loginTicket, user, badPass string) {
+	lim := sess.s.lim
+	sess.s.metrics.authFailures.Inc()
+	d := lim.failed(sess.ip, user, sess.s.dyn().cfg.Limits.MaxLoginDelay)
+	if badPass != "" {
+		lim.markBad(user, badPass)
+	}
+	sess.log.Info("authentication failed", userField(user), zap.Duration("delay", d))
+	t.take(ctx) // without a slot (line full) the delay still applies
+	time.Sleep(d)
+}
+
+// refuse answers a rejected password: NO [AUTHENTICATIONFAILED] after the
+// failure's delay.
+func (sess *session) refuse(ctx context.Context, t *loginTicket, user, pass string) error {
+	sess.loginFailed(ctx, t, user, pass)
+	return imapserver.ErrAuthFailed
+}
+
+// loginBusy answers a login that got no slot in time (errLoginsQueued).
+func (sess *session) loginBusy(err error) error {
+	sess.log.Warn("login refused: too many from this address at once", zap.Error(err))
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many logins from your address at once, try again later"}
+}
+
+// upstreamLoginError answers a login the upstream did not accept. A login
+// the upstream aborted (it closed the connection during LOGIN, as Dovecot
+// does on an over-long line) counts as failed, without marking the
+// password bad: the next try may well succeed.
+func (sess *session) upstreamLoginError(ctx context.Context, t *loginTicket, err error, user, pass, upUser string) error {
+	mapped := sess.s.cfg.Auth.Mode == "map"
+	switch {
+	case errors.Is(err, errLoginsQueued):
+		return sess.loginBusy(err)
+	case errors.Is(err, upstream.ErrAuthFailed) && !mapped:
+		return sess.refuse(ctx, t, user, pass)
+	case errors.Is(err, upstream.ErrAuthFailed):
+		// The client's password was right; the configured upstream
+		// credentials are not: an operator's problem, not the client's.
+		sess.log.Error("upstream rejects the mapped account's credentials", zap.String("upstream_user", upUser))
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream account unavailable"}
+	case errors.Is(err, upstream.ErrLoginAborted) && !mapped:
+		sess.loginFailed(ctx, t, user, "")
+	}
+	return sess.fail("LOGIN", err)
+}
+
+// clientAddrPort is the client's address and port for ID forwarding: the
+// PROXY header's when one was used (RemoteAddr then reports it).
+func (sess *session) clientAddrPort() netip.AddrPort {
+	ap, err := netip.ParseAddrPort(sess.conn.NetConn().RemoteAddr().String())
+	if err != nil || ap.Addr().Unmap() != sess.ip {
+		return netip.AddrPortFrom(sess.ip, 0)
+	}
+	return netip.AddrPortFrom(sess.ip, ap.Port())
+}
