@@ -27,6 +27,7 @@ type clientConn struct {
 
 	authenticated atomic.Bool   // set by a successful login
 	appendLimit   func() uint32 // the session's, so both sides agree
+	onFailedLogin func()        // counts a refusal as a failed login; set by the session
 
 	mu        sync.Mutex
 	conn      net.Conn // the transport: TCP (maybe PROXY), or TLS
@@ -141,6 +142,9 @@ func (cc *clientConn) Read(p []byte) (int, error) {
 		}
 		if f != nil {
 			f.close()
+		}
+		if reply.failedLogin && cc.onFailedLogin != nil {
+			cc.onFailedLogin()
 		}
 		if reply.line != "" {
 			if err := cc.writeLocal(reply.line + "\r\n"); err != nil {

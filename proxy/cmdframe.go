@@ -117,8 +117,9 @@ func (f *framed) close() {
 
 // refusal is an answer the reader gives itself, without imapserver.
 type refusal struct {
-	line string // without CRLF
-	bye  bool   // close the connection after it
+	line        string // without CRLF
+	bye         bool   // close the connection after it
+	failedLogin bool   // counts as a failed login (clientConn.onFailedLogin)
 }
 
 func tagOr(tag string) string {
@@ -163,6 +164,13 @@ func (cc *clientConn) frame() (*framed, *refusal, error) {
 			if f.cmdHead, why = parseHead(buf[start:]); why != "" {
 				refuse = &refusal{line: tagOr(f.tag) + " BAD " + why}
 			}
+		}
+		if li.overflow && !cc.authenticated.Load() {
+			// Before login no command is this long but a LOGIN with a
+			// name no server takes: Dovecot's answer, counted as a
+			// failed login.
+			f.close()
+			return nil, &refusal{line: "* BYE Input buffer full, aborting", bye: true, failedLogin: true}, nil
 		}
 		if li.overflow && refuse == nil {
 			refuse = &refusal{line: tagOr(f.tag) + " BAD Error in IMAP command: Command line too long"}

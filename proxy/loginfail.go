@@ -72,3 +72,14 @@ func (sess *session) clientAddrPort() netip.AddrPort {
 	}
 	return netip.AddrPortFrom(sess.ip, ap.Port())
 }
+
+// refusedByReader counts a login the command reader refused before
+// imapserver saw it (a line longer than any LOGIN a server takes), with
+// the failure's delay, like any other failed login.
+func (sess *session) refusedByReader() {
+	ctx, cancel := context.WithTimeout(context.Background(), loginQueueWait)
+	defer cancel()
+	t := sess.s.lim.ticket(sess.ip, sess.s.dyn().cfg.Limits)
+	defer t.release()
+	sess.loginFailed(ctx, t, "", "")
+}

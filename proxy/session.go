@@ -101,6 +101,9 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 		sess.loginTimer = time.AfterFunc(d, func() { sess.bye("Login timeout, closing connection") })
 	}
 	sess.baseLog = sess.log
+	if cc, ok := conn.NetConn().(*clientConn); ok {
+		cc.onFailedLogin = sess.refusedByReader
+	}
 	sess.log.Debug("session started")
 	return sess, nil, nil
 }
