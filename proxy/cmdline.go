@@ -13,6 +13,7 @@ const lineTail = 24
 type lineInfo struct {
 	overflow bool // longer than the room given: only part was stored
 	inQuote  bool // ended inside a quoted string (RFC 3501 9 quoted)
+	bareCR   bool // holds a CR that does not end it
 	tail     [lineTail]byte
 	tailLen  int
 }
@@ -54,7 +55,7 @@ func (q *quoteScan) scan(b []byte) {
 func (cc *clientConn) readLine(out []byte, room int) ([]byte, lineInfo, error) {
 	var li lineInfo
 	var q quoteScan
-	stored := 0
+	stored, crs := 0, 0
 	for {
 		p, err := cc.in.peek()
 		if err != nil {
@@ -66,6 +67,7 @@ func (cc *clientConn) readLine(out []byte, room int) ([]byte, lineInfo, error) {
 			chunk = p[:i]
 		}
 		q.scan(chunk)
+		crs += bytes.Count(chunk, []byte{'\r'})
 		keep := min(len(chunk), room-stored)
 		out = append(out, chunk[:keep]...)
 		stored += keep
@@ -85,10 +87,12 @@ func (cc *clientConn) readLine(out []byte, room int) ([]byte, lineInfo, error) {
 	if li.tailLen > 0 && li.tail[lineTail-1] == '\r' {
 		copy(li.tail[1:], li.tail[:lineTail-1]) // the window ends before the CR
 		li.tailLen--
+		crs--
 		if !li.overflow {
 			out = out[:len(out)-1]
 		}
 	}
+	li.bareCR = crs > 0
 	li.inQuote = q.in
 	return out, li, nil
 }

@@ -30,11 +30,11 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 	}
 	switch f.name {
 	case "STARTTLS":
-		if len(f.args) == 0 && cc.canStartTLS() {
+		if len(bytes.TrimSpace(f.args)) == 0 && cc.canStartTLS() {
 			return handledLocally, cc.startTLS(f.tag)
 		}
 	case "CAPABILITY":
-		if len(f.args) == 0 && !cc.authenticated.Load() {
+		if len(bytes.TrimSpace(f.args)) == 0 && !cc.authenticated.Load() {
 			return &refusal{line: "* CAPABILITY " + cc.preAuthCaps() + "\r\n" + f.tag + " OK CAPABILITY completed"}, nil
 		}
 	case "LOGIN", "AUTHENTICATE":

@@ -357,8 +357,17 @@ func (sess *session) flushRest(f *fastIdle, d time.Duration) error {
 
 // writeRaw writes b straight to the connection within d; the caller holds
 // writeMu.
+//
+// It writes under the command reader, which follows only imapserver's
+// own output: the rest of a line the fast path cut may start mid-line.
 func (sess *session) writeRaw(b []byte, d time.Duration) error {
-	c := sess.conn.NetConn()
+	return writeAround(sess.conn.NetConn(), b, d)
+}
+
+// writeAround writes b to the transport under imapserver's connection c,
+// past the command reader, within d.
+func writeAround(conn net.Conn, b []byte, d time.Duration) error {
+	c := transportOf(conn)
 	c.SetWriteDeadline(time.Now().Add(d))
 	_, err := c.Write(b)
 	c.SetWriteDeadline(time.Time{})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // litSpoolMem is how much of an APPEND literal is kept in memory before
@@ -18,9 +19,28 @@ const litSpoolMem = 64 << 10
 // an unlinked-on-close temporary file; the size is bounded by the
 // append_limit the reader enforces before spooling.
 type litSpool struct {
-	mem  []byte
-	file *os.File
-	rd   io.Reader
+	mem      []byte
+	file     *os.File
+	rd       io.Reader
+	reserved int64
+}
+
+// maxAppendSpooled bounds the APPEND literals being received at once, all
+// connections together: each is up to append_limit and may take as long
+// as imapserver's literal timeout.
+const maxAppendSpooled = 1 << 30
+
+var appendSpooled atomic.Int64
+
+// newLitSpool reserves size bytes of the shared budget; nil when it is
+// spent.
+func newLitSpool(size uint64) *litSpool {
+	n := int64(size)
+	if appendSpooled.Add(n) > maxAppendSpooled {
+		appendSpooled.Add(-n)
+		return nil
+	}
+	return &litSpool{reserved: n}
 }
 
 func (s *litSpool) Write(p []byte) (int, error) {
@@ -58,8 +78,13 @@ func (s *litSpool) reader() (io.Reader, error) {
 	return s.rd, nil
 }
 
-// Close removes the temporary file, if any.
+// Close removes the temporary file, if any, and gives back the budget.
 func (s *litSpool) Close() {
+	if s == nil {
+		return
+	}
+	appendSpooled.Add(-s.reserved)
+	s.reserved = 0
 	if s.file != nil {
 		s.file.Close()
 		os.Remove(s.file.Name())
