@@ -30,14 +30,19 @@ func (b *inbuf) wait(scratch []byte) error {
 	}
 	n, err := b.src.Read(scratch)
 	if n > 0 {
-		b.take()
-		b.w = copy(*b.buf, scratch[:n])
+		b.hold(scratch[:n])
 		return nil
 	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// hold buffers p, read into the caller's buffer while ours was empty.
+func (b *inbuf) hold(p []byte) {
+	b.take()
+	b.w = copy(*b.buf, p)
 }
 
 func (b *inbuf) take() {
