@@ -231,11 +231,41 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
+	out := cc.parserRefusal(p)
 	cc.observe(p)
 	conn := cc.conn
 	cc.mu.Unlock()
-	return conn.Write(p)
+	if _, err := conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
+
+// parserRefusal turns imapserver's "NO [SERVERBUG] Internal server error"
+// for the running command into BAD. imapserver answers so when its own
+// parser fails on what the client sent (a bad sequence set, search key,
+// date or mailbox name), where Dovecot answers BAD: the client's mistake
+// is not the server's bug (RFC 5530). idlemux's sessions never return
+// what imapserver turns into that answer (session.fail maps every error).
+// cc.mu is held.
+func (cc *clientConn) parserRefusal(p []byte) []byte {
+	if cc.cur == nil || cc.answered || !cc.lineStart {
+		return p
+	}
+	tag := cc.cur.tag
+	if len(p) != len(tag)+len(internalErrorAnswer) || string(p[:len(tag)]) != tag || string(p[len(tag):]) != internalErrorAnswer {
+		return p
+	}
+	name := cc.cur.name
+	if cc.cur.sub != "" {
+		name += " " + cc.cur.sub
+	}
+	return []byte(tag + " BAD Error in IMAP command " + name + ": Invalid arguments\r\n")
+}
+
+// internalErrorAnswer is imapserver's answer to a handler's error it
+// cannot classify, after the tag.
+const internalErrorAnswer = " NO [SERVERBUG] Internal server error\r\n"
 
 // observe finds, in what imapserver writes while a command runs, the lines
 // that start with "+" (it waits for a continuation line) and the one that

@@ -2,7 +2,8 @@ package proxy
 
 import (
 	"bytes"
-	"unicode"
+
+	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
 // lineTail is how many trailing bytes of a line are kept when the line is
@@ -97,16 +98,9 @@ func (cc *clientConn) readLine(out []byte, room int) ([]byte, lineInfo, error) {
 	return out, li, nil
 }
 
-// isAtomChar is RFC 3501 9 ATOM-CHAR as go-imap's decoder reads it: any
-// byte but atom-specials and control characters (C0, DEL and C1, the way
-// imapserver's reader judges a byte taken as a rune).
-func isAtomChar(c byte) bool {
-	switch c {
-	case '(', ')', '{', ' ', '%', '*', '"', '\\', ']':
-		return false
-	}
-	return !unicode.IsControl(rune(c))
-}
+// isAtomChar is imapframe.IsAtomChar: what imapserver's reader takes as
+// an atom's byte.
+func isAtomChar(c byte) bool { return imapframe.IsAtomChar(c) }
 
 // cmdHead is the start of a command line: tag, name and, for UID, the
 // command it applies to (RFC 3501 9 command, tag, "UID" SP ...).

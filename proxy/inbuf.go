@@ -105,21 +105,7 @@ func (b *inbuf) drain() []byte {
 }
 
 // discard drops n bytes of the client's input (a refused literal).
-func (b *inbuf) discard(n uint64) error {
-	for n > 0 {
-		p, err := b.peek()
-		if err != nil {
-			return err
-		}
-		k := uint64(len(p))
-		if k > n {
-			k = n
-		}
-		b.advance(int(k))
-		n -= k
-	}
-	return nil
-}
+func (b *inbuf) discard(n uint64) error { return b.copyN(io.Discard, n) }
 
 // copyN copies n bytes of the client's input to w.
 func (b *inbuf) copyN(w io.Writer, n uint64) error {

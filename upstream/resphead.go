@@ -2,7 +2,8 @@ package upstream
 
 import (
 	"bytes"
-	"unicode"
+
+	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
 // respKind is what the start of an upstream response says about the rest.
@@ -93,13 +94,7 @@ func atomAt(b []byte) (atom, rest []byte, ok bool) {
 	return nil, nil, false
 }
 
-func isAtomChar(c byte) bool {
-	switch c {
-	case '(', ')', '{', ' ', '%', '*', '"', '\\', ']':
-		return false
-	}
-	return !unicode.IsControl(rune(c))
-}
+func isAtomChar(c byte) bool { return imapframe.IsAtomChar(c) }
 
 func isDigits(b []byte) bool {
 	for _, c := range b {

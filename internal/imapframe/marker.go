@@ -5,6 +5,8 @@
 // for a command or a response (RFC 3501 4.3, RFC 7888).
 package imapframe
 
+import "unicode"
+
 // MaxLiteralDigits bounds the digits of a literal's size: RFC 3501 9
 // (number) is an unsigned 32-bit value, RFC 3516 literal8 likewise; ten
 // digits hold it, more is not a number IMAP allows.
@@ -62,4 +64,17 @@ func LiteralMarker(line []byte) (lit Literal, start int, ok bool) {
 	}
 	lit.Size, lit.Valid = size, true
 	return lit, start, true
+}
+
+// IsAtomChar is RFC 3501 9 ATOM-CHAR as go-imap reads it (imapserver's and
+// imapclient's decoder alike): any byte but atom-specials and control
+// characters, C1 included, since the decoder judges a byte taken as a
+// rune. Framing with the same rule is what makes the readers agree with
+// go-imap on where an atom (a tag, a command or response name) ends.
+func IsAtomChar(c byte) bool {
+	switch c {
+	case '(', ')', '{', ' ', '%', '*', '"', '\\', ']':
+		return false
+	}
+	return !unicode.IsControl(rune(c))
 }
