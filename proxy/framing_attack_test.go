@@ -266,8 +266,11 @@ func TestFramingSpoolTempFiles(t *testing.T) {
 // already in imapserver's buffer since the reader hands the literal's last
 // line and the command's rest in one Read, is parsed as the next command.
 // Dovecot: "a NO Mailbox name is not valid mUTF-7", "zz OK". A literal
-// with a CRLF inside fails the same way: idlemux closes the connection
-// ("expected atom") where Dovecot answers NO and goes on.
+// with a CRLF inside fails the same way: idlemux closed the connection
+// ("expected atom") where Dovecot answers NO and goes on. idlemux answers
+// BAD where Dovecot answers NO (imapserver's parser refuses the name;
+// clienterrors_dovecot_test.go lists it): the shapes compare without the
+// first answer's type.
 func TestFramingErrorAfterLiteralRunsRestOfLine(t *testing.T) {
 	dv := startDovecot(t)
 	p := startProxy(t, testConfig(dv.Addr))
@@ -280,8 +283,11 @@ func TestFramingErrorAfterLiteralRunsRestOfLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dgot := shape(converse(t, dv.Addr, true, tt.payload))
 			got := shape(converse(t, p.Addrs()[0], true, tt.payload))
-			if !slices.Equal(got, dgot) {
-				t.Errorf("through idlemux: got %q, want Dovecot's %q", got, dgot)
+			if want := []string{"a NO", "zz OK"}; !slices.Equal(dgot, want) {
+				t.Fatalf("directly against Dovecot: got %q, want %q (the reference changed)", dgot, want)
+			}
+			if want := []string{"a BAD", "zz OK"}; !slices.Equal(got, want) {
+				t.Errorf("through idlemux: got %q, want %q (Dovecot: %q)", got, want, dgot)
 			}
 		})
 	}
