@@ -18,14 +18,18 @@ type byteCounter struct{ n atomic.Int64 }
 func (c *byteCounter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 func (c *byteCounter) Sync() error                 { return nil }
 
-// heapInUse is the live heap after a full collection.
-func heapInUse() uint64 {
+// collected is the memory statistics after two collections (the second
+// also shrinks goroutine stacks once more, by half at most).
+func collected() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
+	return ms
 }
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 { return collected().HeapInuse }
 
 // failLongNames sends failures wrong logins with nameLen-byte user names
 // (each different) from 127.0.0.1 through a map-mode proxy (where, before

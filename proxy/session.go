@@ -198,11 +198,12 @@ func (sess *session) Close() error {
 	return nil
 }
 
-// Login checks the password by logging in upstream (or against bcrypt in
+// login checks the password by logging in upstream (or against bcrypt in
 // map mode, or the salted hash of a password verified before). The
 // password is never logged. Each refusal counts as a failed login and
-// waits its delay holding the address's login slot (logingate.go).
-func (sess *session) Login(username, password string) error {
+// waits its delay holding the address's login slot (logingate.go). It
+// runs on a goroutine of its own (Login, loginstack.go).
+func (sess *session) login(username, password string) error {
 	dyn := sess.s.dyn()
 	lim, limits, up := sess.s.lim, dyn.cfg.Limits, sess.s.cfg.Upstream
 	ctx, cancel := context.WithTimeout(context.Background(), loginQueueWait+up.DialTimeout+up.ResponseTimeout)
