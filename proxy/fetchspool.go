@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -39,13 +40,23 @@ var (
 	// spoolDiskTotal caps spool files across all FETCHes, so a wave of
 	// stalled clients cannot fill the temporary directory.
 	spoolDiskTotal int64 = 1 << 30
+	// spoolPatience is how long, in all, a FETCH's upstream side waits
+	// for a client that lags behind the memory bound before it spools to
+	// disk: a client that keeps up costs no disk writes and reads, and
+	// the upstream connection is held at most this much longer.
+	spoolPatience = 250 * time.Millisecond
 )
 
 // spoolMemUsed and spoolDiskUsed count what every spool holds.
 var spoolMemUsed, spoolDiskUsed atomic.Int64
 
-// spoolChunkSize is the size of a memory chunk (the copy buffers' size).
-const spoolChunkSize = 32 << 10
+// spoolChunkSize is the size of a memory chunk: the most the upstream
+// side reads, and the client side writes, at once.
+const spoolChunkSize = 128 << 10
+
+// spoolFileStep is the most written to the spool file at once (the size
+// of the pooled copy buffers that stage it).
+const spoolFileStep = 32 << 10
 
 var spoolChunks = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunkSize); return &b }}
 
@@ -101,11 +112,14 @@ type fetchSpool struct {
 	done                     bool  // the upstream side has finished
 	err                      error // why the upstream side stopped, if it failed
 	rerr                     error // why the client side stopped: the upstream side stops too
-	guard                    *upstream.Guard
+	// patience is how long the upstream side may still wait for the
+	// client side to free memory before it spools to disk.
+	patience time.Duration
+	guard    *upstream.Guard
 }
 
 func newFetchSpool() *fetchSpool {
-	sp := &fetchSpool{}
+	sp := &fetchSpool{patience: spoolPatience}
 	sp.cond.L = &sp.mu
 	return sp
 }
@@ -229,8 +243,10 @@ func (r reservation) release() {
 
 // reserve finds room for up to max bytes: in memory while the memory
 // bounds allow (one chunk always may, so a spool makes progress whatever
-// the others hold), else in the spool file while the disk bounds allow,
-// else it waits for the client side.
+// the others hold); else, while the FETCH's patience lasts, it waits for
+// the client side to make room in memory (a client that keeps up but lags
+// a moment costs no disk); else in the spool file while the disk bounds
+// allow; else it waits for the client side.
 func (sp *fetchSpool) reserve(max int64) (reservation, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -238,7 +254,14 @@ func (sp *fetchSpool) reserve(max int64) (reservation, error) {
 		if sp.rerr != nil {
 			return reservation{}, sp.rerr
 		}
-		r, ok, err := sp.roomLocked(max)
+		if r, ok := sp.memRoomLocked(max); ok {
+			return r, nil
+		}
+		if sp.patience > 0 {
+			sp.waitPatientLocked()
+			continue
+		}
+		r, ok, err := sp.fileRoomLocked(max)
 		if err != nil {
 			sp.rerr = err
 			sp.cond.Broadcast()
@@ -251,14 +274,14 @@ func (sp *fetchSpool) reserve(max int64) (reservation, error) {
 	}
 }
 
-// roomLocked is reserve's one attempt. Only the last chunk is ever short
+// memRoomLocked finds room in memory. Only the last chunk is ever short
 // of its capacity: the client side drops a memory chunk once it is full
 // and read, never the one still being filled.
-func (sp *fetchSpool) roomLocked(max int64) (reservation, bool, error) {
+func (sp *fetchSpool) memRoomLocked(max int64) (reservation, bool) {
 	if k := len(sp.chunks); k > 0 && sp.chunks[k-1].buf != nil {
 		b := *sp.chunks[k-1].buf
 		if room := cap(b) - len(b); room > 0 {
-			return reservation{mem: b[len(b):][:min(int64(room), max)]}, true, nil
+			return reservation{mem: b[len(b):][:min(int64(room), max)]}, true
 		}
 	}
 	if sp.mem == 0 || (sp.mem+spoolChunkSize <= spoolChunkMemPerFetch && spoolMemUsed.Load()+spoolChunkSize <= spoolChunkMemTotal) {
@@ -267,8 +290,28 @@ func (sp *fetchSpool) roomLocked(max int64) (reservation, bool, error) {
 		sp.chunks = append(sp.chunks, spoolChunk{buf: b})
 		sp.mem += spoolChunkSize
 		spoolMemUsed.Add(spoolChunkSize)
-		return reservation{mem: (*b)[:min(spoolChunkSize, max)]}, true, nil
+		return reservation{mem: (*b)[:min(spoolChunkSize, max)]}, true
 	}
+	return reservation{}, false
+}
+
+// waitPatientLocked waits for the client side to free memory, for at most
+// what is left of the FETCH's patience: the upstream connection is held
+// that much longer at most, whatever the client does.
+func (sp *fetchSpool) waitPatientLocked() {
+	start := time.Now()
+	t := time.AfterFunc(sp.patience, func() {
+		sp.mu.Lock()
+		sp.cond.Broadcast()
+		sp.mu.Unlock()
+	})
+	sp.waitLocked(true)
+	t.Stop()
+	sp.patience -= time.Since(start)
+}
+
+// fileRoomLocked finds room in the spool file.
+func (sp *fetchSpool) fileRoomLocked(max int64) (reservation, bool, error) {
 	if sp.fileIn == 0 && sp.fileW > 0 {
 		// Everything on disk was read: reuse the file from the start.
 		if err := sp.file.Truncate(0); err != nil {
@@ -277,7 +320,7 @@ func (sp *fetchSpool) roomLocked(max int64) (reservation, bool, error) {
 		spoolDiskUsed.Add(-sp.fileW)
 		sp.fileW = 0
 	}
-	n := min(spoolChunkSize, max)
+	n := min(spoolFileStep, max)
 	if sp.fileW+n > spoolDiskPerFetch || spoolDiskUsed.Load()+n > spoolDiskTotal {
 		return reservation{}, false, nil
 	}
@@ -388,7 +431,6 @@ func (sp *fetchSpool) take(max int64) ([]byte, *[]byte, error) {
 		view = view[:min(int64(len(view)), max)]
 		c.r += len(view)
 		sp.unread -= int64(len(view))
-		sp.wakeWriterLocked()
 		return view, nil, nil
 	}
 	// A file chunk. The upstream side never touches a region not yet
@@ -408,7 +450,9 @@ func (sp *fetchSpool) take(max int64) ([]byte, *[]byte, error) {
 		sp.chunks[0] = spoolChunk{}
 		sp.chunks = sp.chunks[1:]
 	}
-	sp.wakeWriterLocked()
+	if sp.fileIn == 0 {
+		sp.wakeWriterLocked() // the file can be reused
+	}
 	return (*bp)[:want], bp, nil
 }
 
