@@ -263,9 +263,9 @@ func (sess *session) drain(w *imapserver.FetchWriter, sp *fetchSpool, options *i
 			}
 			mw = messageWriter{options: options}
 		case recItem:
-			var lit io.Reader
+			var lit *spoolLiteral
 			if r.lit {
-				lit = io.LimitReader(sp, r.size)
+				lit = &spoolLiteral{sp, r.size}
 			}
 			if err := mw.write(resp, r.item, lit, r.size); err != nil {
 				return err
@@ -292,7 +292,7 @@ type messageWriter struct {
 
 // write writes item; a body section's size bytes come from lit, and are
 // read (and dropped) even when the client did not ask for the section.
-func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapclient.FetchItemData, lit io.Reader, size int64) error {
+func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapclient.FetchItemData, lit *spoolLiteral, size int64) error {
 	o := mw.options
 	switch it := item.(type) {
 	case imapclient.FetchItemDataFlags:
@@ -361,12 +361,18 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 	return nil
 }
 
+// spoolLiteral is the next literal's size bytes in the spool.
+type spoolLiteral struct {
+	sp   *fetchSpool
+	size int64
+}
+
 // skipLiteral reads a literal nobody asked for out of the spool.
-func skipLiteral(lit io.Reader) error {
+func skipLiteral(lit *spoolLiteral) error {
 	if lit == nil {
 		return nil
 	}
-	if _, err := copyBuffered(io.Discard, lit); err != nil {
+	if err := lit.sp.writeLiteralTo(io.Discard, lit.size); err != nil {
 		return &clientGone{err}
 	}
 	return nil
@@ -375,9 +381,9 @@ func skipLiteral(lit io.Reader) error {
 // copyLiteral streams a body from the spool into the client's literal. A
 // literal that cannot be finished leaves the client's connection out of
 // step: either way the client is gone.
-func copyLiteral(wc io.WriteCloser, src io.Reader) error {
-	if src != nil {
-		if _, err := copyBuffered(wc, src); err != nil {
+func copyLiteral(wc io.WriteCloser, lit *spoolLiteral) error {
+	if lit != nil {
+		if err := lit.sp.writeLiteralTo(wc, lit.size); err != nil {
 			wc.Close()
 			return &clientGone{err}
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -39,13 +40,23 @@ var (
 	// spoolDiskTotal caps spool files across all FETCHes, so a wave of
 	// stalled clients cannot fill the temporary directory.
 	spoolDiskTotal int64 = 1 << 30
+	// spoolPatience is how long, in all, a FETCH's upstream side waits
+	// for a client that lags behind the memory bound before it spools to
+	// disk: a client that keeps up costs no disk writes and reads, and
+	// the upstream connection is held at most this much longer.
+	spoolPatience = 250 * time.Millisecond
 )
 
 // spoolMemUsed and spoolDiskUsed count what every spool holds.
 var spoolMemUsed, spoolDiskUsed atomic.Int64
 
-// spoolChunkSize is the size of a memory chunk (the copy buffers' size).
-const spoolChunkSize = 32 << 10
+// spoolChunkSize is the size of a memory chunk: the most the upstream
+// side reads, and the client side writes, at once.
+const spoolChunkSize = 128 << 10
+
+// spoolFileStep is the most written to the spool file at once (the size
+// of the pooled copy buffers that stage it).
+const spoolFileStep = 32 << 10
 
 var spoolChunks = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunkSize); return &b }}
 
@@ -101,11 +112,14 @@ type fetchSpool struct {
 	done                     bool  // the upstream side has finished
 	err                      error // why the upstream side stopped, if it failed
 	rerr                     error // why the client side stopped: the upstream side stops too
-	guard                    *upstream.Guard
+	// patience is how long the upstream side may still wait for the
+	// client side to free memory before it spools to disk.
+	patience time.Duration
+	guard    *upstream.Guard
 }
 
 func newFetchSpool() *fetchSpool {
-	sp := &fetchSpool{}
+	sp := &fetchSpool{patience: spoolPatience}
 	sp.cond.L = &sp.mu
 	return sp
 }
@@ -171,83 +185,172 @@ func (sp *fetchSpool) put(r spoolRec) error {
 	return nil
 }
 
-// Write adds literal bytes: to memory while the memory bounds allow (one
-// chunk always may, so a spool makes progress whatever the others hold),
-// else to the spool file while the disk bounds allow, else it waits for
-// the client side.
-func (sp *fetchSpool) Write(p []byte) (int, error) {
+// copyLiteralIn spools a literal of size bytes from src, failing if src
+// ends early. The bytes are read straight into the spool's memory chunks
+// (or, past the memory bounds, a staging buffer for the file), outside
+// the lock: the client side only sees them once published.
+func (sp *fetchSpool) copyLiteralIn(src io.Reader, size int64) error {
+	for left := size; left > 0; {
+		r, err := sp.reserve(left)
+		if err != nil {
+			return err
+		}
+		var n int
+		if r.mem != nil {
+			n, err = src.Read(r.mem)
+		} else {
+			n, err = io.ReadFull(src, r.stage)
+			if n > 0 {
+				if _, werr := sp.file.WriteAt(r.stage[:n], r.off); werr != nil {
+					err = fmt.Errorf("spooling FETCH: %w", werr)
+					n = 0
+				}
+			}
+		}
+		if n > 0 {
+			sp.publish(r, n)
+			left -= int64(n)
+		}
+		r.release()
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if left > 0 {
+				err = fmt.Errorf("literal of %d bytes ended after %d: %w", size, size-left, io.ErrUnexpectedEOF)
+			} else {
+				err = nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reservation is room for the next literal bytes: free space at the end
+// of the last memory chunk, or a staging buffer bound for the file at off.
+type reservation struct {
+	mem   []byte
+	stage []byte
+	bp    *[]byte
+	off   int64
+}
+
+func (r reservation) release() {
+	if r.bp != nil {
+		copyBufs.Put(r.bp)
+	}
+}
+
+// reserve finds room for up to max bytes: in memory while the memory
+// bounds allow (one chunk always may, so a spool makes progress whatever
+// the others hold); else, while the FETCH's patience lasts, it waits for
+// the client side to make room in memory (a client that keeps up but lags
+// a moment costs no disk); else in the spool file while the disk bounds
+// allow; else it waits for the client side.
+func (sp *fetchSpool) reserve(max int64) (reservation, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	written := 0
-	for len(p) > 0 {
+	for {
 		if sp.rerr != nil {
-			return written, sp.rerr
+			return reservation{}, sp.rerr
 		}
-		n, err := sp.writeSomeLocked(p)
+		if r, ok := sp.memRoomLocked(max); ok {
+			return r, nil
+		}
+		if sp.patience > 0 {
+			sp.waitPatientLocked()
+			continue
+		}
+		r, ok, err := sp.fileRoomLocked(max)
 		if err != nil {
 			sp.rerr = err
 			sp.cond.Broadcast()
-			return written, err
+			return reservation{}, err
 		}
-		if n == 0 {
-			sp.waitLocked(true)
-			continue
+		if ok {
+			return r, nil
 		}
-		written += n
-		sp.unread += int64(n)
-		p = p[n:]
+		sp.waitLocked(true)
 	}
-	sp.wakeReaderLocked()
-	return written, nil
 }
 
-// writeSomeLocked places a prefix of p; 0 means no room now.
-func (sp *fetchSpool) writeSomeLocked(p []byte) (int, error) {
+// memRoomLocked finds room in memory. Only the last chunk is ever short
+// of its capacity: the client side drops a memory chunk once it is full
+// and read, never the one still being filled.
+func (sp *fetchSpool) memRoomLocked(max int64) (reservation, bool) {
 	if k := len(sp.chunks); k > 0 && sp.chunks[k-1].buf != nil {
-		last := sp.chunks[k-1].buf
-		if room := cap(*last) - len(*last); room > 0 {
-			n := min(room, len(p))
-			*last = append(*last, p[:n]...)
-			return n, nil
+		b := *sp.chunks[k-1].buf
+		if room := cap(b) - len(b); room > 0 {
+			return reservation{mem: b[len(b):][:min(int64(room), max)]}, true
 		}
 	}
 	if sp.mem == 0 || (sp.mem+spoolChunkSize <= spoolChunkMemPerFetch && spoolMemUsed.Load()+spoolChunkSize <= spoolChunkMemTotal) {
 		b := spoolChunks.Get().(*[]byte)
-		n := min(spoolChunkSize, len(p))
-		*b = append((*b)[:0], p[:n]...)
+		*b = (*b)[:0]
 		sp.chunks = append(sp.chunks, spoolChunk{buf: b})
 		sp.mem += spoolChunkSize
 		spoolMemUsed.Add(spoolChunkSize)
-		return n, nil
+		return reservation{mem: (*b)[:min(spoolChunkSize, max)]}, true
 	}
+	return reservation{}, false
+}
+
+// waitPatientLocked waits for the client side to free memory, for at most
+// what is left of the FETCH's patience: the upstream connection is held
+// that much longer at most, whatever the client does.
+func (sp *fetchSpool) waitPatientLocked() {
+	start := time.Now()
+	t := time.AfterFunc(sp.patience, func() {
+		sp.mu.Lock()
+		sp.cond.Broadcast()
+		sp.mu.Unlock()
+	})
+	sp.waitLocked(true)
+	t.Stop()
+	sp.patience -= time.Since(start)
+}
+
+// fileRoomLocked finds room in the spool file.
+func (sp *fetchSpool) fileRoomLocked(max int64) (reservation, bool, error) {
 	if sp.fileIn == 0 && sp.fileW > 0 {
 		// Everything on disk was read: reuse the file from the start.
 		if err := sp.file.Truncate(0); err != nil {
-			return 0, fmt.Errorf("spooling FETCH: %w", err)
+			return reservation{}, false, fmt.Errorf("spooling FETCH: %w", err)
 		}
 		spoolDiskUsed.Add(-sp.fileW)
 		sp.fileW = 0
 	}
-	n := int64(min(spoolChunkSize, len(p)))
+	n := min(spoolFileStep, max)
 	if sp.fileW+n > spoolDiskPerFetch || spoolDiskUsed.Load()+n > spoolDiskTotal {
-		return 0, nil
+		return reservation{}, false, nil
 	}
 	if sp.file == nil {
 		f, err := os.CreateTemp("", "idlemux-fetch-")
 		if err != nil {
-			return 0, fmt.Errorf("spooling FETCH: %w", err)
+			return reservation{}, false, fmt.Errorf("spooling FETCH: %w", err)
 		}
 		os.Remove(f.Name()) // unlinked: nothing is left behind, whatever happens
 		sp.file = f
 	}
-	if _, err := sp.file.WriteAt(p[:n], sp.fileW); err != nil {
-		return 0, fmt.Errorf("spooling FETCH: %w", err)
+	bp := copyBufs.Get().(*[]byte)
+	return reservation{stage: (*bp)[:n], bp: bp, off: sp.fileW}, true, nil
+}
+
+// publish hands n bytes read into r to the client side.
+func (sp *fetchSpool) publish(r reservation, n int) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if r.mem != nil {
+		b := sp.chunks[len(sp.chunks)-1].buf
+		*b = (*b)[:len(*b)+n]
+	} else {
+		sp.chunks = append(sp.chunks, spoolChunk{off: r.off, n: int64(n)})
+		sp.fileW += int64(n)
+		sp.fileIn += int64(n)
+		spoolDiskUsed.Add(int64(n))
 	}
-	sp.chunks = append(sp.chunks, spoolChunk{off: sp.fileW, n: n})
-	sp.fileW += n
-	sp.fileIn += n
-	spoolDiskUsed.Add(n)
-	return int(n), nil
+	sp.unread += int64(n)
+	sp.wakeReaderLocked()
 }
 
 // finish ends the upstream side; err says why when it failed.
@@ -277,53 +380,86 @@ func (sp *fetchSpool) next() (spoolRec, bool) {
 	return r, true
 }
 
-// Read reads literal bytes in order. Once the upstream side has finished,
-// running out of bytes is an error: a literal's bytes were cut short.
-func (sp *fetchSpool) Read(p []byte) (int, error) {
-	sp.mu.Lock()
-	for len(sp.chunks) == 0 && !sp.done {
-		sp.waitLocked(false)
-	}
-	if len(sp.chunks) == 0 {
-		err := sp.err
-		sp.mu.Unlock()
-		if err == nil {
-			return 0, errSpoolCut
+// writeLiteralTo writes the next size literal bytes to w, straight from
+// the spool's memory (without the lock: only this side consumes, and the
+// upstream side only appends past what was published). Once the upstream
+// side has finished, running out of bytes means a literal was cut short.
+func (sp *fetchSpool) writeLiteralTo(w io.Writer, size int64) error {
+	for left := size; left > 0; {
+		view, bp, err := sp.take(left)
+		if err != nil {
+			return err
 		}
-		return 0, fmt.Errorf("%w: %v", errSpoolCut, err)
+		n, err := w.Write(view)
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+		if err != nil {
+			return err
+		}
+		left -= int64(n)
+	}
+	return nil
+}
+
+// take returns the next published bytes, up to max, and marks them read:
+// a view of a memory chunk, or a pooled buffer (bp) read from the file.
+// A memory chunk goes back to the pool only at the next take, once its
+// bytes were written.
+func (sp *fetchSpool) take(max int64) ([]byte, *[]byte, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for {
+		for len(sp.chunks) > 0 && sp.headSpentLocked() {
+			sp.dropHeadLocked()
+			sp.wakeWriterLocked()
+		}
+		if sp.unread > 0 {
+			break
+		}
+		if sp.done {
+			if sp.err == nil {
+				return nil, nil, errSpoolCut
+			}
+			return nil, nil, fmt.Errorf("%w: %v", errSpoolCut, sp.err)
+		}
+		sp.waitLocked(false)
 	}
 	c := &sp.chunks[0]
 	if c.buf != nil {
-		n := copy(p, (*c.buf)[c.r:])
-		c.r += n
-		sp.unread -= int64(n)
-		if c.r == len(*c.buf) {
-			sp.dropHeadLocked()
-		}
-		sp.wakeWriterLocked()
-		sp.mu.Unlock()
-		return n, nil
+		view := (*c.buf)[c.r:]
+		view = view[:min(int64(len(view)), max)]
+		c.r += len(view)
+		sp.unread -= int64(len(view))
+		return view, nil, nil
 	}
-	// A file chunk: read it without the lock. The writer never touches a
-	// region that is not yet read (fileIn > 0 keeps the file).
-	off, want, f := c.off, min(int64(len(p)), c.n), sp.file
-	sp.mu.Unlock()
-	n, err := f.ReadAt(p[:want], off)
-	sp.mu.Lock()
-	c = &sp.chunks[0]
-	c.off += int64(n)
-	c.n -= int64(n)
-	sp.fileIn -= int64(n)
-	sp.unread -= int64(n)
+	// A file chunk. The upstream side never touches a region not yet
+	// read (fileIn > 0 keeps the file); the read is short, under the lock.
+	bp := copyBufs.Get().(*[]byte)
+	want := min(int64(len(*bp)), c.n, max)
+	n, err := sp.file.ReadAt((*bp)[:want], c.off)
+	if err != nil && int64(n) < want {
+		copyBufs.Put(bp)
+		return nil, nil, fmt.Errorf("reading FETCH spool: %w", err)
+	}
+	c.off += want
+	c.n -= want
+	sp.fileIn -= want
+	sp.unread -= want
 	if c.n == 0 {
+		sp.chunks[0] = spoolChunk{}
 		sp.chunks = sp.chunks[1:]
 	}
-	sp.wakeWriterLocked()
-	sp.mu.Unlock()
-	if err != nil && n < int(want) {
-		return n, fmt.Errorf("reading FETCH spool: %w", err)
+	if sp.fileIn == 0 {
+		sp.wakeWriterLocked() // the file can be reused
 	}
-	return n, nil
+	return (*bp)[:want], bp, nil
+}
+
+// headSpentLocked: the first chunk is a memory chunk, full and all read.
+func (sp *fetchSpool) headSpentLocked() bool {
+	c := sp.chunks[0]
+	return c.buf != nil && c.r == cap(*c.buf)
 }
 
 // dropHeadLocked returns the first chunk's memory.
@@ -365,16 +501,6 @@ func (sp *fetchSpool) free() {
 		sp.file, sp.fileW, sp.fileIn = nil, 0, 0
 	}
 	sp.recs, sp.recMem = nil, 0
-}
-
-// copyLiteralIn spools a literal of size bytes from src, failing if src
-// ends early.
-func (sp *fetchSpool) copyLiteralIn(src io.Reader, size int64) error {
-	n, err := copyBuffered(sp, src)
-	if err == nil && n != size {
-		err = fmt.Errorf("literal of %d bytes ended after %d: %w", size, n, io.ErrUnexpectedEOF)
-	}
-	return err
 }
 
 // recCost estimates the memory a record holds.
