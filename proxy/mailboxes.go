@@ -47,7 +47,14 @@ func (sess *session) Unsubscribe(mailbox string) error {
 // List relays LIST and LSUB (imapserver turns LSUB into LIST with
 // SelectSubscribed and writes the answers as LSUB). Special-use and child
 // attributes pass through as the upstream sends them.
+//
+// imapserver drops an empty pattern: a List without patterns is
+// `LIST ref ""`, which asks for the hierarchy delimiter and the root of
+// ref (RFC 3501 6.3.8); the upstream answers it.
 func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		patterns = []string{""}
+	}
 	up := options
 	if options != nil && options.ReturnStatus != nil {
 		o, st := *options, upstreamStatusOptions(options.ReturnStatus)
