@@ -24,7 +24,9 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 			clear(sess.reported) // no Poll follows a failed command
 		}
 	}()
-	uids, expunged, err := sess.resolve(numSet)
+	// Messages expunged but not yet reported to the session are skipped
+	// and the rest stored: OK, as Dovecot answers (RFC 2180 4.2.1).
+	uids, _, err := sess.resolve(numSet)
 	if err != nil {
 		return err
 	}
@@ -65,9 +67,6 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 				return err
 			}
 		}
-	}
-	if len(expunged) > 0 {
-		return errExpungeIssued
 	}
 	return nil
 }
