@@ -242,12 +242,12 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 }
 
 // parserRefusal turns imapserver's "NO [SERVERBUG] Internal server error"
-// for the running command into BAD. imapserver answers so when its own
-// parser fails on what the client sent (a bad sequence set, search key,
-// date or mailbox name), where Dovecot answers BAD: the client's mistake
-// is not the server's bug (RFC 5530). idlemux's sessions never return
-// what imapserver turns into that answer (session.fail maps every error).
-// cc.mu is held.
+// for the running command into Dovecot's answer. imapserver answers so
+// when its own parser fails on what the client sent (a bad sequence set,
+// search key or date: Dovecot answers BAD; for the commands of
+// mailboxNameOnly, a name that is not valid modified UTF-7), never for
+// idlemux's sessions (session.fail maps every error): the client's
+// mistake is not the server's bug (RFC 5530). cc.mu is held.
 func (cc *clientConn) parserRefusal(p []byte) []byte {
 	if cc.cur == nil || cc.answered || !cc.lineStart {
 		return p
@@ -260,7 +260,24 @@ func (cc *clientConn) parserRefusal(p []byte) []byte {
 	if cc.cur.sub != "" {
 		name += " " + cc.cur.sub
 	}
+	switch mailboxNameOnly[name] {
+	case "list":
+		// Dovecot lists nothing for a pattern that is not mUTF-7.
+		return []byte(tag + " OK " + name + " completed\r\n")
+	case "name":
+		return []byte(tag + " NO Mailbox name is not valid mUTF-7\r\n")
+	}
 	return []byte(tag + " BAD Error in IMAP command " + name + ": Invalid arguments\r\n")
+}
+
+// mailboxNameOnly names the commands whose only argument imapserver can
+// fail on with an internal error is a mailbox name or LIST pattern that
+// is not valid modified UTF-7 (RFC 3501 5.1.3); the rest of their syntax
+// fails as a decoder error, which imapserver answers BAD itself.
+var mailboxNameOnly = map[string]string{
+	"LIST": "list", "LSUB": "list",
+	"SELECT": "name", "EXAMINE": "name", "CREATE": "name", "DELETE": "name", "RENAME": "name",
+	"SUBSCRIBE": "name", "UNSUBSCRIBE": "name", "STATUS": "name",
 }
 
 // internalErrorAnswer is imapserver's answer to a handler's error it
