@@ -232,6 +232,7 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 		}
 	}
 	out := cc.parserRefusal(p)
+	out = cc.capabilityLine(out)
 	cc.observe(p)
 	conn := cc.conn
 	cc.mu.Unlock()
@@ -268,6 +269,42 @@ func (cc *clientConn) parserRefusal(p []byte) []byte {
 		return []byte(tag + " NO Mailbox name is not valid mUTF-7\r\n")
 	}
 	return []byte(tag + " BAD Error in IMAP command " + name + ": Invalid arguments\r\n")
+}
+
+// notOffered are capabilities imapserver adds on its own after login that
+// idlemux must not offer: UTF8=ACCEPT (RFC 6855) would make imapserver
+// send UTF-8 names and headers the upstream never enabled (Dovecot 2.3 has
+// no UTF8=ACCEPT at all); LITERAL- beside the LITERAL+ always offered
+// after login (RFC 7888 4: never both).
+var notOffered = [][]byte{[]byte(" UTF8=ACCEPT"), []byte(" LITERAL-")}
+
+// capabilityLine takes notOffered out of imapserver's capability lists
+// after login: the CAPABILITY response and the [CAPABILITY ...] code of a
+// login's OK (the lists before login are the reader's own). cc.mu is held.
+func (cc *clientConn) capabilityLine(p []byte) []byte {
+	if !cc.lineStart {
+		return p
+	}
+	isCaps := bytes.HasPrefix(p, []byte("* CAPABILITY "))
+	if !isCaps && cc.cur != nil && !cc.answered {
+		isCaps = bytes.HasPrefix(p, []byte(cc.cur.tag+" OK [CAPABILITY "))
+	}
+	if !isCaps || bytes.IndexByte(p, '\n') != len(p)-1 {
+		return p
+	}
+	for _, c := range notOffered {
+		for {
+			i := bytes.Index(p, c)
+			if i < 0 {
+				break
+			}
+			if end := i + len(c); end < len(p) && p[end] != ' ' && p[end] != ']' && p[end] != '\r' {
+				break // a longer name that starts alike
+			}
+			p = append(p[:i:i], p[i+len(c):]...)
+		}
+	}
+	return p
 }
 
 // mailboxNameOnly names the commands whose only argument imapserver can
