@@ -55,9 +55,7 @@ func newClientConnFor(l *listener, c net.Conn, isTLS bool, appendLimit func() ui
 // transportOf returns the connection under a clientConn.
 func transportOf(c net.Conn) net.Conn {
 	if cc, ok := c.(*clientConn); ok {
-		cc.mu.Lock()
-		defer cc.mu.Unlock()
-		return cc.conn
+		return cc.transport()
 	}
 	return c
 }

@@ -101,7 +101,7 @@ func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imaps
 		sess.loginTimer = time.AfterFunc(d, func() { sess.bye("Login timeout, closing connection") })
 	}
 	sess.baseLog = sess.log
-	if cc, ok := conn.NetConn().(*clientConn); ok {
+	if cc := sess.reader(); cc != nil {
 		cc.onFailedLogin = sess.refusedByReader
 	}
 	sess.log.Debug("session started")
@@ -191,7 +191,7 @@ func (sess *session) Close() error {
 	if sess.userCounted {
 		release(sess.s.lim, sess.s.lim.perUser, sess.user)
 	}
-	if cc, ok := sess.conn.NetConn().(*clientConn); ok {
+	if cc := sess.reader(); cc != nil {
 		cc.finish() // a spooled APPEND imapserver never read
 	}
 	sess.s.unregister(sess) // last: Shutdown waits for it
@@ -252,7 +252,7 @@ func (sess *session) login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
 	}
 	sess.userCounted = true
-	if cc, ok := sess.conn.NetConn().(*clientConn); ok {
+	if cc := sess.reader(); cc != nil {
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct
@@ -418,4 +418,11 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY"
 func (sess *session) settle() {
 	sess.cmdMu.Lock()
 	sess.cmdMu.Unlock() //nolint:staticcheck // an empty critical section: wait for Idle
+}
+
+// reader is the command reader in front of imapserver for this session
+// (nil only for connections not accepted by a listener, as in tests).
+func (sess *session) reader() *clientConn {
+	cc, _ := sess.conn.NetConn().(*clientConn)
+	return cc
 }
