@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream"
 )
 
 // metrics are idlemux's Prometheus series. Gauges are read from the live
@@ -52,10 +54,9 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.mgr.Stats().Watchers) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
 			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_logins_total", Help: "Logins made to the upstream (providers rate-limit them)."},
-			func() float64 { return float64(s.mgr.Stats().Logins) }),
 		&sessionCollector{s: s, desc: sessions},
 		&connCollector{s: s},
+		&loginCollector{s: s},
 	)
 	return m
 }
@@ -127,4 +128,20 @@ func (m *metrics) shutdown(ctx context.Context) {
 	}
 	m.httpSrv.Shutdown(ctx)
 	<-m.httpDone
+}
+
+// loginCollector reports idlemux_upstream_logins_total{reason}: providers
+// count and rate-limit logins, and the reasons show where churn comes from.
+type loginCollector struct{ s *Server }
+
+var loginDesc = prometheus.NewDesc("idlemux_upstream_logins_total",
+	"Logins made to the upstream (providers rate-limit them), by reason: check (a client's password), command (a new pool connection), watcher, reconnect (a watcher after a failure).",
+	[]string{"reason"}, nil)
+
+func (c *loginCollector) Describe(ch chan<- *prometheus.Desc) { ch <- loginDesc }
+func (c *loginCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.mgr.Stats()
+	for r, n := range st.LoginsBy {
+		ch <- prometheus.MustNewConstMetric(loginDesc, prometheus.CounterValue, float64(n), upstream.LoginReason(r).String())
+	}
 }

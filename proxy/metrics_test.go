@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -67,14 +66,20 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		"idlemux_upstream_reconnects_total 0",
 		"idlemux_clients_closed_lagging_total 0",
 		// What the upstream itself counted, but for the test's own direct
-		// client: the wrong password, the first good one (its connection
-		// then serves commands) and the watcher's; the second client's
-		// login was answered from the verified cache.
-		fmt.Sprintf("idlemux_upstream_logins_total %d", up.logins.Load()-1),
+		// client: the wrong password and the first good one (checks; the
+		// good one's connection then serves commands) and the watcher's;
+		// the second client's login was answered from the verified cache.
+		`idlemux_upstream_logins_total{reason="check"} 2`,
+		`idlemux_upstream_logins_total{reason="watcher"} 1`,
+		`idlemux_upstream_logins_total{reason="command"} 0`,
+		`idlemux_upstream_logins_total{reason="reconnect"} 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if got := up.logins.Load() - 1; got != 3 {
+		t.Errorf("logins the upstream counted (but the test's own): got %d, want 3", got)
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", body)

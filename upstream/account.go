@@ -30,11 +30,11 @@ type Account struct {
 	mech     string // "" (password), MechXOAUTH2 or MechOAUTHBEARER
 	cred     verified.Password
 	caps     imap.CapSet
-	total    int     // open + dialing connections, watchers included
-	watching int     // connections held by watchers
-	checking int     // connections held by login checks (dialing or logging in)
-	idle     []*Conn // idle command connections, most recently used last
-	avail    chan struct{}
+	total    int       // open + dialing connections, watchers included
+	watching int       // connections held by watchers
+	checking int       // connections held by login checks (dialing or logging in)
+	idle     []*Conn   // idle command connections, most recently used last
+	queue    []*waiter // callers waiting for a connection or a slot, oldest first
 	watchers map[string]*Watcher
 	refs     int // sessions holding the account
 	verify   map[[32]byte]*verifyCall
@@ -64,134 +64,6 @@ func (a *Account) Caps() imap.CapSet {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
 	return a.caps
-}
-
-// broadcastLocked wakes everyone waiting for a connection or a slot.
-func (a *Account) broadcastLocked() {
-	close(a.avail)
-	a.avail = make(chan struct{})
-}
-
-// slotKind says who holds an upstream connection: the per-account cap is
-// shared between command connections, watchers and login checks, and the
-// last two have their own bounds so that commands always make progress.
-type slotKind int
-
-const (
-	slotCommand slotKind = iota
-	slotWatcher
-	slotCheck
-)
-
-// checkShare is how many login checks of one account may hold upstream
-// connections at once: about half of what watchers leave, at least one.
-// A wave of wrong passwords (each a real upstream LOGIN, which a server
-// like Dovecot answers only after its auth_failure_delay) then waits in
-// line instead of taking every slot, and a logged-in session's commands
-// still find a connection.
-func checkShare(maxConns int) int { return max(1, (maxConns-1)/2) }
-
-// takeSlot reserves room for one more upstream connection for a command
-// (watcher false) or a watcher.
-func (a *Account) takeSlot(ctx context.Context, watcher bool) error {
-	if watcher {
-		return a.reserve(ctx, slotWatcher)
-	}
-	return a.reserve(ctx, slotCommand)
-}
-
-// reserve reserves room for one more upstream connection of kind,
-// closing an idle command connection if that is the only way. It waits
-// while the account is full or kind is at its own bound. Watchers may
-// hold at most MaxConns-1 connections; login checks at most checkShare,
-// and only while watchers and checks together leave a slot for commands
-// (one check may always run, or a password could never be checked when
-// watchers fill their share).
-func (a *Account) reserve(ctx context.Context, kind slotKind) error {
-	m := a.m
-	m.mu.Lock()
-	for {
-		if m.closed {
-			m.mu.Unlock()
-			return ErrClosed
-		}
-		fits, watchersFull := a.fitsLocked(kind)
-		if fits && a.total < m.opts.MaxConns {
-			break
-		}
-		if watchersFull {
-			// A lingering watcher's slot comes back when its goroutine
-			// ends; the wait below sees it.
-			a.stopLingeringLocked()
-		}
-		if fits && len(a.idle) > 0 {
-			c := a.idle[0]
-			a.idle = a.idle[1:]
-			a.total--
-			a.m.goLogoutLocked(c)
-			continue
-		}
-		ch := a.avail
-		m.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return unavailable("no upstream connection free for %s: %v", a.user, ctx.Err())
-		}
-		m.mu.Lock()
-	}
-	a.total++
-	a.countLocked(kind, 1)
-	m.mu.Unlock()
-	return nil
-}
-
-// fitsLocked says whether kind's own bound leaves room for one more, and
-// whether the watchers' share is what stands in the way. m.mu must be held.
-func (a *Account) fitsLocked(kind slotKind) (fits, watchersFull bool) {
-	maxConns := a.m.opts.MaxConns
-	switch kind {
-	case slotWatcher:
-		full := a.watching >= maxConns-1
-		return !full, full
-	case slotCheck:
-		if a.checking >= checkShare(maxConns) {
-			return false, false
-		}
-		if a.watching+a.checking < maxConns-1 || a.checking == 0 {
-			return true, false
-		}
-		return false, a.watching > 0
-	}
-	return true, false
-}
-
-// countLocked adds d to kind's own count. m.mu must be held.
-func (a *Account) countLocked(kind slotKind, d int) {
-	switch kind {
-	case slotWatcher:
-		a.watching += d
-	case slotCheck:
-		a.checking += d
-	}
-}
-
-// freeSlot gives a slot back.
-func (a *Account) freeSlot(watcher bool) {
-	if watcher {
-		a.release(slotWatcher)
-	} else {
-		a.release(slotCommand)
-	}
-}
-
-// release gives a slot of kind back.
-func (a *Account) release(kind slotKind) {
-	a.m.mu.Lock()
-	a.total--
-	a.countLocked(kind, -1)
-	a.broadcastLocked()
-	a.m.mu.Unlock()
 }
 
 // Acquire returns a command connection, with mailbox selected read-write
@@ -235,91 +107,6 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 		c.upTo = upTo
 	}
 	return c, nil
-}
-
-// get takes an idle connection (preferring one with mailbox selected) or
-// dials a new one; reused says which.
-func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) {
-	m := a.m
-	for {
-		m.mu.Lock()
-		if m.closed {
-			m.mu.Unlock()
-			return nil, false, ErrClosed
-		}
-		pick := -1
-		for i := len(a.idle) - 1; i >= 0; i-- {
-			if a.idle[i].selected == mailbox {
-				pick = i
-				break
-			}
-		}
-		if pick < 0 && len(a.idle) > 0 {
-			pick = len(a.idle) - 1
-		}
-		if pick >= 0 {
-			c := a.idle[pick]
-			a.idle = append(a.idle[:pick], a.idle[pick+1:]...)
-			m.mu.Unlock()
-			select {
-			case <-c.Closed():
-				a.freeSlot(false)
-				continue
-			default:
-			}
-			return c, true, nil
-		}
-		pass, mech := a.pass, a.mech
-		m.mu.Unlock()
-		if pass == "" {
-			return nil, false, ErrAuthFailed // forgotten: never log in with nothing
-		}
-		if err := a.takeSlot(ctx, false); err != nil {
-			return nil, false, err
-		}
-		// A connection may have been released while we waited for a slot.
-		m.mu.Lock()
-		if len(a.idle) > 0 {
-			a.total--
-			a.broadcastLocked()
-			m.mu.Unlock()
-			continue
-		}
-		m.mu.Unlock()
-		cl, err := m.dial(ctx, a.user, pass, mech, nil)
-		if err != nil {
-			a.freeSlot(false)
-			a.forgetIfRejected(pass, err)
-			return nil, false, err
-		}
-		a.confirmed(pass)
-		a.noteCaps(cl.Caps())
-		return &Conn{Client: cl, acct: a}, false, nil
-	}
-}
-
-// Release returns a connection to the pool, or closes it when err says the
-// connection itself failed.
-func (a *Account) Release(c *Conn, err error) {
-	if err != nil {
-		if _, proto := IsProtocol(err); !proto {
-			c.Client.Close() // broken: nothing to log out from
-			a.freeSlot(false)
-			return
-		}
-	}
-	m := a.m
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		c.logout()
-		a.freeSlot(false)
-		return
-	}
-	c.lastUsed = time.Now()
-	a.idle = append(a.idle, c)
-	a.broadcastLocked()
-	m.mu.Unlock()
 }
 
 // noteCaps records the post-login capabilities and tells the manager.

@@ -17,9 +17,9 @@ import (
 // half-open connections that would otherwise hang an IDLE forever.
 const keepAlive = 30 * time.Second
 
-// dial connects and logs in. handler receives the connection's unilateral
+// dial connects and logs in, counting the login under why. handler receives the connection's unilateral
 // data (nil for command connections, whose notifications the watcher gets).
-func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
+func (m *Manager) dial(ctx context.Context, why LoginReason, user, pass, mech string, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
 	o := &m.opts
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: keepAlive}
 	raw, err := dialer.DialContext(ctx, "tcp", o.Address)
@@ -62,7 +62,7 @@ func (m *Manager) dial(ctx context.Context, user, pass, mech string, handler *im
 		c.Close()
 		return nil, unavailable("greeting from %s: %v", o.Address, err)
 	}
-	m.logins.Add(1)
+	m.logins[why].Add(1)
 	if err := login(c, user, pass, mech); err != nil {
 		c.Close()
 		return nil, err

@@ -28,7 +28,7 @@ type Manager struct {
 	vsalt    [16]byte
 
 	reconnects atomic.Uint64
-	logins     atomic.Uint64
+	logins     [numLoginReasons]atomic.Uint64
 	ignored    atomic.Uint64
 
 	stop    chan struct{}
@@ -61,13 +61,14 @@ const credentialTTL = time.Hour
 // Stats counts what the manager holds.
 type Stats struct {
 	Accounts     int
-	Conns        int    // upstream connections, watchers included
-	WatcherConns int    // of which held by watchers
-	CheckConns   int    // of which held by login checks
-	Watchers     int    // running mailbox watchers
-	Reconnects   uint64 // watcher reconnects after failures, ever
-	Logins       uint64 // upstream logins attempted, ever (what the provider counts)
-	Ignored      uint64 // untagged responses of unknown types dropped, ever
+	Conns        int                     // upstream connections, watchers included
+	WatcherConns int                     // of which held by watchers
+	CheckConns   int                     // of which held by login checks
+	Watchers     int                     // running mailbox watchers
+	Reconnects   uint64                  // watcher reconnects after failures, ever
+	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
+	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
+	Ignored      uint64                  // untagged responses of unknown types dropped, ever
 }
 
 // Stats returns current counts.
@@ -83,7 +84,10 @@ func (m *Manager) Stats() Stats {
 		s.Watchers += len(a.watchers)
 	}
 	s.Reconnects = m.reconnects.Load()
-	s.Logins = m.logins.Load()
+	for i := range m.logins {
+		s.LoginsBy[i] = m.logins[i].Load()
+		s.Logins += s.LoginsBy[i]
+	}
 	s.Ignored = m.ignored.Load()
 	return s
 }
@@ -120,7 +124,6 @@ func (m *Manager) LoginMech(ctx context.Context, user, secret, mech string) (*Ac
 			m:        m,
 			user:     user,
 			log:      m.log.With(zap.String("user", user)),
-			avail:    make(chan struct{}),
 			watchers: make(map[string]*Watcher),
 			verify:   make(map[[32]byte]*verifyCall),
 		}
@@ -171,7 +174,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	if err := a.reserve(ctx, slotCheck); err != nil {
 		return err
 	}
-	cl, err := a.m.dial(ctx, a.user, pass, mech, nil)
+	cl, err := a.m.dial(ctx, LoginCheck, a.user, pass, mech, nil)
 	if err != nil {
 		a.release(slotCheck)
 		return err
@@ -235,7 +238,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 				m.goLogoutLocked(c)
 			}
 			a.idle = nil
-			a.broadcastLocked()
+			a.grantLocked()
 		}
 		m.mu.Unlock()
 		close(m.stop)

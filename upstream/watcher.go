@@ -39,7 +39,8 @@ type Watcher struct {
 	box atomic.Pointer[fanout.Mailbox]
 
 	// Owned by the run goroutine.
-	modseq uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
+	modseq   uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
+	sessions int    // upstream connections started, for the login reason
 
 	stMu    sync.Mutex
 	lastErr error         // last failure while there is no model yet
@@ -251,10 +252,10 @@ func (w *Watcher) session(opened *time.Time) error {
 	a, m := w.acct, w.acct.m
 	ctx, cancel := w.stopCtx()
 	defer cancel()
-	if err := a.takeSlot(ctx, true); err != nil {
+	if err := a.reserve(ctx, slotWatcher); err != nil {
 		return err
 	}
-	defer a.freeSlot(true)
+	defer a.release(slotWatcher)
 
 	m.mu.Lock()
 	pass, mech := a.pass, a.mech
@@ -263,7 +264,12 @@ func (w *Watcher) session(opened *time.Time) error {
 		return ErrAuthFailed // forgotten after a rejection: stop, do not log in with nothing
 	}
 	gen := w.q.reset()
-	cl, err := m.dial(ctx, a.user, pass, mech, w.q.handler(gen))
+	why := LoginWatcher
+	if w.sessions > 0 {
+		why = LoginReconnect
+	}
+	w.sessions++
+	cl, err := m.dial(ctx, why, a.user, pass, mech, w.q.handler(gen))
 	if err != nil {
 		a.forgetIfRejected(pass, err)
 		if errors.Is(err, ErrAuthFailed) && !definitelyRejected(err) {

@@ -49,8 +49,8 @@ func scrape(url string) metricsSample {
 		switch {
 		case strings.HasPrefix(f[0], "idlemux_upstream_connections{"):
 			s.upstreamConns += v
-		case f[0] == "idlemux_upstream_logins_total":
-			s.logins = v
+		case strings.HasPrefix(f[0], "idlemux_upstream_logins_total{"):
+			s.logins += v
 		case f[0] == "idlemux_fanout_latency_seconds_sum":
 			s.sum = v
 		case f[0] == "idlemux_fanout_latency_seconds_count":

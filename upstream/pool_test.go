@@ -1,0 +1,196 @@
+package upstream
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// poolCtx bounds a pool test's waits.
+func poolCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fullPool logs in with a pool of max connections and takes them all as
+// command connections with INBOX selected.
+func fullPool(t *testing.T, max int) (*Manager, *Account, context.Context, []*Conn) {
+	t.Helper()
+	m, a := testLogin(t, Options{Address: memServer(t, 1), TLS: TLSNone, MaxConns: max})
+	ctx := poolCtx(t)
+	var held []*Conn
+	for range max {
+		c, err := a.Acquire(ctx, "INBOX", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	return m, a, ctx, held
+}
+
+// TestPoolHandsOverReleasedConnection: a command waiting for a full pool
+// gets the released connection itself, still logged in, with no LOGOUT and
+// no new LOGIN (issue 10: a woken waiter used to log it out and dial).
+func TestPoolHandsOverReleasedConnection(t *testing.T) {
+	m, a, ctx, held := fullPool(t, 2)
+	c1, c2 := held[0], held[1]
+	logins := m.Stats().Logins
+	got := make(chan *Conn, 1)
+	go func() {
+		c, err := a.Acquire(ctx, "INBOX", 0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	waitQueued(t, a, 1)
+	a.Release(c1, nil)
+	c3 := <-got
+	if c3 != c1 {
+		t.Fatalf("waiter got connection %p, want the released %p", c3, c1)
+	}
+	if n := m.Stats().Logins - logins; n != 0 {
+		t.Fatalf("upstream logins during the handover: got %d, want 0", n)
+	}
+	if st := m.Stats(); st.Conns != 2 {
+		t.Fatalf("connections: got %d, want 2", st.Conns)
+	}
+	a.Release(c2, nil)
+	a.Release(c3, nil)
+}
+
+// waitQueued waits until n callers wait in a's queue.
+func waitQueued(t *testing.T, a *Account, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		a.m.mu.Lock()
+		q := len(a.queue)
+		a.m.mu.Unlock()
+		if q == n {
+			return
+		}
+	}
+	t.Fatalf("queue never reached %d waiters", n)
+}
+
+// TestPoolServesWaitersInOrder: waiters are served first come, first
+// served.
+func TestPoolServesWaitersInOrder(t *testing.T) {
+	_, a, ctx, held := fullPool(t, 2)
+	order := make(chan int, 4)
+	conns := make(chan *Conn, 4)
+	for i := range 4 {
+		go func() {
+			c, err := a.Acquire(ctx, "INBOX", 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			conns <- c
+		}()
+		waitQueued(t, a, i+1)
+	}
+	for i := range 4 {
+		c := held[0]
+		held = held[1:]
+		a.Release(c, nil)
+		if got := <-order; got != i {
+			t.Fatalf("served waiter %d, want %d (first come, first served)", got, i)
+		}
+		held = append(held, <-conns)
+	}
+	for _, c := range held {
+		a.Release(c, nil)
+	}
+}
+
+// TestPoolManySessionsFewLogins: 20 goroutines hammering a pool of 3 log in
+// at most 3 times in all.
+func TestPoolManySessionsFewLogins(t *testing.T) {
+	addr := memServer(t, 3)
+	m, a := testLogin(t, Options{Address: addr, TLS: TLSNone, MaxConns: 3})
+	ctx := poolCtx(t)
+	before := m.Stats().Logins
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 20 {
+				c, err := a.Acquire(ctx, "INBOX", 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				err = c.Noop().Wait()
+				a.Release(c, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := m.Stats().Logins - before; n > 2 {
+		t.Fatalf("upstream logins for 400 commands on a pool of 3 (one already open): got %d, want at most 2", n)
+	}
+	if st := m.Stats(); st.Conns > 3 {
+		t.Fatalf("connections: got %d, want at most 3", st.Conns)
+	}
+}
+
+// TestPoolIdleConnectionYieldsToWatcher: a watcher that needs a slot held
+// by an idle command connection gets it at once (the idle one is logged
+// out), instead of waiting for the command linger.
+func TestPoolIdleConnectionYieldsToWatcher(t *testing.T) {
+	addr := memServer(t, 1)
+	m, a := testLogin(t, Options{Address: addr, TLS: TLSNone, MaxConns: 2, CommandLinger: time.Hour})
+	ctx := poolCtx(t)
+	c, err := a.Acquire(ctx, "INBOX", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := a.Acquire(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Release(c2, nil)
+	a.Release(c, nil)
+	w, err := a.Watch(ctx, "INBOX")
+	if err != nil {
+		t.Fatalf("watch with the pool full of idle connections: %v", err)
+	}
+	defer w.Unwatch()
+	if st := m.Stats(); st.Conns != 2 || st.WatcherConns != 1 {
+		t.Fatalf("stats: got %+v, want 2 connections, 1 of them the watcher's", st)
+	}
+}
+
+// TestPoolGaveUpWaiterLeaksNothing: waiters whose context ends, some just
+// as they are served, leave the pool's counts exact.
+func TestPoolGaveUpWaiterLeaksNothing(t *testing.T) {
+	m, a, ctx, held := fullPool(t, 2)
+	c1, c2 := held[0], held[1]
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, time.Duration(i%5)*time.Millisecond)
+			defer cancel()
+			if c, err := a.Acquire(wctx, "INBOX", 0); err == nil {
+				a.Release(c, nil)
+			}
+		})
+	}
+	a.Release(c1, nil)
+	a.Release(c2, nil)
+	wg.Wait()
+	a.m.mu.Lock()
+	q, idle, total := len(a.queue), len(a.idle), a.total
+	a.m.mu.Unlock()
+	if q != 0 || total != idle || total > 2 {
+		t.Fatalf("after the waiters left: queue %d, idle %d, total %d; want an empty queue and every connection idle", q, idle, total)
+	}
+	if st := m.Stats(); st.Conns != total {
+		t.Fatalf("stats: got %d connections, want %d", st.Conns, total)
+	}
+}
