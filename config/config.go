@@ -119,7 +119,7 @@ type Upstream struct {
 	DialTimeout              time.Duration // default 15s
 	CommandLinger            time.Duration // default 2m: idle command connections close after this
 	WatcherLinger            time.Duration // default 30s: a watcher outlives its last client by this
-	PollInterval             time.Duration // default 30s: NOOP polling when the upstream lacks IDLE
+	PollInterval             time.Duration // default 30s: polling of mailboxes beyond the watcher slots, and when the upstream lacks IDLE
 	Capabilities             []string      // optional override of the upstream's capability list
 	// ForwardClientAddress sends ID ("x-originating-ip" ...) before the
 	// login that checks a client's password, so the upstream's per-address

@@ -52,6 +52,8 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
 			func() float64 { return float64(s.mgr.Stats().Watchers) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those polled (every upstream.poll_interval) for want of a watcher slot under upstream.max_connections_per_account."},
+			func() float64 { return float64(s.mgr.Stats().Polled) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
 			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
 		&sessionCollector{s: s, desc: sessions},

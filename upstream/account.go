@@ -165,7 +165,7 @@ func (c *Conn) Forget() { c.selected, c.upTo = "", 0 }
 // slot now rather than after the linger. m.mu must be held.
 func (a *Account) stopLingeringLocked() bool {
 	for _, w := range a.watchers {
-		if w.refs == 0 && !w.stopped {
+		if w.refs == 0 && !w.stopped && !w.polled.Load() { // a polled one holds no slot
 			if w.linger != nil {
 				w.linger.Stop()
 			}

@@ -65,6 +65,7 @@ type Stats struct {
 	WatcherConns int                     // of which held by watchers
 	CheckConns   int                     // of which held by login checks
 	Watchers     int                     // running mailbox watchers
+	Polled       int                     // of which polled, for want of a watcher slot (polled.go)
 	Reconnects   uint64                  // watcher reconnects after failures, ever
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
@@ -82,6 +83,11 @@ func (m *Manager) Stats() Stats {
 		s.WatcherConns += a.watching
 		s.CheckConns += a.checking
 		s.Watchers += len(a.watchers)
+		for _, w := range a.watchers {
+			if w.polled.Load() {
+				s.Polled++
+			}
+		}
 	}
 	s.Reconnects = m.reconnects.Load()
 	for i := range m.logins {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // poolCtx bounds a pool test's waits.
@@ -192,5 +194,60 @@ func TestPoolGaveUpWaiterLeaksNothing(t *testing.T) {
 	}
 	if st := m.Stats(); st.Conns != total {
 		t.Fatalf("stats: got %d connections, want %d", st.Conns, total)
+	}
+}
+
+// TestPolledBeyondWatcherSlots: with every watcher slot taken, another
+// mailbox is watched at once by polling on the command connections, its
+// model follows upstream changes on Sync, and it switches to IDLE when a
+// slot frees (issue 10: the fifth mailbox used to wait 45 s and fail).
+func TestPolledBeyondWatcherSlots(t *testing.T) {
+	addr := memServer(t, 1)
+	direct, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if err := direct.Login("u", "p").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Create("B", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	m, a := testLogin(t, Options{Address: addr, TLS: TLSNone, MaxConns: 2, WatcherLinger: time.Millisecond, PollInterval: time.Hour})
+	ctx := poolCtx(t)
+	inbox, err := a.Watch(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Watch(ctx, "B")
+	if err != nil {
+		t.Fatalf("watching a second mailbox with the one watcher slot taken: %v", err)
+	}
+	defer b.Unwatch()
+	if st := m.Stats(); st.Watchers != 2 || st.Polled != 1 || st.WatcherConns != 1 || st.Conns > 2 {
+		t.Fatalf("stats: got %+v, want 2 watchers, 1 polled, 1 watcher connection, at most 2 in all", st)
+	}
+	body := "Subject: b\r\n\r\nx\r\n"
+	cmd := direct.Append("B", int64(len(body)), nil)
+	cmd.Write([]byte(body))
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Mailbox().UIDs(); len(got) != 1 {
+		t.Fatalf("polled model after an upstream APPEND and Sync: got UIDs %v, want one", got)
+	}
+	inbox.Unwatch() // lingers 1 ms, then its slot goes to B
+	for deadline := time.Now().Add(5 * time.Second); m.Stats().Polled != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("B still polled after INBOX's watcher ended: %+v", m.Stats())
+		}
+	}
+	if b.Mailbox().Len() != 1 {
+		t.Fatalf("model after switching to IDLE: got %d messages, want 1", b.Mailbox().Len())
 	}
 }

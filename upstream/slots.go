@@ -51,32 +51,44 @@ type waiter struct {
 // connection; otherwise the caller holds a slot and must dial (and free the
 // slot when the connection ends).
 func (a *Account) wait(ctx context.Context, kind slotKind, mailbox string) (*Conn, error) {
-	m := a.m
-	w := &waiter{kind: kind, mailbox: mailbox, done: make(chan struct{})}
-	m.mu.Lock()
-	a.queue = append(a.queue, w)
-	a.grantLocked()
-	m.mu.Unlock()
+	w := a.enqueue(kind, mailbox)
 	select {
 	case <-w.done:
 		return w.conn, w.err
 	case <-ctx.Done():
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	a.cancel(w)
+	return nil, unavailable("no upstream connection free for %s: %v", a.user, ctx.Err())
+}
+
+// enqueue puts a waiter in line and serves it at once if it can be; its
+// done channel says when it was.
+func (a *Account) enqueue(kind slotKind, mailbox string) *waiter {
+	w := &waiter{kind: kind, mailbox: mailbox, done: make(chan struct{})}
+	a.m.mu.Lock()
+	a.queue = append(a.queue, w)
+	a.grantLocked()
+	a.m.mu.Unlock()
+	return w
+}
+
+// cancel takes a waiter that gave up out of line; whatever it was granted
+// meanwhile goes to the next in line.
+func (a *Account) cancel(w *waiter) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
 	select {
-	case <-w.done: // granted meanwhile: give it back to the next in line
+	case <-w.done:
 		if w.conn != nil {
 			a.idle = append(a.idle, w.conn)
 		} else if w.slot {
 			a.total--
-			a.countLocked(kind, -1)
+			a.countLocked(w.kind, -1)
 		}
 		a.grantLocked()
 	default:
 		a.dequeueLocked(w)
 	}
-	return nil, unavailable("no upstream connection free for %s: %v", a.user, ctx.Err())
 }
 
 // reserve takes a slot of kind, waiting in line for it.

@@ -36,7 +36,8 @@ type Watcher struct {
 	stop chan struct{} // closed to stop the watcher
 	done chan struct{} // closed when run returns
 
-	box atomic.Pointer[fanout.Mailbox]
+	box    atomic.Pointer[fanout.Mailbox]
+	polled atomic.Bool // no connection of its own: polled (polled.go)
 
 	// Owned by the run goroutine.
 	modseq   uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
@@ -252,10 +253,15 @@ func (w *Watcher) session(opened *time.Time) error {
 	a, m := w.acct, w.acct.m
 	ctx, cancel := w.stopCtx()
 	defer cancel()
-	if err := a.reserve(ctx, slotWatcher); err != nil {
+	if err := w.pollSlot(ctx, opened); err != nil {
 		return err
 	}
 	defer a.release(slotWatcher)
+	if !opened.IsZero() {
+		// Polled until now: this connection's EXAMINE resyncs the model
+		// again, and only the next failure is a new incident.
+		*opened = time.Time{}
+	}
 
 	m.mu.Lock()
 	pass, mech := a.pass, a.mech

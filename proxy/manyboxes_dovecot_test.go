@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selectLines keeps the lines of a SELECT answer that describe the
+// mailbox (counts, UIDVALIDITY, UIDNEXT, flags), sorted, without the tag
+// and the human-readable text after a response code. RECENT is left to
+// TestDovecotRecent, HIGHESTMODSEQ to CONDSTORE (not offered yet).
+func selectLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "* ") || strings.Contains(l, "HIGHESTMODSEQ") || strings.HasSuffix(l, " RECENT") {
+			continue
+		}
+		if i := strings.Index(l, "] "); strings.HasPrefix(l, "* OK [") && i > 0 {
+			l = l[:i+1]
+		}
+		out = append(out, l)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestDovecotManyMailboxesWatched: one account's clients watch more
+// mailboxes than the per-account cap leaves watcher slots for (8 against
+// 4). Every SELECT answers at once as Dovecot does, every client hears of
+// a message delivered to its mailbox while it idles, and idlemux never
+// holds more than the cap upstream (issue 10: the fifth mailbox used to
+// hang 45 s and fail with NO [UNAVAILABLE]).
+func TestDovecotManyMailboxesWatched(t *testing.T) {
+	dv := startDovecot(t)
+	direct := dv.Dial(t, testUser, testPass)
+	const boxes = 8
+	for i := range boxes {
+		name := fmt.Sprintf("W%d", i)
+		if err := direct.Create(name, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		appendMsg(t, direct, name, testMessage("first"))
+	}
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.MaxConnectionsPerAccount = 5
+	p := startProxy(t, cfg)
+	var clients []*rawConn
+	for i := range boxes {
+		name := fmt.Sprintf("W%d", i)
+		want := dialRaw(t, dv.Addr)
+		want.cmd("l", "LOGIN "+testUser+" "+testPass)
+		got := dialRaw(t, p.Addrs()[0])
+		got.cmd("l", "LOGIN "+testUser+" "+testPass)
+		start := time.Now()
+		g := got.cmd("s", "SELECT "+name)
+		took := time.Since(start)
+		w := want.cmd("s", "SELECT "+name)
+		if !strings.HasPrefix(g[len(g)-1], "s OK") {
+			t.Fatalf("SELECT %s through idlemux (after %v): got %q, want OK", name, took, g[len(g)-1])
+		}
+		if gl, wl := selectLines(g), selectLines(w); !slices.Equal(gl, wl) {
+			t.Errorf("SELECT %s: through idlemux\n%s\nwant (Dovecot directly)\n%s", name, strings.Join(gl, "\n"), strings.Join(wl, "\n"))
+		}
+		fmt.Fprintf(got.c, "i IDLE\r\n")
+		if l := got.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE on %s: got %q", name, l)
+		}
+		clients = append(clients, got)
+	}
+	st := p.mgr.Stats()
+	if st.Conns > 5 || st.Watchers != boxes || st.Polled != boxes-4 {
+		t.Fatalf("upstream: got %+v, want at most 5 connections, %d watchers of which %d polled", st, boxes, boxes-4)
+	}
+	for i := range boxes {
+		appendMsg(t, direct, fmt.Sprintf("W%d", i), testMessage("second"))
+	}
+	for i, rc := range clients {
+		// The test config polls every 500 ms; Dovecot's own notify
+		// delay is about as long.
+		if l := rc.line(); l != "* 2 EXISTS" {
+			t.Errorf("W%d while idling: got %q, want \"* 2 EXISTS\"", i, l)
+		}
+	}
+}
