@@ -85,3 +85,48 @@ func TestDovecotManyMailboxesWatched(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotFolderByFolderNoLogins: a client that SELECTs folder after
+// folder (offlineimap, mbsync) is served on the command connections: no
+// upstream login per folder (each one used to dial a watcher, 35-45 ms),
+// and NOOP in a polled folder reports a change made elsewhere at once, as
+// Dovecot directly does (the poll interval here is an hour).
+func TestDovecotFolderByFolderNoLogins(t *testing.T) {
+	dv := startDovecot(t)
+	direct := dv.Dial(t, testUser, testPass)
+	const folders = 12
+	for i := range folders {
+		name := fmt.Sprintf("F%d", i)
+		if err := direct.Create(name, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		appendMsg(t, direct, name, testMessage("first"))
+	}
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.PollInterval = time.Hour
+	p := startProxy(t, cfg)
+	got := dialRaw(t, p.Addrs()[0])
+	got.cmd("l", "LOGIN "+testUser+" "+testPass)
+	want := dialRaw(t, dv.Addr)
+	want.cmd("l", "LOGIN "+testUser+" "+testPass)
+	logins := p.mgr.Stats().Logins
+	for i := range folders {
+		name := fmt.Sprintf("F%d", i)
+		for _, rc := range []*rawConn{got, want} {
+			if l := rc.cmd("s", "SELECT "+name); !strings.HasPrefix(l[len(l)-1], "s OK") {
+				t.Fatalf("SELECT %s: %q", name, l[len(l)-1])
+			}
+		}
+		appendMsg(t, direct, name, testMessage("second"))
+		g, w := got.cmd("n", "NOOP"), want.cmd("n", "NOOP")
+		if !slices.Contains(w, "* 2 EXISTS") {
+			t.Fatalf("NOOP directly after an APPEND elsewhere: got %q, want * 2 EXISTS", w)
+		}
+		if !slices.Contains(g, "* 2 EXISTS") {
+			t.Errorf("NOOP in %s through idlemux: got %q, want * 2 EXISTS as directly (%q)", name, g, w)
+		}
+	}
+	if n := p.mgr.Stats().Logins - logins; n > 1 {
+		t.Errorf("upstream logins while selecting %d folders in turn: got %d, want at most 1", folders, n)
+	}
+}

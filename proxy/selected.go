@@ -86,6 +86,7 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.sel == nil {
 		return nil
 	}
+	sess.syncPolled(sess.sel)
 	return sess.deliver(w, sess.sel, allow, false)
 }
 
@@ -110,6 +111,12 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	}
 	sel := sess.sel
 	clear(sess.reported) // only the command just answered may skip updates
+	if sel != nil {
+		// A mailbox clients idle on gets an IDLE connection of its own
+		// (upstream/polled.go).
+		sel.w.Idling(true)
+		defer sel.w.Idling(false)
+	}
 
 	period := sess.s.dyn().cfg.Keepalive
 	var keepalive <-chan time.Time // stays nil when keepalives are disabled

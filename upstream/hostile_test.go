@@ -158,6 +158,8 @@ func TestWatcherReconnectStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Idling(true) // a client idles: the watcher takes a connection of its own
+	defer w.Idling(false)
 	time.Sleep(4 * time.Second)
 	w.Unwatch()
 	// The budget leaves room for loginBurst (4) logins in 4 s, and the

@@ -8,16 +8,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// A mailbox is watched by IDLE on a connection of its own while the
-// account's cap leaves a watcher slot for it (MaxConns-1 of them). Past
-// that, it is polled: every PollInterval, and at once when a session asks
-// (Sync: SELECT, or after its own change), the watcher borrows one of the
-// account's command connections and brings the model up to date, then
-// gives it back. A SELECT therefore never waits on the cap and never fails
-// because of it (issue 10: a fifth watched mailbox used to hang 45 s and
-// fail). The polled watcher stays in line for a watcher slot, and switches
-// to IDLE as soon as one is free: a lingering watcher nobody uses gives
-// its slot up at once (grantOneLocked).
+// A mailbox is watched by IDLE on a connection of its own once a client
+// idles on it, while the account's cap leaves a watcher slot for it
+// (MaxConns-1 of them). Until then, and past that, it is polled: every
+// PollInterval, and at once when a session asks (Sync: SELECT, NOOP, or
+// after its own change), the watcher borrows one of the account's command
+// connections and brings the model up to date, then gives it back. A
+// SELECT therefore never waits on the cap and never fails because of it
+// (issue 10: a fifth watched mailbox used to hang 45 s and fail), and
+// needs no new upstream login. A polled watcher that clients idle on stays
+// in line for a watcher slot, and switches to IDLE as soon as one is free:
+// a lingering watcher nobody uses gives its slot up at once
+// (grantOneLocked).
 //
 // Latency: a change made through idlemux reaches every session at once
 // either way (the command Syncs the watcher); a change made elsewhere
@@ -25,53 +27,50 @@ import (
 // (Dovecot: within its notify delay) and a polled one's within
 // PollInterval.
 
-// pollSlot takes a watcher slot for the mailbox's own IDLE connection,
-// polling the mailbox until one is granted.
-func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) error {
+// pollSlot polls the mailbox until it has a watcher slot for its own IDLE
+// connection. It asks for one only once a session idles on the mailbox
+// (IdleWanted): a client that SELECTs folder after folder to sync them
+// (offlineimap, mbsync) is served on the command connections, without a
+// login per folder, and the watcher slots go to mailboxes clients idle on.
+func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) (err error) {
 	a := w.acct
-	wt := a.enqueue(slotWatcher, "")
-	select {
-	case <-wt.done:
-		return wt.err
-	default:
-	}
+	want := w.idleWanted()
+	var wt *waiter
+	var granted <-chan struct{}
+	defer func() {
+		if err != nil && wt != nil {
+			a.cancel(wt)
+		}
+	}()
 	w.polled.Store(true)
 	defer w.polled.Store(false)
-	w.log.Info("no watcher slot free; polling the mailbox", zap.Duration("every", a.m.opts.PollInterval))
-	if err := w.poll(ctx, wt.done, opened); err != nil {
-		a.cancel(wt)
-		return err
-	}
-	if wt.err == nil {
-		w.log.Info("watcher slot free; the mailbox is watched by IDLE again")
-	}
-	return wt.err
-}
-
-// poll keeps the model current by polling until granted is closed.
-func (w *Watcher) poll(ctx context.Context, granted <-chan struct{}, opened *time.Time) error {
 	t := time.NewTimer(0) // the first round at once: a SELECT waits for the model
 	defer t.Stop()
 	for {
 		select {
+		case <-want:
+			want = nil
+			wt = a.enqueue(slotWatcher, "")
+			granted = wt.done
+			select {
+			case <-granted:
+				return wt.err
+			default:
+			}
+			w.log.Info("no watcher slot free for a mailbox clients idle on; polling it", zap.Duration("every", a.m.opts.PollInterval))
+			continue
 		case <-granted:
-			return nil
+			if wt.err == nil {
+				w.log.Info("watcher slot free; the mailbox is watched by IDLE")
+			}
+			return wt.err
 		case <-ctx.Done():
 			return ErrClosed
 		case <-t.C:
 		case <-w.q.signal:
 		}
-		syncs := w.q.takeSyncs()
-		if err := w.pollOnce(ctx); err != nil {
-			w.q.requeueSyncs(syncs)
+		if err := w.pollRound(ctx, opened); err != nil {
 			return err
-		}
-		for _, ch := range syncs {
-			close(ch)
-		}
-		if opened.IsZero() {
-			*opened = time.Now()
-			w.noteAttempt(nil)
 		}
 		if !t.Stop() {
 			select {
@@ -79,9 +78,49 @@ func (w *Watcher) poll(ctx context.Context, granted <-chan struct{}, opened *tim
 			default:
 			}
 		}
-		t.Reset(w.acct.m.opts.PollInterval)
+		t.Reset(a.m.opts.PollInterval)
 	}
 }
+
+// pollRound runs one poll and answers the Syncs waiting for it.
+func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
+	syncs := w.q.takeSyncs()
+	if err := w.pollOnce(ctx); err != nil {
+		w.q.requeueSyncs(syncs)
+		return err
+	}
+	for _, ch := range syncs {
+		close(ch)
+	}
+	if opened.IsZero() {
+		*opened = time.Now()
+		w.noteAttempt(nil)
+	}
+	return nil
+}
+
+// Idling counts the sessions idling on the mailbox (on true, one more; on
+// false, one fewer). The first makes the watcher ask for a slot of its own.
+func (w *Watcher) Idling(on bool) {
+	m := w.acct.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !on {
+		w.idlers--
+		return
+	}
+	w.idlers++
+	if !w.idleAsked {
+		w.idleAsked = true
+		close(w.wantIdle)
+	}
+}
+
+// idleWanted is closed once a session has idled on the mailbox.
+func (w *Watcher) idleWanted() <-chan struct{} { return w.wantIdle }
+
+// Polled says whether the mailbox is polled (no IDLE connection of its own).
+func (w *Watcher) Polled() bool { return w.polled.Load() }
 
 // pollOnce brings the model up to date on a borrowed command connection.
 // With CONDSTORE, a STATUS that shows the same UIDVALIDITY, message count
@@ -110,6 +149,12 @@ func (w *Watcher) pollOnce(ctx context.Context) error {
 func (w *Watcher) unchanged(c *wconn) (bool, error) {
 	box := w.box.Load()
 	if box == nil || w.modseq == 0 || !c.Caps().Has(imap.CapCondStore) {
+		return false, nil
+	}
+	if mb := c.Mailbox(); mb != nil && mb.Name == w.name {
+		// STATUS of the connection's own selected mailbox may answer from
+		// what that session was told (Dovecot does), not what is there now
+		// (RFC 3501 6.3.10 advises against it for this reason).
 		return false, nil
 	}
 	var st *imap.StatusData

@@ -163,6 +163,9 @@ func TestPoolIdleConnectionYieldsToWatcher(t *testing.T) {
 		t.Fatalf("watch with the pool full of idle connections: %v", err)
 	}
 	defer w.Unwatch()
+	w.Idling(true)
+	defer w.Idling(false)
+	waitStats(t, m, "the watcher's own connection", func(st Stats) bool { return st.WatcherConns == 1 })
 	if st := m.Stats(); st.Conns != 2 || st.WatcherConns != 1 {
 		t.Fatalf("stats: got %+v, want 2 connections, 1 of them the watcher's", st)
 	}
@@ -220,11 +223,18 @@ func TestPolledBeyondWatcherSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st := m.Stats(); st.Polled != 1 || st.WatcherConns != 0 {
+		t.Fatalf("stats with no client idling: got %+v, want the mailbox polled, no watcher connection", st)
+	}
+	inbox.Idling(true)
+	waitStats(t, m, "INBOX's own connection", func(st Stats) bool { return st.WatcherConns == 1 })
 	b, err := a.Watch(ctx, "B")
 	if err != nil {
 		t.Fatalf("watching a second mailbox with the one watcher slot taken: %v", err)
 	}
 	defer b.Unwatch()
+	b.Idling(true)
+	defer b.Idling(false)
 	if st := m.Stats(); st.Watchers != 2 || st.Polled != 1 || st.WatcherConns != 1 || st.Conns > 2 {
 		t.Fatalf("stats: got %+v, want 2 watchers, 1 polled, 1 watcher connection, at most 2 in all", st)
 	}
@@ -241,13 +251,20 @@ func TestPolledBeyondWatcherSlots(t *testing.T) {
 	if got := b.Mailbox().UIDs(); len(got) != 1 {
 		t.Fatalf("polled model after an upstream APPEND and Sync: got UIDs %v, want one", got)
 	}
+	inbox.Idling(false)
 	inbox.Unwatch() // lingers 1 ms, then its slot goes to B
-	for deadline := time.Now().Add(5 * time.Second); m.Stats().Polled != 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("B still polled after INBOX's watcher ended: %+v", m.Stats())
-		}
-	}
+	waitStats(t, m, "B watched by IDLE after INBOX's watcher ended", func(st Stats) bool { return st.Polled == 0 && st.WatcherConns == 1 })
 	if b.Mailbox().Len() != 1 {
 		t.Fatalf("model after switching to IDLE: got %d messages, want 1", b.Mailbox().Len())
+	}
+}
+
+// waitStats waits until the manager's stats satisfy ok.
+func waitStats(t *testing.T, m *Manager, what string, ok func(Stats) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(m.Stats()); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: stats %+v", what, m.Stats())
+		}
 	}
 }

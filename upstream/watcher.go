@@ -29,9 +29,12 @@ type Watcher struct {
 	q    *eventQueue
 
 	// guarded by acct.m.mu
-	refs    int
-	linger  *time.Timer
-	stopped bool
+	refs      int
+	linger    *time.Timer
+	stopped   bool
+	idlers    int           // sessions idling on the mailbox
+	idleAsked bool          // wantIdle is closed
+	wantIdle  chan struct{} // closed when a session first idles (polled.go)
 
 	stop chan struct{} // closed to stop the watcher
 	done chan struct{} // closed when run returns
@@ -73,6 +76,8 @@ func (a *Account) Watch(ctx context.Context, mailbox string) (*Watcher, error) {
 			stop:    make(chan struct{}),
 			done:    make(chan struct{}),
 			attempt: make(chan struct{}),
+
+			wantIdle: make(chan struct{}),
 		}
 		a.watchers[mailbox] = w
 		m.wg.Add(1)

@@ -1,0 +1,38 @@
+package proxy
+
+import "go.uber.org/zap"
+
+// syncPolled asks a polled mailbox's watcher (upstream/polled.go) for news
+// before NOOP or CHECK answers. Directly, a server reports on NOOP what
+// other connections changed meanwhile (RFC 3501 6.1.2, 6.4.1); a mailbox
+// watched by IDLE has it already, a polled one would otherwise report it
+// only after the next poll. Concurrent requests share one upstream round.
+func (sess *session) syncPolled(sel *selection) {
+	if !sel.w.Polled() {
+		return
+	}
+	switch sess.command() {
+	case "NOOP", "CHECK":
+	default:
+		return
+	}
+	ctx, cancel := sess.ctx()
+	defer cancel()
+	if err := sel.w.Sync(ctx); err != nil {
+		sess.log.Warn("polled mailbox not synced before NOOP", zap.Error(err))
+	}
+}
+
+// command is the name of the command the session runs ("" if unknown).
+func (sess *session) command() string {
+	cc := sess.reader()
+	if cc == nil {
+		return ""
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.cur == nil {
+		return ""
+	}
+	return cc.cur.name
+}
