@@ -37,7 +37,11 @@ type Account struct {
 	avail    chan struct{}
 	watchers map[string]*Watcher
 	refs     int // sessions holding the account
-	verify   map[[32]byte]*verifyCall
+	// epoch moves whenever a mailbox of the account is known to have
+	// gone or been replaced (lifecycle.go): a pool connection selected in
+	// an older epoch selects again before use.
+	epoch  uint64
+	verify map[[32]byte]*verifyCall
 }
 
 // verifyCall lets concurrent logins with the same password share one
@@ -53,6 +57,7 @@ type Conn struct {
 	acct     *Account
 	selected string   // mailbox selected read-write, "" when none
 	upTo     imap.UID // every message up to this UID is visible to this session
+	epoch    uint64   // the account's epoch when selected was selected
 	lastUsed time.Time
 }
 
@@ -202,7 +207,13 @@ func (a *Account) release(kind slotKind) {
 // message exists for a session once EXISTS told it so), so a connection
 // that last synced before upTo was added runs a NOOP first, or a UID FETCH
 // would silently miss the message.
-func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*Conn, error) {
+//
+// uidValidity, when not 0, is the UIDVALIDITY of the caller's view: UIDs
+// name the same messages only while it holds (RFC 3501 2.3.1.1). A SELECT
+// that finds another, or finds the mailbox gone, ends what the account
+// knows of it (MailboxGone) and fails with ErrMailboxGone: the caller's
+// UIDs must not run against a different mailbox.
+func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, uidValidity uint32) (*Conn, error) {
 	c, reused, err := a.get(ctx, mailbox)
 	if err != nil {
 		return nil, err
@@ -219,14 +230,23 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 	}
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
-	if c.selected != mailbox {
-		c.selected = ""
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch {
+		c.Forget()
+		sel, err := c.Select(mailbox, nil).Wait()
+		if err != nil {
 			a.Release(c, err)
+			if uidValidity != 0 && MailboxMissing(err) {
+				a.MailboxGone(mailbox, 0)
+				return nil, fmt.Errorf("%w: SELECT %q: %w", ErrMailboxGone, mailbox, err)
+			}
 			return nil, stale(err)
 		}
-		c.selected = mailbox
-		c.upTo = upTo
+		if uidValidity != 0 && sel.UIDValidity != uidValidity {
+			a.Release(c, nil) // selected stays "": the next use selects again
+			a.MailboxGone(mailbox, 0)
+			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
+		}
+		c.selected, c.epoch, c.upTo = mailbox, epoch, upTo
 	} else if c.upTo < upTo {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
@@ -314,6 +334,15 @@ func (a *Account) Release(c *Conn, err error) {
 		m.mu.Unlock()
 		c.logout()
 		a.freeSlot(false)
+		return
+	}
+	if c.selected != "" && c.epoch != a.epoch {
+		// Its mailbox may have gone while it ran (lifecycle.go): the
+		// upstream would answer its next command with BYE.
+		a.total--
+		a.m.goLogoutLocked(c)
+		a.broadcastLocked()
+		m.mu.Unlock()
 		return
 	}
 	c.lastUsed = time.Now()
