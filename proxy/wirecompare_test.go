@@ -69,6 +69,7 @@ var (
 	reUntagged = regexp.MustCompile(`^(\S+: \* (?:OK|NO|BAD|PREAUTH)) (\[[^\]]*\]).*$`)
 	reUIDVal   = regexp.MustCompile(`(UIDVALIDITY|APPENDUID|COPYUID) (\d+)`)
 	reRecent   = regexp.MustCompile(`^\S+: \* \d+ RECENT$`)
+	reUpdate   = regexp.MustCompile(`^(\S+: \* \d+ FETCH \()UID \d+ (FLAGS \([^)]*\)\))$`)
 	reStatus   = regexp.MustCompile(`^(\S+: \* STATUS )"([^"\\ ]+)"`)
 )
 
@@ -81,6 +82,10 @@ var (
 //     of issue 9 (RFC 3501 2.3.2), not what these tests are about;
 //   - a mailbox name in STATUS loses its quotes: imapserver always quotes,
 //     Dovecot only when it must; both are the same astring (RFC 3501 9);
+//   - an unsolicited flag update (a FETCH answering anything but FETCH)
+//     loses its UID: idlemux's update encoder always adds it, which RFC
+//     3501 7.4.2 allows and Dovecot does not do; that encoder is another
+//     item of issue 9 (one home for unsolicited responses);
 //   - BYE and everything else stay as they are.
 //   - the untagged answers to SELECT and EXAMINE are sorted: their order
 //     is free (RFC 3501 6.3.1) and imapserver's is not Dovecot's.
@@ -88,9 +93,12 @@ func wireShape(lines []string) []string {
 	vals := map[string]string{}
 	var out []string
 	sortFrom := -1 // where a SELECT's untagged answers start in out
+	fetching := false
 	for _, l := range lines {
 		if !strings.Contains(l, ": ") {
 			sortFrom = -1
+			_, cmd, _ := strings.Cut(l, " ")
+			fetching = strings.HasPrefix(cmd, "FETCH ") || strings.HasPrefix(cmd, "UID FETCH ")
 			if _, cmd, _ := strings.Cut(l, " "); strings.HasPrefix(cmd, "SELECT ") || strings.HasPrefix(cmd, "EXAMINE ") {
 				sortFrom = len(out) + 1
 			}
@@ -104,6 +112,9 @@ func wireShape(lines []string) []string {
 		l = strings.ReplaceAll(strings.ReplaceAll(l, ` \Recent`, ""), `(\Recent`, "(")
 		l = strings.ReplaceAll(l, "( ", "(")
 		l = reStatus.ReplaceAllString(l, "$1$2")
+		if !fetching {
+			l = reUpdate.ReplaceAllString(l, "$1$2")
+		}
 		if m := reTagged.FindStringSubmatch(l); m != nil && !strings.Contains(l, ": * ") {
 			l = strings.TrimSpace(m[1] + " " + m[2])
 		} else if m := reUntagged.FindStringSubmatch(l); m != nil {
