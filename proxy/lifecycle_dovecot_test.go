@@ -3,6 +3,8 @@ package proxy
 import (
 	"testing"
 	"time"
+
+	"github.com/idlemux/idlemux/config"
 )
 
 // TestDovecotDeletedMailboxRecreated (issue 9 item 1): a mailbox deleted
@@ -80,14 +82,7 @@ func TestDovecotDeletedMailboxRecreated(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dd := startDovecot(t)
-			want := runScript(t, dd.Addr, dd.Addr, tc.steps)
-			dv := startDovecot(t)
-			cfg := testConfig(dv.Addr)
-			cfg.Upstream.WatcherLinger = time.Minute
-			p := startProxy(t, cfg)
-			got := runScript(t, p.Addrs()[0], dv.Addr, tc.steps)
-			diffWire(t, got, want)
+			compareScript(t, tc.steps, func(c *config.Config) { c.Upstream.WatcherLinger = time.Minute })
 		})
 	}
 }

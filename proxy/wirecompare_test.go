@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/idlemux/idlemux/config"
 )
 
 // A script runs the same IMAP conversation of several sessions against
@@ -130,6 +132,23 @@ func wireShape(lines []string) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// compareScript runs steps on a fresh Dovecot directly, then on another
+// through idlemux (cfg edits the proxy's config, may be nil), and fails
+// the test where the two differ.
+func compareScript(t *testing.T, steps []step, cfg func(*config.Config)) {
+	t.Helper()
+	dd := startDovecot(t)
+	want := runScript(t, dd.Addr, dd.Addr, steps)
+	dv := startDovecot(t)
+	c := testConfig(dv.Addr)
+	if cfg != nil {
+		cfg(c)
+	}
+	p := startProxy(t, c)
+	got := runScript(t, p.Addrs()[0], dv.Addr, steps)
+	diffWire(t, got, want)
 }
 
 // diffWire fails the test with both transcripts when they differ.

@@ -41,6 +41,7 @@ type Account struct {
 	// gone or been replaced (lifecycle.go): a pool connection selected in
 	// an older epoch selects again before use.
 	epoch  uint64
+	gone   []goneMark // the latest mailboxes gone, for connections busy then
 	verify map[[32]byte]*verifyCall
 }
 
@@ -54,11 +55,12 @@ type verifyCall struct {
 // Conn is a pooled command connection.
 type Conn struct {
 	*imapclient.Client
-	acct     *Account
-	selected string   // mailbox selected read-write, "" when none
-	upTo     imap.UID // every message up to this UID is visible to this session
-	epoch    uint64   // the account's epoch when selected was selected
-	lastUsed time.Time
+	acct        *Account
+	selected    string   // mailbox selected read-write, "" when none
+	upTo        imap.UID // every message up to this UID is visible to this session
+	epoch       uint64   // the account's epoch when selected was last known good
+	uidValidity uint32   // selected's, as its SELECT reported it
+	lastUsed    time.Time
 }
 
 // User returns the account's user name.
@@ -230,7 +232,7 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 	}
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
-	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch {
+	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch || (uidValidity != 0 && c.uidValidity != uidValidity) {
 		c.Forget()
 		sel, err := c.Select(mailbox, nil).Wait()
 		if err != nil {
@@ -246,7 +248,7 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 			a.MailboxGone(mailbox, 0)
 			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
 		}
-		c.selected, c.epoch, c.upTo = mailbox, epoch, upTo
+		c.selected, c.epoch, c.upTo, c.uidValidity = mailbox, epoch, upTo, sel.UIDValidity
 	} else if c.upTo < upTo {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
@@ -336,7 +338,7 @@ func (a *Account) Release(c *Conn, err error) {
 		a.freeSlot(false)
 		return
 	}
-	if c.selected != "" && c.epoch != a.epoch {
+	if a.staleLocked(c) {
 		// Its mailbox may have gone while it ran (lifecycle.go): the
 		// upstream would answer its next command with BYE.
 		a.total--

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -69,6 +70,10 @@ func (a *Account) forgetSelected(name string) {
 // m.mu must be held.
 func (a *Account) forgetSelectedLocked(name string, delim rune) {
 	a.epoch++
+	if len(a.gone) == goneLogMax {
+		a.gone = slices.Delete(a.gone, 0, 1)
+	}
+	a.gone = append(a.gone, goneMark{epoch: a.epoch, name: name, delim: delim})
 	keep := a.idle[:0]
 	for _, c := range a.idle {
 		if c.selected != "" && under(c.selected, name, delim) {
@@ -82,6 +87,36 @@ func (a *Account) forgetSelectedLocked(name string, delim rune) {
 	clear(a.idle[len(keep):])
 	a.idle = keep
 	a.broadcastLocked()
+}
+
+// goneMark is one mailbox gone, in the epoch it went.
+type goneMark struct {
+	epoch uint64
+	name  string
+	delim rune
+}
+
+// goneLogMax bounds the account's log of gone mailboxes: a connection busy
+// across more changes than that is not pooled again, to be safe.
+const goneLogMax = 32
+
+// staleLocked reports whether a connection coming back to the pool has a
+// mailbox selected that went while it was busy; one that is still good is
+// brought to the current epoch. m.mu must be held.
+func (a *Account) staleLocked(c *Conn) bool {
+	if c.selected == "" || c.epoch == a.epoch {
+		return false
+	}
+	if len(a.gone) == 0 || a.gone[0].epoch > c.epoch+1 {
+		return true // changes older than the log: cannot tell
+	}
+	for _, g := range a.gone {
+		if g.epoch > c.epoch && under(c.selected, g.name, g.delim) {
+			return true
+		}
+	}
+	c.epoch = a.epoch
+	return false
 }
 
 // curEpoch is the account's epoch, read before a SELECT so that a change
