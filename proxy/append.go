@@ -31,11 +31,10 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		return err
 	})
 	if err != nil {
+		sess.noteMissing("APPEND", mailbox, err)
 		return nil, err
 	}
-	if sess.sel != nil && canonical(mailbox) == sess.sel.name {
-		sess.syncWatcher() // the new message reaches this session before OK
-	}
+	sess.syncMailboxes(mailbox) // the new message reaches every session of mailbox before OK
 	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
 		data = nil // no UIDPLUS upstream: no APPENDUID to give
 	}

@@ -188,6 +188,11 @@ func (rc *rawConn) cmdUntilClose(tag, text string) []string {
 // cmd sends one line and returns every line up to the tagged answer.
 func (rc *rawConn) cmd(tag, text string) []string {
 	fmt.Fprintf(rc.c, "%s %s\r\n", tag, text)
+	return rc.answer(tag)
+}
+
+// answer returns every line up to the tagged answer.
+func (rc *rawConn) answer(tag string) []string {
 	var out []string
 	for {
 		l := rc.line()

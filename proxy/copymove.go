@@ -23,11 +23,10 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 			return err
 		})
 		if err != nil {
+			sess.noteMissing("COPY", dest, err)
 			return nil, err
 		}
-		if canonical(dest) == sess.sel.name {
-			sess.syncWatcher() // the copies reach this session before OK
-		}
+		sess.syncMailboxes(dest) // the copies reach every session of dest before OK
 	}
 	if len(expunged) > 0 {
 		return nil, errExpungeIssued
@@ -87,6 +86,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 			return nil
 		})
 		if err != nil {
+			sess.noteMissing("MOVE", dest, err)
 			return err
 		}
 		if data != nil {
@@ -94,7 +94,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 				return err
 			}
 		}
-		sess.syncWatcher()
+		sess.syncMailboxes(sess.sel.name, dest)
 	}
 	if len(expunged) > 0 {
 		return errExpungeIssued
@@ -135,6 +135,6 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 	if err != nil {
 		return err
 	}
-	sess.syncWatcher()
+	sess.syncMailboxes(sess.sel.name)
 	return nil
 }

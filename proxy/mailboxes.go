@@ -10,26 +10,44 @@ import (
 // Authenticated-state commands that name mailboxes run on any pooled
 // connection, as they are.
 
+// Create, Delete and Rename end what idlemux knows of the mailboxes they
+// touch (lifecycle.go): a name that was just created, deleted or renamed
+// is not the mailbox a watcher or pool connection may still have open.
 func (sess *session) Create(mailbox string, options *imap.CreateOptions) error {
-	return sess.withConn("CREATE", "", func(c *upstream.Conn) error {
+	err := sess.withConn("CREATE", "", func(c *upstream.Conn) error {
 		return c.Create(mailbox, options).Wait()
 	})
+	if err == nil {
+		sess.mailboxGone("CREATE", mailbox, 0)
+	}
+	return err
 }
 
-// Delete and Rename leave the connection with no mailbox selected: the one
-// it had may be the one that is gone.
 func (sess *session) Delete(mailbox string) error {
-	return sess.withConn("DELETE", "", func(c *upstream.Conn) error {
-		c.Forget()
+	err := sess.withConn("DELETE", "", func(c *upstream.Conn) error {
 		return c.Delete(mailbox).Wait()
 	})
+	if err == nil || upstream.MailboxMissing(err) {
+		sess.mailboxGone("DELETE", mailbox, 0)
+	}
+	return err
 }
 
+// Rename moves the mailboxes below the old name too (RFC 3501 6.3.5): the
+// upstream's hierarchy delimiter, asked first, says which they are.
 func (sess *session) Rename(mailbox, newName string, options *imap.RenameOptions) error {
-	return sess.withConn("RENAME", "", func(c *upstream.Conn) error {
-		c.Forget()
+	var delim rune
+	err := sess.withConn("RENAME", "", func(c *upstream.Conn) error {
+		delim, _ = hierarchyDelim(c) // without it, only the names themselves
 		return c.Rename(mailbox, newName, options).Wait()
 	})
+	if err == nil || upstream.MailboxMissing(err) {
+		sess.mailboxGone("RENAME", mailbox, delim)
+	}
+	if err == nil {
+		sess.mailboxGone("RENAME", newName, delim)
+	}
+	return err
 }
 
 func (sess *session) Subscribe(mailbox string) error {
@@ -90,6 +108,7 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 		return err
 	})
 	if err != nil {
+		sess.noteMissing("STATUS", mailbox, err)
 		return nil, err
 	}
 	fillStatus(data, options)
@@ -138,16 +157,9 @@ func (sess *session) Namespace() (*imap.NamespaceData, error) {
 			data, err = c.Namespace().Wait()
 			return err
 		}
-		list, err := c.List("", "", nil).Collect()
-		if err != nil {
-			return err
-		}
-		var delim rune
-		if len(list) > 0 {
-			delim = list[0].Delim
-		}
-		data = &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}
-		return nil
+		var err error
+		data, err = listDelimData(c)
+		return err
 	})
 	return data, err
 }

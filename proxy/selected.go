@@ -36,7 +36,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly, uidValidity: sd.UIDValidity}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
@@ -84,6 +84,10 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sess.noExpunge = false
 	defer clear(sess.reported)
 	if sess.sel == nil {
+		return nil
+	}
+	if sess.sel.holdGone {
+		sess.sel.holdGone = false // the next command's Poll says BYE
 		return nil
 	}
 	sess.syncPolled(sess.sel)
@@ -210,7 +214,10 @@ func (sess *session) viewFailed(err error) error {
 	case errors.Is(err, upstream.ErrUIDValidityChanged):
 		text = "Mailbox UIDVALIDITY changed, please reconnect"
 	case errors.Is(err, upstream.ErrMailboxGone):
-		text = "Mailbox no longer exists on the server"
+		text = byeMailboxGone // deleted, renamed or replaced: Dovecot's words
+		if sess.sel != nil && sess.sel.goneText != "" {
+			text = sess.sel.goneText
+		}
 	case errors.Is(err, upstream.ErrAuthFailed):
 		text = "The mail server no longer accepts this account's password, please log in again"
 	}

@@ -74,6 +74,15 @@ type selection struct {
 	w        *upstream.Watcher
 	v        *fanout.View
 	readOnly bool
+	// uidValidity is the view's (RFC 3501 2.3.1.1): a pool connection that
+	// selects the mailbox and finds another is not used for the view's UIDs.
+	uidValidity uint32
+	// holdGone keeps the BYE for a mailbox this session's own command just
+	// deleted or renamed out of that command's Poll: Dovecot answers the
+	// command OK and says BYE at the next one. goneText is that BYE's text
+	// when it is not byeMailboxGone.
+	holdGone bool
+	goneText string
 }
 
 func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -332,11 +341,20 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := sess.ctx()
 		var upTo imap.UID
+		var uidValidity uint32
 		if sess.sel != nil && mailbox == sess.sel.name {
-			upTo = sess.sel.w.Mailbox().MaxUID()
+			if err := sess.sel.v.Err(); err != nil {
+				cancel()
+				return sess.viewFailed(err) // its UIDs may name another mailbox's messages now
+			}
+			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
 		}
-		c, err := sess.acct.Acquire(ctx, mailbox, upTo)
+		c, err := sess.acct.Acquire(ctx, mailbox, upTo, uidValidity)
 		cancel()
+		if errors.Is(err, upstream.ErrMailboxGone) {
+			sess.log.Info("selected mailbox gone or replaced upstream", zap.String("command", op), zap.Error(err))
+			return sess.viewFailed(err)
+		}
 		if err != nil && attempt == 0 && errors.Is(err, upstream.ErrStaleConn) {
 			// Nothing was sent yet (a reused connection died under its
 			// SELECT or NOOP): any command may try once more.

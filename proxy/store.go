@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"context"
-
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/upstream"
 )
@@ -42,7 +39,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		if err != nil {
 			return err
 		}
-		sess.syncWatcher()
+		sess.syncMailboxes(sess.sel.name)
 		if sess.reported == nil {
 			sess.reported = make(map[imap.UID][]imap.Flag)
 		}
@@ -69,14 +66,4 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 	}
 	return nil
-}
-
-// syncWatcher brings the session's own change into the model before the
-// command completes, so its responses include it (and only once).
-func (sess *session) syncWatcher() {
-	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
-	defer cancel()
-	if err := sess.sel.w.Sync(ctx); err != nil {
-		sess.log.Warn("mailbox watcher did not confirm the change in time", zap.Error(err))
-	}
 }

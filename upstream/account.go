@@ -37,7 +37,12 @@ type Account struct {
 	queue    []*waiter // callers waiting for a connection or a slot, oldest first
 	watchers map[string]*Watcher
 	refs     int // sessions holding the account
-	verify   map[[32]byte]*verifyCall
+	// epoch moves whenever a mailbox of the account is known to have
+	// gone or been replaced (lifecycle.go): a pool connection selected in
+	// an older epoch selects again before use.
+	epoch  uint64
+	gone   []goneMark // the latest mailboxes gone, for connections busy then
+	verify map[[32]byte]*verifyCall
 }
 
 // verifyCall lets concurrent logins with the same password share one
@@ -50,10 +55,12 @@ type verifyCall struct {
 // Conn is a pooled command connection.
 type Conn struct {
 	*imapclient.Client
-	acct     *Account
-	selected string   // mailbox selected read-write, "" when none
-	upTo     imap.UID // every message up to this UID is visible to this session
-	lastUsed time.Time
+	acct        *Account
+	selected    string   // mailbox selected read-write, "" when none
+	upTo        imap.UID // every message up to this UID is visible to this session
+	epoch       uint64   // the account's epoch when selected was last known good
+	uidValidity uint32   // selected's, as its SELECT reported it
+	lastUsed    time.Time
 }
 
 // User returns the account's user name.
@@ -74,7 +81,13 @@ func (a *Account) Caps() imap.CapSet {
 // message exists for a session once EXISTS told it so), so a connection
 // that last synced before upTo was added runs a NOOP first, or a UID FETCH
 // would silently miss the message.
-func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*Conn, error) {
+//
+// uidValidity, when not 0, is the UIDVALIDITY of the caller's view: UIDs
+// name the same messages only while it holds (RFC 3501 2.3.1.1). A SELECT
+// that finds another, or finds the mailbox gone, ends what the account
+// knows of it (MailboxGone) and fails with ErrMailboxGone: the caller's
+// UIDs must not run against a different mailbox.
+func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, uidValidity uint32) (*Conn, error) {
 	c, reused, err := a.get(ctx, mailbox)
 	if err != nil {
 		return nil, err
@@ -91,14 +104,23 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID) (*
 	}
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
-	if c.selected != mailbox {
-		c.selected = ""
-		if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch || (uidValidity != 0 && c.uidValidity != uidValidity) {
+		c.Forget()
+		sel, err := c.Select(mailbox, nil).Wait()
+		if err != nil {
 			a.Release(c, err)
+			if uidValidity != 0 && MailboxMissing(err) {
+				a.MailboxGone(mailbox, 0)
+				return nil, fmt.Errorf("%w: SELECT %q: %w", ErrMailboxGone, mailbox, err)
+			}
 			return nil, stale(err)
 		}
-		c.selected = mailbox
-		c.upTo = upTo
+		if uidValidity != 0 && sel.UIDValidity != uidValidity {
+			a.Release(c, nil) // selected stays "": the next use selects again
+			a.MailboxGone(mailbox, 0)
+			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
+		}
+		c.selected, c.epoch, c.upTo, c.uidValidity = mailbox, epoch, upTo, sel.UIDValidity
 	} else if c.upTo < upTo {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)

@@ -22,7 +22,7 @@ func hostileConn(t *testing.T, script hostileup.Script) (*Manager, *Account, *Co
 	m, a := testLogin(t, Options{Address: fake.Addr, TLS: TLSNone})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := a.Acquire(ctx, "", 0)
+	c, err := a.Acquire(ctx, "", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func (w *Watcher) Polled() bool { return w.polled.Load() }
 // EXAMINEd and resynced as after a reconnect (open).
 func (w *Watcher) pollOnce(ctx context.Context) error {
 	a := w.acct
-	c, err := a.Acquire(ctx, "", 0)
+	c, err := a.Acquire(ctx, "", 0, 0)
 	if err != nil {
 		return err
 	}
@@ -140,9 +140,25 @@ func (w *Watcher) pollOnce(ctx context.Context) error {
 		return err
 	}
 	c.Forget() // the EXAMINE replaces the connection's selected mailbox
-	_, err = w.open(wc)
+	if _, err = w.open(wc); err == nil {
+		err = leave(wc)
+	}
 	a.Release(c, err)
 	return err
+}
+
+// leave closes the mailbox a poll EXAMINEd, so the pooled connection has
+// none open: Dovecot answers every command of a session whose open
+// mailbox was deleted with BYE, and the pool tracks only the mailboxes it
+// selected itself (lifecycle.go). UNSELECT (RFC 3691) where offered, else
+// CLOSE, which expunges nothing in a read-only mailbox (RFC 3501 6.4.2).
+func leave(c *wconn) error {
+	return c.bounded(func() error {
+		if c.Caps().Has(imap.CapUnselect) {
+			return c.Unselect().Wait()
+		}
+		return c.UnselectAndExpunge().Wait()
+	})
 }
 
 // unchanged says whether STATUS shows the model is current (CONDSTORE only).

@@ -25,7 +25,7 @@ func fullPool(t *testing.T, max int) (*Manager, *Account, context.Context, []*Co
 	ctx := poolCtx(t)
 	var held []*Conn
 	for range max {
-		c, err := a.Acquire(ctx, "INBOX", 0)
+		c, err := a.Acquire(ctx, "INBOX", 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestPoolHandsOverReleasedConnection(t *testing.T) {
 	logins := m.Stats().Logins
 	got := make(chan *Conn, 1)
 	go func() {
-		c, err := a.Acquire(ctx, "INBOX", 0)
+		c, err := a.Acquire(ctx, "INBOX", 0, 0)
 		if err != nil {
 			t.Error(err)
 		}
@@ -87,7 +87,7 @@ func TestPoolServesWaitersInOrder(t *testing.T) {
 	conns := make(chan *Conn, 4)
 	for i := range 4 {
 		go func() {
-			c, err := a.Acquire(ctx, "INBOX", 0)
+			c, err := a.Acquire(ctx, "INBOX", 0, 0)
 			if err != nil {
 				t.Error(err)
 				return
@@ -122,7 +122,7 @@ func TestPoolManySessionsFewLogins(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			for range 20 {
-				c, err := a.Acquire(ctx, "INBOX", 0)
+				c, err := a.Acquire(ctx, "INBOX", 0, 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -148,11 +148,11 @@ func TestPoolIdleConnectionYieldsToWatcher(t *testing.T) {
 	addr := memServer(t, 1)
 	m, a := testLogin(t, Options{Address: addr, TLS: TLSNone, MaxConns: 2, CommandLinger: time.Hour})
 	ctx := poolCtx(t)
-	c, err := a.Acquire(ctx, "INBOX", 0)
+	c, err := a.Acquire(ctx, "INBOX", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := a.Acquire(ctx, "", 0)
+	c2, err := a.Acquire(ctx, "", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestPoolGaveUpWaiterLeaksNothing(t *testing.T) {
 		wg.Go(func() {
 			wctx, cancel := context.WithTimeout(ctx, time.Duration(i%5)*time.Millisecond)
 			defer cancel()
-			if c, err := a.Acquire(wctx, "INBOX", 0); err == nil {
+			if c, err := a.Acquire(wctx, "INBOX", 0, 0); err == nil {
 				a.Release(c, nil)
 			}
 		})

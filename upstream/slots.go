@@ -279,6 +279,15 @@ func (a *Account) Release(c *Conn, err error) {
 		a.release(slotCommand)
 		return
 	}
+	if a.staleLocked(c) {
+		// Its mailbox may have gone while it ran (lifecycle.go): the
+		// upstream would answer its next command with BYE.
+		a.total--
+		a.m.goLogoutLocked(c)
+		a.grantLocked()
+		m.mu.Unlock()
+		return
+	}
 	c.lastUsed = time.Now()
 	a.idle = append(a.idle, c)
 	a.grantLocked()

@@ -36,6 +36,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 	})
 	if err != nil {
 		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
+			w.acct.forgetSelected(w.name) // pool connections must not keep it selected either
 			return nil, &permanentError{fmt.Errorf("%w: EXAMINE %q: %w", ErrMailboxGone, w.name, err)}
 		}
 		return nil, err
@@ -74,6 +75,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		w.log.Warn("UIDVALIDITY changed upstream; closing sessions on this mailbox",
 			zap.Uint32("old", box.UIDValidity()), zap.Uint32("new", sel.UIDValidity))
 		box.Close(ErrUIDValidityChanged)
+		w.acct.forgetSelected(w.name) // pool connections may have the old one selected
 	}
 	w.box.Store(fanout.NewMailbox(fanout.Snapshot{
 		UIDValidity:    sel.UIDValidity,
