@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
 	"regexp"
@@ -94,17 +93,7 @@ func TestDovecotNewKeywordFlags(t *testing.T) {
 		if !v.fast {
 			return out
 		}
-		for deadline := time.Now().Add(waitLong); ; time.Sleep(5 * time.Millisecond) {
-			p.idleMu.Lock()
-			sets := len(p.idleSets)
-			p.idleMu.Unlock()
-			if sets == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("idle sets: got %d, want 1 (the session on the fast path)", sets)
-			}
-		}
+		waitFastIdle(t, p)
 		if v.cut {
 			var cut atomic.Bool
 			hook := func(raw syscall.RawConn, b []byte) (int, error) {
@@ -193,11 +182,22 @@ func TestDovecotNewKeywordFlags(t *testing.T) {
 // dialRawTLS is dialRaw over implicit TLS.
 func dialRawTLS(t *testing.T, addr string) *rawConn {
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
+	return rawOver(t, c, err)
+}
+
+// waitFastIdle waits until one idle set exists: a session idles on the
+// fast path.
+func waitFastIdle(t *testing.T, p *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLong); ; time.Sleep(5 * time.Millisecond) {
+		p.idleMu.Lock()
+		sets := len(p.idleSets)
+		p.idleMu.Unlock()
+		if sets == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle sets: got %d, want 1 (the session on the fast path)", sets)
+		}
 	}
-	t.Cleanup(func() { c.Close() })
-	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
-	rc.line() // greeting
-	return rc
 }
