@@ -55,7 +55,7 @@ type session struct {
 
 	byeOnce sync.Once
 	byeDone atomic.Bool
-	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
+	writeMu sync.Mutex // serializes everything written around imapserver (unsolicited.go)
 
 	fast     *fastIdle     // set while idling on the fast path (under writeMu)
 	fastWake chan struct{} // capacity 1: a fast-path worker found writeMu held
