@@ -52,7 +52,8 @@ func (rc *rawConn) untilPrefix(prefix string) []string {
 // TestDovecotNewKeywordFlags: when a new keyword appears in a mailbox,
 // every session with it selected is told `* FLAGS (...)` and `* OK
 // [PERMANENTFLAGS (...)]` before the FETCH that shows it (RFC 3501 7.2.6,
-// 7.1), the actor included (.SILENT too), read-only sessions with
+// 7.1), the actor included (.SILENT too), a FETCH's own answer too,
+// read-only sessions with
 // PERMANENTFLAGS (), and only once: the same script runs directly on
 // Dovecot and through idlemux (plain TCP, where IDLE takes the fast path,
 // and TLS, where it does not), and the wires are compared.
@@ -121,6 +122,11 @@ func TestDovecotNewKeywordFlags(t *testing.T) {
 			a := login(v.dial(t), box, "SELECT")
 			store(login(dialRaw(t, v.up), box, "SELECT"))
 			return append(a.cmd("n", "NOOP"), a.cmd("m", "NOOP")...)
+		}},
+		{"FETCH observer", func(t *testing.T, v via, box string) []string {
+			a := login(v.dial(t), box, "SELECT")
+			store(login(dialRaw(t, v.up), box, "SELECT"))
+			return append(a.cmd("f", "FETCH 1 FLAGS"), a.cmd("n", "NOOP")...)
 		}},
 		{"read-only NOOP observer", func(t *testing.T, v via, box string) []string {
 			a := login(v.dial(t), box, "EXAMINE")
