@@ -52,9 +52,9 @@ func (rc *rawConn) untilPrefix(prefix string) []string {
 // TestDovecotNewKeywordFlags: when a new keyword appears in a mailbox,
 // every session with it selected is told `* FLAGS (...)` and `* OK
 // [PERMANENTFLAGS (...)]` before the FETCH that shows it (RFC 3501 7.2.6,
-// 7.1), the actor included (.SILENT too), a FETCH's own answer too,
-// read-only sessions with
-// PERMANENTFLAGS (), and only once: the same script runs directly on
+// 7.1), the actor included (.SILENT too), before a FETCH's own answer,
+// to read-only sessions with PERMANENTFLAGS (), and only once: the same
+// script runs directly on
 // Dovecot and through idlemux (plain TCP, where IDLE takes the fast path,
 // and TLS, where it does not), and the wires are compared.
 func TestDovecotNewKeywordFlags(t *testing.T) {
