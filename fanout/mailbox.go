@@ -136,6 +136,14 @@ func (m *Mailbox) Flags(uid imap.UID) ([]imap.Flag, bool) {
 	return m.flags[i], true
 }
 
+// MailboxFlags returns the mailbox's FLAGS and PERMANENTFLAGS as the
+// upstream last reported them (shared: do not modify).
+func (m *Mailbox) MailboxFlags() (flags, permanent []imap.Flag) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mboxFlags, m.permFlags
+}
+
 // MaxUID returns the largest UID the model ever added.
 func (m *Mailbox) MaxUID() imap.UID {
 	m.mu.RLock()

@@ -13,6 +13,9 @@ const (
 	UpdateExpunge UpdateKind = iota + 1 // "* Seq EXPUNGE"
 	UpdateExists                        // "* Count EXISTS"
 	UpdateFlags                         // "* Seq FETCH (UID uid FLAGS (...))"
+	// UpdateMailboxFlags: the mailbox's FLAGS list (in Flags) changed;
+	// "* FLAGS (...)" and its PERMANENTFLAGS go out before any FETCH.
+	UpdateMailboxFlags
 )
 
 // Update is one untagged response owed to a session, already numbered in
@@ -38,6 +41,7 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	c := v.cursor.Load()
+	v.flagsOwed = 0
 	if v.err != nil {
 		return nil, c, v.err
 	}
@@ -94,7 +98,26 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 	updates = slices.CompactFunc(updates, func(a, b Update) bool {
 		return a.Kind == UpdateFlags && b.Kind == UpdateFlags && a.Seq == b.Seq
 	})
+	// A FLAGS change is told once, before the FETCHes (RFC 3501 7.2.6):
+	// when it lies in the delivered range, or beyond it (after an expunge
+	// held back) while a FETCH here, which shows the model's current
+	// flags, may already use its keyword.
+	if p, ok := m.lastMailboxFlags(max(c, v.flagsTold)); ok && (p < t || len(updates) > start) {
+		updates = slices.Insert(updates, start, Update{Kind: UpdateMailboxFlags, Flags: m.mboxFlags})
+		v.flagsOwed = head
+	}
 	return updates, t, nil
+}
+
+// lastMailboxFlags returns the position of the last mailbox FLAGS change
+// logged at or after from.
+func (m *Mailbox) lastMailboxFlags(from uint64) (uint64, bool) {
+	for i := len(m.log) - 1; i >= int(from-m.base); i-- {
+		if m.log[i].kind == changeMailboxFlags {
+			return m.base + uint64(i), true
+		}
+	}
+	return 0, false
 }
 
 // Commit records that the updates up to log position to were written.
@@ -104,4 +127,6 @@ func (v *View) Commit(to uint64) {
 	if to > v.cursor.Load() {
 		v.cursor.Store(to)
 	}
+	v.flagsTold = max(v.flagsTold, v.flagsOwed)
+	v.flagsOwed = 0
 }

@@ -98,13 +98,21 @@ func (tx *Tx) SetUIDNext(uid imap.UID) {
 	}
 }
 
-// SetMailboxFlags records the mailbox's FLAGS and PERMANENTFLAGS.
+// SetMailboxFlags records the mailbox's FLAGS and PERMANENTFLAGS. A FLAGS
+// list that differs from the model's (as a set) is logged: every session
+// must be told it before a FETCH that uses a new keyword (RFC 3501 7.2.6),
+// so the owner applies it before the message flag changes it heard with it.
 func (tx *Tx) SetMailboxFlags(flags, permanent []imap.Flag) {
-	if flags != nil {
-		tx.m.mboxFlags = slices.Clone(flags)
-	}
 	if permanent != nil {
 		tx.m.permFlags = slices.Clone(permanent)
+	}
+	if flags == nil {
+		return
+	}
+	changed := !FlagsEqual(tx.m.mboxFlags, flags)
+	tx.m.mboxFlags = slices.Clone(flags)
+	if changed {
+		tx.logChange(change{kind: changeMailboxFlags})
 	}
 }
 

@@ -19,6 +19,12 @@ type View struct {
 	m      *Mailbox
 	cursor atomic.Uint64 // only moves forward; read under m.mu
 	err    error         // guarded by m.mu
+
+	// flagsTold: the mailbox FLAGS changes logged before this position
+	// were told (besides those before the cursor), by TakeMailboxFlags or
+	// ahead of the cursor by Pending; flagsOwed is what the last Pending
+	// tells, recorded by Commit. Only the view's session uses them.
+	flagsTold, flagsOwed uint64
 }
 
 // SelectData is what a session reports when it selects the mailbox.
@@ -119,6 +125,24 @@ func (v *View) Flags(uid imap.UID) ([]imap.Flag, bool) {
 		return nil, false
 	}
 	return v.m.flags[i], true
+}
+
+// TakeMailboxFlags returns the mailbox's FLAGS list if it changed since
+// the session was last told, and counts it as told: the caller writes it
+// now, before a response of its own that may show a new keyword (RFC 3501
+// 7.2.6), and a failed write ends the session.
+func (v *View) TakeMailboxFlags() ([]imap.Flag, bool) {
+	m := v.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if v.err != nil {
+		return nil, false
+	}
+	if _, ok := m.lastMailboxFlags(max(v.cursor.Load(), v.flagsTold)); !ok {
+		return nil, false
+	}
+	v.flagsTold = m.head()
+	return m.mboxFlags, true
 }
 
 // Expunged reports whether the session still sees uid although the model

@@ -150,6 +150,11 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, addr string) *rawConn {
 	c, err := net.Dial("tcp", addr)
+	return rawOver(t, c, err)
+}
+
+// rawOver is a rawConn on a dialled connection, past the greeting.
+func rawOver(t *testing.T, c net.Conn, err error) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}

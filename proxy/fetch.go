@@ -35,6 +35,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err != nil {
 		return err
 	}
+	// A new keyword the model knows is announced before a FETCH that
+	// may show it, as Dovecot does at the start of FETCH (RFC 3501 7.2.6).
+	if err := sess.tellMailboxFlags(); err != nil {
+		return err
+	}
 	if len(uids) > 0 {
 		up := upstreamFetchOptions(options, sess.sel.readOnly)
 		sp := newFetchSpool()

@@ -73,13 +73,19 @@ func startMemUpstream(t testing.TB) *memUpstream {
 		InsecureAuth: true,
 		Logger:       testLogger{t},
 	})
+	return &memUpstream{addr: serveLoopback(t, srv), srv: srv, idles: idles, logins: logins}
+}
+
+// serveLoopback serves srv on 127.0.0.1:0 until the test ends.
+func serveLoopback(t testing.TB, srv *imapserver.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &memUpstream{addr: ln.Addr().String(), srv: srv, idles: idles, logins: logins}
+	return ln.Addr().String()
 }
 
 type testLogger struct{ t testing.TB }

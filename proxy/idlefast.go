@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -204,7 +203,7 @@ func (sess *session) fastDeliverHeld(buf []byte) []byte {
 	if len(ups) == 0 {
 		return buf
 	}
-	buf = appendUpdates(buf[:0], ups)
+	buf = appendUpdates(buf[:0], ups, f.sel, nil)
 	n, err := rawWrite(f.raw, buf)
 	v.Commit(to) // written, or from now on the goroutine's to write
 	if err != nil || n < len(buf) {
@@ -257,32 +256,6 @@ func rawWrite(raw syscall.RawConn, b []byte) (int, error) {
 	return rawWriteOnce(raw, b)
 }
 
-// appendUpdates encodes updates as imapserver's UpdateWriter does.
-func appendUpdates(b []byte, ups []fanout.Update) []byte {
-	for _, u := range ups {
-		b = append(b, "* "...)
-		b = strconv.AppendUint(b, uint64(u.Seq), 10)
-		switch u.Kind {
-		case fanout.UpdateExpunge:
-			b = append(b, " EXPUNGE\r\n"...)
-		case fanout.UpdateExists:
-			b = append(b, " EXISTS\r\n"...)
-		case fanout.UpdateFlags:
-			b = append(b, " FETCH (UID "...)
-			b = strconv.AppendUint(b, uint64(u.UID), 10)
-			b = append(b, " FLAGS ("...)
-			for i, fl := range u.Flags {
-				if i > 0 {
-					b = append(b, ' ')
-				}
-				b = append(b, fl...)
-			}
-			b = append(b, "))\r\n"...)
-		}
-	}
-	return b
-}
-
 // idleFast is Idle on the fast path: the session sleeps while the
 // dispatcher delivers, and returns to the ordinary loop on a hand-off. It
 // returns done when IDLE ended (err is then its result).
@@ -307,7 +280,7 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 		sess.writeMu.Lock() // waits out a worker's write
 		defer sess.writeMu.Unlock()
 		sess.fast = nil
-		return sess.flushRest(f, keepaliveWriteTimeout)
+		return sess.flushRest(f, unsolicitedWriteTimeout)
 	}
 	defer leave() // also when something below panics
 	var buf []byte

@@ -122,19 +122,7 @@ func TestProxyProtocolIdleFastPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitLong)
-	for {
-		p.idleMu.Lock()
-		sets := len(p.idleSets)
-		p.idleMu.Unlock()
-		if sets == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("idle sets: got %d, want 1 (the session on the fast path)", sets)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFastIdle(t, p)
 	appendMsg(t, direct, "INBOX", testMessage("pushed"))
 	got := make(chan uint32, 4)
 	go c.exists(func(n uint32) { got <- n })

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -39,19 +38,9 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly, uidValidity: sd.UIDValidity}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
-	perm := sd.PermanentFlags
-	switch {
-	case sess.sel.readOnly:
-		perm = nil
-	case len(perm) == 0:
-		// The watcher EXAMINEs, and a read-only SELECT reports no permanent
-		// flags (RFC 3501 7.1). A read-write session may store the
-		// mailbox's flags and, as servers commonly allow, new keywords.
-		perm = append(slices.DeleteFunc(slices.Clone(sd.Flags), func(f imap.Flag) bool { return f == "\\Recent" }), imap.FlagWildcard)
-	}
 	return &imap.SelectData{
 		Flags:             sd.Flags,
-		PermanentFlags:    perm,
+		PermanentFlags:    permanentFlags(sd.Flags, sd.PermanentFlags, sess.sel.readOnly),
 		NumMessages:       sd.NumMessages,
 		FirstUnseenSeqNum: sd.FirstUnseen,
 		UIDNext:           sd.UIDNext,
@@ -77,8 +66,9 @@ func (sess *session) unselect() {
 	sess.s.metrics.selected.Add(-1)
 }
 
-// Poll runs after every command; it delivers what changed since.
-func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+// Poll runs after every command; it delivers what changed since, through
+// the session's own writer (unsolicited.go), not imapserver's UpdateWriter.
+func (sess *session) Poll(_ *imapserver.UpdateWriter, allowExpunge bool) error {
 	sess.settle()
 	allow := allowExpunge && !sess.noExpunge
 	sess.noExpunge = false
@@ -91,15 +81,16 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		return nil
 	}
 	sess.syncPolled(sess.sel)
-	return sess.deliver(w, sess.sel, allow, false)
+	return sess.deliver(sess.sel, allow, false)
 }
 
-// Idle pushes changes as the model learns them, until DONE.
+// Idle pushes changes as the model learns them, until DONE, through the
+// session's own writer (unsolicited.go), not imapserver's UpdateWriter.
 //
 // imapserver runs it on a goroutine of its own and may call Close, or start
 // the next command, without waiting for it: Idle holds cmdMu so those wait
 // (settle) until it has left.
-func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+func (sess *session) Idle(_ *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	sess.cmdMu.Lock()
 	defer sess.cmdMu.Unlock()
 	select {
@@ -145,7 +136,7 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		var changed <-chan struct{} // nil without a mailbox: only keepalives
 		if sel != nil {
 			changed = sel.v.Changed()
-			if err := sess.deliver(w, sel, true, true); err != nil {
+			if err := sess.deliver(sel, true, true); err != nil {
 				return err
 			}
 		}
@@ -168,25 +159,14 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 // without confusing its numbering.
 // idling says the client waits in IDLE: only then is the time since the
 // change a fan-out latency (otherwise it includes the client's own pace).
-func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowExpunge, idling bool) error {
+func (sess *session) deliver(sel *selection, allowExpunge, idling bool) error {
 	v := sel.v
 	ups, to, err := v.Pending(allowExpunge)
 	if err != nil {
 		return sess.viewFailed(err)
 	}
-	for _, u := range ups {
-		switch u.Kind {
-		case fanout.UpdateExpunge:
-			err = w.WriteExpunge(u.Seq)
-		case fanout.UpdateExists:
-			err = w.WriteNumMessages(u.Seq)
-		case fanout.UpdateFlags:
-			if prev, done := sess.reported[u.UID]; done && fanout.FlagsEqual(prev, u.Flags) {
-				continue
-			}
-			err = w.WriteMessageFlags(u.Seq, u.UID, u.Flags)
-		}
-		if err != nil {
+	if len(ups) > 0 {
+		if err := sess.deliverUpdates(sel, ups); err != nil {
 			return err
 		}
 	}

@@ -55,7 +55,7 @@ type session struct {
 
 	byeOnce sync.Once
 	byeDone atomic.Bool
-	writeMu sync.Mutex // serializes bye with keepalives written around imapserver
+	writeMu sync.Mutex // serializes everything written around imapserver (unsolicited.go)
 
 	fast     *fastIdle     // set while idling on the fast path (under writeMu)
 	fastWake chan struct{} // capacity 1: a fast-path worker found writeMu held
@@ -157,28 +157,6 @@ func (s *Server) sessionsOf(l *listener) []*session {
 
 // saidBye reports whether bye already ran.
 func (sess *session) saidBye() bool { return sess.byeDone.Load() }
-
-// byeWriteTimeout bounds how long a BYE may take to go out.
-const byeWriteTimeout = 2 * time.Second
-
-// bye sends "* BYE text" and closes the connection, once.
-func (sess *session) bye(text string) {
-	sess.byeOnce.Do(func() {
-		sess.byeDone.Store(true)
-		sess.log.Info("closing session", zap.String("reason", text))
-		// The BYE may wait behind a TLS handshake that never ends (a
-		// client silent after STARTTLS), which no write deadline covers:
-		// past byeWriteTimeout the connection is closed without it.
-		t := time.AfterFunc(byeWriteTimeout, func() { sess.conn.NetConn().Close() })
-		defer t.Stop()
-		sess.writeMu.Lock()
-		defer sess.writeMu.Unlock()
-		if f := sess.fast; f != nil && sess.flushRest(f, byeWriteTimeout) != nil {
-			return // a fast-path line cut short could not go out whole first
-		}
-		sess.conn.Bye(text)
-	})
-}
 
 // Close is called by imapserver when the connection ends, however it ends.
 func (sess *session) Close() error {

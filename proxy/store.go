@@ -40,6 +40,11 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 			return err
 		}
 		sess.syncMailboxes(sess.sel.name)
+		// A new keyword is announced before the FETCH that shows it,
+		// .SILENT or not, as Dovecot tells the actor (RFC 3501 7.2.6).
+		if err := sess.tellMailboxFlags(); err != nil {
+			return err
+		}
 		if sess.reported == nil {
 			sess.reported = make(map[imap.UID][]imap.Flag)
 		}

@@ -60,9 +60,9 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
 		var rerr error
 		n := box.Update(func(tx *fanout.Tx) {
+			tx.SetMailboxFlags(sel.Flags, sel.PermanentFlags) // first: see process
 			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
 				tx.SetUIDNext(sel.UIDNext)
-				tx.SetMailboxFlags(sel.Flags, sel.PermanentFlags)
 			}
 		})
 		if rerr == nil {
@@ -259,6 +259,14 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	box := w.box.Load()
 	box.Update(func(tx *fanout.Tx) {
 		tx.HeardAt(heard)
+		// The mailbox's FLAGS first: sessions are told a new keyword
+		// before any FETCH that shows it (RFC 3501 7.2.6), and a FLAGS
+		// change ahead of the expunges is never held back with them.
+		if mboxChanged {
+			if mb := c.Mailbox(); mb != nil {
+				tx.SetMailboxFlags(mb.Flags, mb.PermanentFlags)
+			}
+		}
 		for _, uid := range expunged {
 			tx.Expunge(uid)
 		}
@@ -274,11 +282,6 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 		for i, uid := range changed.uids {
 			tx.SetFlags(uid, changed.flags[i])
-		}
-		if mboxChanged {
-			if mb := c.Mailbox(); mb != nil {
-				tx.SetMailboxFlags(mb.Flags, mb.PermanentFlags)
-			}
 		}
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
