@@ -3,6 +3,8 @@ package imapcheck
 import (
 	"fmt"
 	"strings"
+
+	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
 // response = continue-req / response-data / response-tagged (RFC 3501 9).
@@ -266,8 +268,11 @@ func (p *parser) msgAtt(r *Response) error {
 // LF) and "<origin>" as sent.
 func (p *parser) attName() (string, error) {
 	start := p.i
-	if _, err := p.atom(""); err != nil {
-		return "", err
+	for p.i < len(p.b) && p.b[p.i] != '[' && p.b[p.i] < 0x80 && imapframe.IsAtomChar(p.b[p.i]) {
+		p.i++
+	}
+	if p.i == start {
+		return "", fmt.Errorf("%w: want an item name", errSyntax)
 	}
 	if p.peek() == '[' {
 		for p.i < len(p.b) && p.b[p.i] != ']' {

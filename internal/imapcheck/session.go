@@ -51,7 +51,6 @@ type inflight struct {
 	begin   uint64
 	targets []uint32        // STORE, MOVE: the UIDs it acts on, as the view names them
 	echoed  map[uint32]bool // STORE: UIDs answered with FETCH FLAGS
-	results []uint32        // UID SEARCH results
 }
 
 const wireKept = 12

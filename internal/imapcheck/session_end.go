@@ -91,7 +91,13 @@ func (s *Session) search(nums []uint32) {
 		return
 	}
 	if c.cmd.UID {
-		c.results = append(c.results, nums...)
+		// Checked against the view as it is now: a UID SEARCH may report
+		// expunges after its results (RFC 3501 7.4.1 allows them there).
+		for _, u := range nums {
+			if !s.holds(u) {
+				s.h.violate(s, SearchRange, "UID SEARCH result %d is not in the view %v", u, s.uids)
+			}
+		}
 		return
 	}
 	for _, n := range nums {
@@ -123,11 +129,6 @@ func (s *Session) End(r *Response) {
 			s.h.violate(s, BadAnswer, "%s answered %s", c.cmd.Name, r.Name)
 		}
 		return
-	}
-	for _, u := range c.results {
-		if !s.holds(u) {
-			s.h.violate(s, SearchRange, "UID SEARCH result %d is not in the view %v", u, s.uids)
-		}
 	}
 	switch c.cmd.Name {
 	case "APPEND", "COPY", "MOVE":
@@ -198,10 +199,12 @@ func (s *Session) expunged(c *inflight) {
 func (s *Session) storeDone(c *inflight, end uint64, ok bool) {
 	st := c.cmd.Store
 	for _, u := range c.targets {
+		changes := false // an owned keyword known to change: Dovecot answers FETCH only for changed messages
 		for _, f := range st.Flags {
 			f = norm(f)
 			if s.owned[f] {
 				k := s.kwState(u, f)
+				changes = changes || (k.end != 0 && k.value != st.Add)
 				k.inflight = false
 				if ok {
 					k.end, k.value = end, st.Add
@@ -216,7 +219,7 @@ func (s *Session) storeDone(c *inflight, end uint64, ok bool) {
 				}
 			}
 		}
-		if ok && !st.Silent && !c.echoed[u] {
+		if ok && !st.Silent && changes && !c.echoed[u] {
 			s.h.defer_(s, OwnWrite, u, "STORE completed without FETCH for UID %d", u)
 		}
 	}
