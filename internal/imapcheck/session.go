@@ -56,7 +56,7 @@ type inflight struct {
 const wireKept = 12
 
 func (s *Session) remember(dir, line string) {
-	line = strings.TrimRight(line, "\r\n")
+	line = strings.ReplaceAll(strings.TrimRight(line, "\r\n"), "\r\n", `\r\n`)
 	if len(line) > 160 {
 		line = line[:160] + "..."
 	}
