@@ -97,6 +97,9 @@ func ReadResponse(r *bufio.Reader, max int) (*Response, []byte, error) {
 		if !ok || !lit.Valid {
 			break
 		}
+		if _, err := Parse(raw); err == nil {
+			break // "{n}" ending resp-text is text (RFC 3501 9), not a literal
+		}
 		if lit.Size > uint64(max) || len(raw)+int(lit.Size) > max {
 			return nil, raw, ErrTooLong
 		}
