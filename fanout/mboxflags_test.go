@@ -37,6 +37,18 @@ func TestMailboxFlagsToldOnceBeforeFetch(t *testing.T) {
 			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, mf, {Kind: UpdateFlags, Seq: 1, UID: 1, Flags: kw}}, nil},
 		},
 		{
+			name:     "keyword seen on a message before the upstream's FLAGS: FLAGS first anyway",
+			change:   func(tx *Tx) { tx.SetFlags(2, kw) },
+			allowExp: true,
+			want:     [][]Update{{mf, {Kind: UpdateFlags, Seq: 2, UID: 2, Flags: kw}}, nil},
+		},
+		{
+			name:     "keyword on a new message before the upstream's FLAGS",
+			change:   func(tx *Tx) { tx.Add(4, kw); tx.SetMailboxFlags(withKw, nil) },
+			allowExp: true,
+			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, mf}, nil},
+		},
+		{
 			name:     "same list in another order logs nothing",
 			change:   func(tx *Tx) { tx.SetMailboxFlags([]imap.Flag{imap.FlagDeleted, imap.FlagSeen}, nil) },
 			allowExp: true,

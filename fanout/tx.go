@@ -49,6 +49,7 @@ func (tx *Tx) Add(uid imap.UID, flags []imap.Flag) error {
 	if uid <= m.maxUID {
 		return ErrNotAscending
 	}
+	tx.coverFlags(flags)
 	m.uids = append(m.uids, uid)
 	m.flags = append(m.flags, slices.Clone(flags))
 	// Consecutive adds in one transaction share one log entry.
@@ -86,6 +87,7 @@ func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
 	if !ok || FlagsEqual(m.flags[i], flags) {
 		return false
 	}
+	tx.coverFlags(flags)
 	m.flags[i] = slices.Clone(flags)
 	tx.logChange(change{kind: changeFlags, uids: []imap.UID{uid}})
 	return true
@@ -114,6 +116,39 @@ func (tx *Tx) SetMailboxFlags(flags, permanent []imap.Flag) {
 	if changed {
 		tx.logChange(change{kind: changeMailboxFlags})
 	}
+}
+
+// coverFlags adds to the mailbox's FLAGS (and PERMANENTFLAGS, when it
+// allows new keywords) any keyword of flags it lacks, logged before the
+// change that uses it: every session is told a keyword in FLAGS before a
+// FETCH shows it (RFC 3501 7.2.6), even when the watcher reads the message
+// flags (a CHANGEDSINCE listing, say) before the upstream's own FLAGS
+// response reaches it. That later FLAGS then changes nothing.
+func (tx *Tx) coverFlags(flags []imap.Flag) {
+	m := tx.m
+	if len(m.mboxFlags) == 0 {
+		return // not known yet: nothing to keep consistent
+	}
+	var add []imap.Flag
+	for _, f := range flags {
+		if f != `\Recent` && !slices.Contains(m.mboxFlags, f) && !slices.Contains(add, f) {
+			add = append(add, f)
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	m.mboxFlags = append(slices.Clone(m.mboxFlags), add...)
+	if i := slices.Index(m.permFlags, imap.FlagWildcard); i >= 0 {
+		perm := slices.Clone(m.permFlags[:i])
+		for _, f := range add {
+			if !slices.Contains(perm, f) {
+				perm = append(perm, f)
+			}
+		}
+		m.permFlags = append(perm, m.permFlags[i:]...)
+	}
+	tx.logChange(change{kind: changeMailboxFlags})
 }
 
 // Resync makes the model equal to a full upstream listing (ascending UIDs

@@ -31,10 +31,10 @@ var ckEnforced = map[imapcheck.Rule]bool{
 	imapcheck.ExistsShrink:   true,
 	imapcheck.UIDStable:      true,
 	imapcheck.ExpungeInFetch: true,
-	imapcheck.KeywordInFlags: false, // issue 9 item 3: new keywords come without FLAGS
+	imapcheck.KeywordInFlags: false, // a FETCH answered upstream can show a keyword the watcher has not reported yet
 	imapcheck.BadAnswer:      true,
-	imapcheck.OwnWrite:       false, // issue 9 item 2: UID EXPUNGE answered OK without the EXPUNGE of its UID
-	imapcheck.OthersWrite:    false, // issue 9 item 2: read-your-writes across sessions
+	imapcheck.OwnWrite:       true,
+	imapcheck.OthersWrite:    true,
 	imapcheck.FinalState:     true,
 }
 

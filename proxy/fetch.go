@@ -47,6 +47,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		go func() { drained <- sess.drain(w, sp, options) }()
 		err = sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 			sp.guard = sess.guard
+			if setsSeen(up) {
+				c.Wrote()
+			}
 			cmd := c.Fetch(uids, up)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 				sess.guard.Touch()
@@ -459,4 +462,21 @@ func (t touchReader) Read(p []byte) (int, error) {
 		t.touch()
 	}
 	return n, err
+}
+
+// setsSeen reports whether a FETCH sets \Seen: a body section without
+// PEEK does (RFC 3501 6.4.5), and so do RFC822 and RFC822.TEXT, which
+// imapserver turns into such sections.
+func setsSeen(o *imap.FetchOptions) bool {
+	for _, s := range o.BodySection {
+		if !s.Peek {
+			return true
+		}
+	}
+	for _, s := range o.BinarySection {
+		if !s.Peek {
+			return true
+		}
+	}
+	return false
 }

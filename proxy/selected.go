@@ -160,14 +160,21 @@ func (sess *session) Idle(_ *imapserver.UpdateWriter, stop <-chan struct{}) erro
 // idling says the client waits in IDLE: only then is the time since the
 // change a fan-out latency (otherwise it includes the client's own pace).
 func (sess *session) deliver(sel *selection, allowExpunge, idling bool) error {
+	_, err := sess.deliverTold(sel, allowExpunge, idling)
+	return err
+}
+
+// deliverTold is deliver, returning the updates written (valid until the
+// view's next Pending).
+func (sess *session) deliverTold(sel *selection, allowExpunge, idling bool) ([]fanout.Update, error) {
 	v := sel.v
 	ups, to, err := v.Pending(allowExpunge)
 	if err != nil {
-		return sess.viewFailed(err)
+		return nil, sess.viewFailed(err)
 	}
 	if len(ups) > 0 {
 		if err := sess.deliverUpdates(sel, ups); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	v.Commit(to)
@@ -177,7 +184,7 @@ func (sess *session) deliver(sel *selection, allowExpunge, idling bool) error {
 			sess.s.metrics.fanoutLatency.Observe(time.Since(sel.w.Mailbox().UpdatedAt()).Seconds())
 		}
 	}
-	return nil
+	return ups, nil
 }
 
 // viewFailed ends the session when its view failed (lagging too far, or the

@@ -296,6 +296,10 @@ func (sess *session) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), sess.s.cfg.Upstream.ResponseTimeout+sess.s.cfg.Upstream.DialTimeout)
 }
 
+// changesSelected lists the commands that change the mailbox they run in.
+// A FETCH that sets \Seen does too; Fetch marks it itself.
+var changesSelected = map[string]bool{"STORE": true, "EXPUNGE": true, "MOVE": true}
+
 // idempotent lists the commands retried once on a fresh connection when
 // the upstream connection fails under them. The others (APPEND, STORE,
 // COPY, MOVE, EXPUNGE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE)
@@ -341,6 +345,9 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 		}
 		if err != nil {
 			return sess.fail(op, err)
+		}
+		if changesSelected[op] {
+			c.Wrote() // other connections' views of the mailbox sync first (upstream/writes.go)
 		}
 		g := c.Guard(timeout)
 		sess.guard, sess.wrote = g, false

@@ -31,6 +31,10 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		return errReadOnly
 	}
 	if len(uids) > 0 {
+		// What the session knows of each message's flags before the
+		// STORE: with .SILENT, Poll may skip a message only if nobody
+		// else changed it meanwhile (known returns nil otherwise).
+		known := sess.knownFlags(uids, flags)
 		up := *flags
 		up.Silent = true
 		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) error {
@@ -54,12 +58,19 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 			if !ok {
 				continue // expunged meanwhile: the EXPUNGE comes later
 			}
+			if known != nil {
+				// .SILENT (RFC 3501 6.4.6): see silentStore.
+				write, told := known.silent(m.UID, cur)
+				if told {
+					sess.reported[m.UID] = cur
+				}
+				if !write {
+					continue
+				}
+			}
 			// Poll skips this message only if it would report these very
 			// flags again; any other change still reaches the client.
 			sess.reported[m.UID] = cur
-			if flags.Silent {
-				continue
-			}
 			resp := w.CreateMessage(m.Seq)
 			if isUID {
 				resp.WriteUID(m.UID)

@@ -40,7 +40,10 @@ type Account struct {
 	// epoch moves whenever a mailbox of the account is known to have
 	// gone or been replaced (lifecycle.go): a pool connection selected in
 	// an older epoch selects again before use.
-	epoch  uint64
+	epoch uint64
+	// writes counts, per mailbox, the changes made through idlemux
+	// (writes.go); a mailbox's entry lives as long as the account.
+	writes map[string]uint64
 	gone   []goneMark // the latest mailboxes gone, for connections busy then
 	verify map[[32]byte]*verifyCall
 }
@@ -60,6 +63,8 @@ type Conn struct {
 	upTo        imap.UID // every message up to this UID is visible to this session
 	epoch       uint64   // the account's epoch when selected was last known good
 	uidValidity uint32   // selected's, as its SELECT reported it
+	seen        uint64   // the account's write count of selected that this session's view includes (writes.go)
+	wrote       bool     // the command running now changed selected
 	lastUsed    time.Time
 }
 
@@ -104,6 +109,7 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 	}
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
+	writes := a.writesOf(mailbox)
 	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch || (uidValidity != 0 && c.uidValidity != uidValidity) {
 		c.Forget()
 		sel, err := c.Select(mailbox, nil).Wait()
@@ -120,13 +126,13 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 			a.MailboxGone(mailbox, 0)
 			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
 		}
-		c.selected, c.epoch, c.upTo, c.uidValidity = mailbox, epoch, upTo, sel.UIDValidity
-	} else if c.upTo < upTo {
+		c.selected, c.epoch, c.upTo, c.uidValidity, c.seen = mailbox, epoch, upTo, sel.UIDValidity, writes
+	} else if c.upTo < upTo || c.seen < writes {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
 			return nil, stale(err)
 		}
-		c.upTo = upTo
+		c.upTo, c.seen = upTo, writes
 	}
 	return c, nil
 }

@@ -267,6 +267,9 @@ func (a *Account) Release(c *Conn, err error) {
 	if err != nil {
 		if _, proto := IsProtocol(err); !proto {
 			c.Client.Close() // broken: nothing to log out from
+			a.m.mu.Lock()
+			a.noteWriteLocked(c) // it may have changed the mailbox before it broke
+			a.m.mu.Unlock()
 			a.release(slotCommand)
 			return
 		}
@@ -288,6 +291,7 @@ func (a *Account) Release(c *Conn, err error) {
 		m.mu.Unlock()
 		return
 	}
+	a.noteWriteLocked(c)
 	c.lastUsed = time.Now()
 	a.idle = append(a.idle, c)
 	a.grantLocked()
