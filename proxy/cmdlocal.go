@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -17,7 +18,8 @@ import (
 var handledLocally = &refusal{}
 
 // local answers the commands imapserver cannot answer right behind the
-// reader: STARTTLS (the reader must stay above TLS to frame commands), and
+// reader: ID, which imapserver lacks; STARTTLS (the reader must stay above
+// TLS to frame commands); and
 // before login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
 // without TLS, whose capabilities only the reader knows. nil: imapserver
 // answers.
@@ -29,12 +31,17 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		return nil, nil
 	}
 	switch f.name {
+	case "ID":
+		return idReply(f), nil
 	case "STARTTLS":
 		if len(bytes.TrimSpace(f.args)) == 0 && cc.canStartTLS() {
 			return handledLocally, cc.startTLS(f.tag)
 		}
 	case "CAPABILITY":
 		if len(bytes.TrimSpace(f.args)) == 0 && !cc.authenticated.Load() {
+			cc.mu.Lock()
+			cc.askedCaps = true
+			cc.mu.Unlock()
 			return &refusal{line: "* CAPABILITY " + cc.preAuthCaps() + "\r\n" + f.tag + " OK CAPABILITY completed"}, nil
 		}
 	case "LOGIN", "AUTHENTICATE":
@@ -62,12 +69,12 @@ func searchLimits(f *framed) *refusal {
 	return &refusal{line: fmt.Sprintf("%s %s [%s] %s", f.tag, ie.Type, ie.Code, ie.Text)}
 }
 
-// preAuthCaps is imapserver's list before login, with what only the
-// reader knows: STARTTLS while it is offered, and AUTH=PLAIN only where
-// authentication is allowed, LOGINDISABLED elsewhere (RFC 3501 6.1.1,
-// 6.2.1).
+// preAuthCaps is the list before login (preLoginCaps) with what depends
+// on the connection: STARTTLS while it is offered, and AUTH=PLAIN only
+// where authentication is allowed, LOGINDISABLED elsewhere (RFC 3501
+// 6.1.1, 6.2.1).
 func (cc *clientConn) preAuthCaps() string {
-	caps := []string{"IMAP4rev1", "SASL-IR", "LITERAL-"}
+	caps := slices.Clone(preLoginCaps)
 	if cc.canStartTLS() {
 		caps = append(caps, "STARTTLS")
 	}

@@ -88,39 +88,3 @@ func TestDovecotStoreSkipsExpunged(t *testing.T) {
 		})
 	}
 }
-
-// TestDovecotCapabilitiesAfterLogin: the capability lists after login (the
-// LOGIN answer's and CAPABILITY's) agree with each other and offer nothing
-// Dovecot lacks (imapserver adds UTF8=ACCEPT and LITERAL- by itself), but
-// idlemux's own APPENDLIMIT (RFC 7889), which it enforces.
-func TestDovecotCapabilitiesAfterLogin(t *testing.T) {
-	dv := startDovecot(t)
-	p := startProxy(t, testConfig(dv.Addr))
-	caps := func(addr string) (login, capability []string) {
-		rc := dialRaw(t, addr)
-		l := rc.cmd("l", "LOGIN "+testUser+" "+testPass)
-		ok := l[len(l)-1]
-		if i, j := strings.Index(ok, "[CAPABILITY "), strings.Index(ok, "]"); i >= 0 && j > i {
-			login = strings.Fields(ok[i+len("[CAPABILITY ") : j])
-		}
-		for _, line := range rc.cmd("c", "CAPABILITY") {
-			if strings.HasPrefix(line, "* CAPABILITY ") {
-				capability = strings.Fields(strings.TrimPrefix(line, "* CAPABILITY "))
-			}
-		}
-		return login, capability
-	}
-	dLogin, dCaps := caps(dv.Addr)
-	if len(dLogin) == 0 || len(dCaps) == 0 || slices.Contains(dCaps, "UTF8=ACCEPT") {
-		t.Fatalf("Dovecot directly: LOGIN %q, CAPABILITY %q (the reference changed)", dLogin, dCaps)
-	}
-	login, capability := caps(p.Addrs()[0])
-	if len(login) == 0 || !slices.Equal(login, capability) {
-		t.Errorf("through idlemux: LOGIN's list %q, CAPABILITY's %q, want the same", login, capability)
-	}
-	for _, c := range capability {
-		if !slices.Contains(dCaps, c) && !strings.HasPrefix(c, "APPENDLIMIT=") {
-			t.Errorf("through idlemux: %s offered, which Dovecot does not offer (%q)", c, dCaps)
-		}
-	}
-}
