@@ -184,6 +184,16 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 	}
 }
 
+// running names the command imapserver is running ("" between commands).
+func (cc *clientConn) running() string {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.cur == nil {
+		return ""
+	}
+	return cc.cur.name
+}
+
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont = f, false, false
