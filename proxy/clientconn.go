@@ -194,6 +194,14 @@ func (cc *clientConn) running() string {
 	return cc.cur.name
 }
 
+// appendBinary reports whether the APPEND imapserver is running came
+// with its message as a literal8, which imapserver does not say.
+func (cc *clientConn) appendBinary() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.cur != nil && cc.cur.name == "APPEND" && cc.cur.binary
+}
+
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont = f, false, false

@@ -110,7 +110,7 @@ func idString(b []byte) (s, rest []byte, ok bool) {
 			return nil, nil, false
 		}
 		n, err := strconv.Atoi(strings.TrimSuffix(string(b[1:end]), "+"))
-		if err != nil || n < 0 || end+3+n > len(b) {
+		if err != nil || n < 0 || n > len(b)-end-3 {
 			return nil, nil, false
 		}
 		return b[end+3 : end+3+n], b[end+3+n:], true
