@@ -28,15 +28,9 @@ func TestDovecotLsub(t *testing.T) {
 	}
 	for _, cmd := range []string{`LSUB "" %`, `LSUB "" *`, `LSUB "" %.%`, `LSUB "" p.%`, `LSUB "c" %`, `LSUB "" c`, `LSUB "" c*`, `LSUB "" c%`, `LSUB "" %d`, `LSUB "" ""`, `LSUB "" nothing*`} {
 		lsub := func(addr string) []string {
-			lines := converse(t, addr, true, "a "+cmd+"\r\nzz NOOP\r\n")
-			if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "a OK") {
-				t.Errorf("%s against %s: got %q, want a OK", cmd, addr, lines)
-			}
-			var out []string
-			for _, l := range lines {
-				if strings.HasPrefix(l, "* ") {
-					out = append(out, unquoteName(l))
-				}
+			out := untaggedOK(t, addr, cmd)
+			for i, l := range out {
+				out[i] = unquoteName(l)
 			}
 			return out
 		}

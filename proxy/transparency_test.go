@@ -16,24 +16,28 @@ func TestDovecotListEmptyPattern(t *testing.T) {
 	dv := startDovecot(t)
 	p := startProxy(t, testConfig(dv.Addr))
 	for _, cmd := range []string{`LIST "" ""`, `LIST "INBOX" ""`, `LIST "" "INBOX"`} {
-		untagged := func(addr string) []string {
-			lines := converse(t, addr, true, "a "+cmd+"\r\nzz NOOP\r\n")
-			var out []string
-			for _, l := range lines {
-				if strings.HasPrefix(l, "* ") {
-					out = append(out, l)
-				}
-			}
-			if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "a OK") {
-				t.Errorf("%s against %s: got %q, want a OK", cmd, addr, lines)
-			}
-			return out
-		}
-		want, got := untagged(dv.Addr), untagged(p.Addrs()[0])
+		want, got := untaggedOK(t, dv.Addr, cmd), untaggedOK(t, p.Addrs()[0], cmd)
 		if len(want) == 0 || !slices.Equal(got, want) {
 			t.Errorf("%s: through idlemux %q, directly %q", cmd, got, want)
 		}
 	}
+}
+
+// untaggedOK runs cmd, logged in, on a fresh connection to addr and
+// returns the untagged lines of its answer, checking that it ends OK.
+func untaggedOK(t *testing.T, addr, cmd string) []string {
+	t.Helper()
+	lines := converse(t, addr, true, "a "+cmd+"\r\nzz NOOP\r\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "a OK") {
+		t.Errorf("%s against %s: got %q, want a OK", cmd, addr, lines)
+	}
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestDovecotStoreSkipsExpunged: a STORE naming a message expunged
