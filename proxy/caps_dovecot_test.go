@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"slices"
@@ -125,10 +126,10 @@ type capsSeen struct {
 }
 
 // offeredLists opens a fresh connection to addr and collects its lists;
-// askFirst sends CAPABILITY before LOGIN, after which Dovecot sends the
+// askFirst sends CAPABILITY before loginCmd (LOGIN or AUTHENTICATE), after which Dovecot sends the
 // post-login list in an untagged CAPABILITY rather than as a response
 // code (it takes the client for one that ignores the code).
-func offeredLists(t *testing.T, addr string, askFirst bool) capsSeen {
+func offeredLists(t *testing.T, addr string, askFirst bool, loginCmd string) capsSeen {
 	t.Helper()
 	fields := func(line, prefix, end string) []string {
 		i := strings.Index(line, prefix)
@@ -160,7 +161,7 @@ func offeredLists(t *testing.T, addr string, askFirst bool) capsSeen {
 	if askFirst {
 		seen.before = listed(rc.cmd("c", "CAPABILITY"))
 	}
-	l := rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	l := rc.cmd("l", loginCmd)
 	seen.loginLine = l[len(l)-1]
 	seen.login = fields(seen.loginLine, "l OK [CAPABILITY ", "]")
 	if seen.login == nil {
@@ -186,8 +187,8 @@ var notOfferedByIdlemux = []string{
 // fresh idlemux (which has never logged in upstream) is offered, before
 // and after login, what Dovecot offers directly, in Dovecot's order, but
 // for notOfferedByIdlemux and idlemux's own APPENDLIMIT (RFC 7889); the
-// LOGIN answer carries the post-login list as Dovecot's does; a second
-// connection gets the same lists.
+// LOGIN and AUTHENTICATE answers carry the post-login list as Dovecot's
+// do; later connections get the same lists.
 func TestDovecotCapabilitiesFirstConnection(t *testing.T) {
 	dv := startDovecot(t)
 	p := startProxy(t, testConfig(dv.Addr))
@@ -198,15 +199,21 @@ func TestDovecotCapabilitiesFirstConnection(t *testing.T) {
 		})
 	}
 	limit := "APPENDLIMIT=" + strconv.FormatInt(testConfig(dv.Addr).Limits.AppendLimit, 10)
+	login := "LOGIN " + testUser + " " + testPass
+	auth := "AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+testUser+"\x00"+testPass))
 	// The first connection asks nothing before LOGIN, the second asks
-	// CAPABILITY first, the third asks nothing again.
-	for i, askFirst := range []bool{false, true, false} {
-		d := offeredLists(t, dv.Addr, askFirst)
+	// CAPABILITY first, the third and fourth ask nothing again.
+	for i, c := range []struct {
+		askFirst bool
+		login    string
+	}{{false, login}, {true, login}, {false, login}, {false, auth}} {
+		askFirst := c.askFirst
+		d := offeredLists(t, dv.Addr, askFirst, c.login)
 		if len(d.greeting) == 0 || len(d.login) == 0 || !slices.Equal(d.login, d.after) || (askFirst && !slices.Equal(d.greeting, d.before)) {
 			t.Fatalf("Dovecot directly: %+v (the reference changed)", d)
 		}
-		got := offeredLists(t, p.Addrs()[0], askFirst)
-		name := fmt.Sprintf("connection %d (CAPABILITY before LOGIN: %v)", i+1, askFirst)
+		got := offeredLists(t, p.Addrs()[0], askFirst, c.login)
+		name := fmt.Sprintf("connection %d (%s, CAPABILITY before: %v)", i+1, strings.Fields(c.login)[0], askFirst)
 		if want := offered(d.greeting); !slices.Equal(got.greeting, want) {
 			t.Errorf("%s, greeting: got %q, want %q (Dovecot's %q)", name, got.greeting, want, d.greeting)
 		}
@@ -225,5 +232,41 @@ func TestDovecotCapabilitiesFirstConnection(t *testing.T) {
 				t.Errorf("%s after login: %s not offered in %q", name, c, got.after)
 			}
 		}
+	}
+}
+
+// TestDovecotEnable: ENABLE (RFC 5161) enables nothing idlemux does not
+// offer (imapserver would enable UTF8=ACCEPT and IMAP4rev2), and answers
+// as Dovecot does for extensions it lacks, before and after login.
+// CONDSTORE and QRESYNC, which Dovecot enables, idlemux does not offer.
+func TestDovecotEnable(t *testing.T) {
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	tests := []struct {
+		name, args string
+		login      bool
+	}{
+		{"before login", " UTF8=ACCEPT", false},
+		{"UTF8=ACCEPT", " UTF8=ACCEPT", true},
+		{"IMAP4rev2 and unknown", " IMAP4rev2 FOO", true},
+		{"no argument", "", true},
+		{"a string", ` "x"`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			answer := func(addr string) (untagged []string, status string) {
+				rc := dialRaw(t, addr)
+				if tt.login {
+					rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+				}
+				lines := rc.cmd("e", "ENABLE"+tt.args)
+				return lines[:len(lines)-1], strings.Fields(lines[len(lines)-1])[1]
+			}
+			wantU, wantS := answer(dv.Addr)
+			gotU, gotS := answer(p.Addrs()[0])
+			if gotS != wantS || !slices.Equal(gotU, wantU) {
+				t.Errorf("ENABLE%s: through idlemux %q %s, directly %q %s", tt.args, gotU, gotS, wantU, wantS)
+			}
+		})
 	}
 }

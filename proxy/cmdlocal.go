@@ -18,9 +18,9 @@ import (
 var handledLocally = &refusal{}
 
 // local answers the commands imapserver cannot answer right behind the
-// reader: ID, which imapserver lacks; STARTTLS (the reader must stay above
-// TLS to frame commands); and
-// before login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
+// reader: ID, which imapserver lacks; ENABLE, which it gets wrong;
+// STARTTLS (the reader must stay above TLS to frame commands); and before
+// login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
 // without TLS, whose capabilities only the reader knows. nil: imapserver
 // answers.
 func (cc *clientConn) local(f *framed) (*refusal, error) {
@@ -33,6 +33,8 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 	switch f.name {
 	case "ID":
 		return idReply(f), nil
+	case "ENABLE":
+		return enableReply(f, cc.authenticated.Load()), nil
 	case "STARTTLS":
 		if len(bytes.TrimSpace(f.args)) == 0 && cc.canStartTLS() {
 			return handledLocally, cc.startTLS(f.tag)
@@ -50,6 +52,31 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		}
 	}
 	return nil, nil
+}
+
+// enableReply answers ENABLE (RFC 5161) in the reader: idlemux offers no
+// extension that can be enabled, so nothing is, as Dovecot answers for
+// extensions it lacks. imapserver would enable UTF8=ACCEPT and IMAP4rev2,
+// which neither idlemux nor Dovecot 2.3 offers, and change how it writes
+// every later response. Before login Dovecot ignores ENABLE; so does
+// idlemux, in Dovecot's words. Arguments that are not all atoms go to
+// imapserver, which answers BAD. nil: not answered here.
+func enableReply(f *framed, authenticated bool) *refusal {
+	args := bytes.TrimSuffix(f.head[min(len(f.head), len(f.tag)+1+len(f.name)):], []byte("\r\n"))
+	if len(args) > 0 {
+		if args[0] != ' ' {
+			return nil
+		}
+		for _, a := range bytes.Split(args[1:], []byte(" ")) {
+			if len(a) == 0 || bytes.ContainsFunc(a, func(r rune) bool { return r > 0x7f || !isAtomChar(byte(r)) }) {
+				return nil
+			}
+		}
+	}
+	if !authenticated {
+		return &refusal{line: "* ENABLED\r\n" + f.tag + " OK ENABLE ignored in non-authenticated state."}
+	}
+	return &refusal{line: f.tag + " OK Enabled."}
 }
 
 // searchLimits refuses a SEARCH whose criteria nest too deeply or have too
