@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/upstream"
 )
 
 // Capabilities are the command reader's, before and after login, for
@@ -68,7 +70,7 @@ func serverCaps() imap.CapSet {
 // upstreamCaps is the capability set post-login lists are computed from:
 // the operator's override (upstream.capabilities) when set, else what the
 // account's upstream announced after login.
-func (s *Server) upstreamCaps(acct interface{ Caps() imap.CapSet }) imap.CapSet {
+func (s *Server) upstreamCaps(acct *upstream.Account) imap.CapSet {
 	if o := s.cfg.Upstream.Capabilities; len(o) > 0 {
 		up := imap.CapSet{}
 		for _, c := range o {
