@@ -13,16 +13,22 @@ const binaryMessage = "From: a@example.org\r\nSubject: binary\r\nMIME-Version: 1
 	"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
 	"a\x00b\nc\nd\n"
 
-// appendRaw sends APPEND box with the message as a synchronizing literal
-// (literal8 when binary) and returns the tagged answer.
-func appendRaw(rc *rawConn, box, msg string, binary bool) string {
-	marker := "{"
+// appendRaw sends APPEND box with the message as a literal (literal8 when
+// binary; non-synchronizing, RFC 7888, when nonSync) and returns the
+// tagged answer.
+func appendRaw(rc *rawConn, box, msg string, binary, nonSync bool) string {
+	marker, plus := "{", ""
 	if binary {
 		marker = "~{"
 	}
-	fmt.Fprintf(rc.c, "p APPEND %s %s%d}\r\n", box, marker, len(msg))
-	if l := rc.line(); !strings.HasPrefix(l, "+") {
-		return l
+	if nonSync {
+		plus = "+"
+	}
+	fmt.Fprintf(rc.c, "p APPEND %s %s%d%s}\r\n", box, marker, len(msg), plus)
+	if !nonSync {
+		if l := rc.line(); !strings.HasPrefix(l, "+") {
+			return l
+		}
 	}
 	fmt.Fprintf(rc.c, "%s\r\n", msg)
 	for {
@@ -42,12 +48,13 @@ func TestDovecotAppendLiteral8(t *testing.T) {
 	check := dialRaw(t, dv.Addr)
 	check.cmd("l", "LOGIN "+testUser+" "+testPass)
 	tests := []struct {
-		name     string
-		binary   bool
-		wantSize string
+		name            string
+		binary, nonSync bool
+		wantSize        string
 	}{
-		{"literal8", true, "BINARY.SIZE[1] 8"},
-		{"plain literal", false, "BINARY.SIZE[1] 11"},
+		{"literal8", true, false, "BINARY.SIZE[1] 8"},
+		{"literal8 non-synchronizing", true, true, "BINARY.SIZE[1] 8"},
+		{"plain literal", false, false, "BINARY.SIZE[1] 11"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +64,7 @@ func TestDovecotAppendLiteral8(t *testing.T) {
 				check.cmd("c", "CREATE "+box)
 				rc := dialRaw(t, via.addr)
 				rc.cmd("l", "LOGIN "+testUser+" "+testPass)
-				if l := appendRaw(rc, box, binaryMessage, tt.binary); !strings.HasPrefix(l, "p OK") {
+				if l := appendRaw(rc, box, binaryMessage, tt.binary, tt.nonSync); !strings.HasPrefix(l, "p OK") {
 					t.Fatalf("%s: APPEND got %q, want p OK", via.name, l)
 				}
 				check.cmd("s", "EXAMINE "+box)
