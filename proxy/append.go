@@ -5,17 +5,28 @@ import (
 	"io"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/idlemux/idlemux/upstream"
 )
 
 // Append streams the client's literal into an upstream APPEND of the same
-// size: the message is never held whole in memory.
+// size and kind (literal or literal8, RFC 3516 4.4): the message is never
+// held whole in memory.
 func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	sess.settle()
 	var data *imap.AppendData
+	cc := sess.reader()
+	binary := cc != nil && cc.appendBinary()
 	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
-		cmd := c.Append(mailbox, r.Size(), options)
+		var cmd *imapclient.AppendCommand
+		if binary {
+			// A literal8 stays one upstream, where BINARY is offered
+			// (only then is BINARY offered downstream).
+			cmd, _ = c.AppendBinary(mailbox, r.Size(), options)
+		} else {
+			cmd = c.Append(mailbox, r.Size(), options)
+		}
 		if _, err := io.Copy(cmd, clientReader{r, sess.guard}); err != nil {
 			// The client stopped mid-literal: the upstream literal cannot
 			// be finished either. Dropping the connection makes sure the

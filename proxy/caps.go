@@ -1,70 +1,116 @@
 package proxy
 
 import (
-	"fmt"
-	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/upstream"
 )
 
-// wantedCaps are the capabilities idlemux advertises downstream when the
-// upstream has them. IDLE, UNSELECT, ENABLE and SASL-IR are always offered:
-// imapserver provides them itself, and idlemux serves IDLE from its own
-// model whatever the upstream does. CONDSTORE, QRESYNC, ID and COMPRESS are
-// not offered: the pinned imapserver cannot advertise them.
-var wantedCaps = []imap.Cap{
-	imap.CapNamespace,
-	imap.CapUIDPlus,
-	imap.CapMove,
-	imap.CapLiteralPlus,
-	imap.CapSpecialUse,
-	imap.CapChildren,
-	imap.CapListStatus,
-	imap.CapESearch,
-	imap.CapBinary,
+// Capabilities are the command reader's, before and after login, for
+// every connection alike: imapserver's own lists (fixed per server, and
+// with what imapserver implements but idlemux does not pass on, such as
+// UTF8=ACCEPT) never reach a client.
+
+// preLoginCaps is what every connection is offered before login, in
+// Dovecot's order, whether or not idlemux has logged in upstream yet; the
+// reader adds STARTTLS and AUTH=PLAIN or LOGINDISABLED (preAuthCaps). ID
+// is the reader's own (cmdid.go); ENABLE and IDLE are listed before login
+// as Dovecot lists them, for clients that plan ahead.
+var preLoginCaps = []string{"IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE", "LITERAL+"}
+
+// offer is one capability idlemux may offer after login.
+type offer struct {
+	cap imap.Cap
+	// needsUpstream: offered only when the upstream has it (idlemux
+	// passes the extension's commands or data through); the others are
+	// idlemux's or imapserver's own and work whatever the upstream is.
+	needsUpstream bool
 }
 
-// initialCaps is what new connections get before any upstream login told us
-// the upstream's real set: the bare minimum, or the operator's override.
-func initialCaps(override []string) imap.CapSet {
-	if len(override) == 0 {
-		return intersectCaps(imap.CapSet{})
-	}
-	up := imap.CapSet{}
-	for _, c := range override {
-		up[imap.Cap(strings.ToUpper(c))] = struct{}{}
-	}
-	return intersectCaps(up)
+// postLoginOffers is everything idlemux may offer after login, in
+// Dovecot's order (so a client comparing the lists sees the same). What
+// is not here is not offered, because it does not work end to end
+// through idlemux: CONDSTORE, QRESYNC, SORT, THREAD, MULTIAPPEND,
+// CATENATE, LIST-EXTENDED, NOTIFY and the rest imapserver cannot carry,
+// UTF8=ACCEPT (it would make imapserver send UTF-8 the upstream never
+// enabled), LITERAL- (never beside LITERAL+, RFC 7888 4).
+var postLoginOffers = []offer{
+	{imap.CapIMAP4rev1, false},
+	{imap.CapSASLIR, false},
+	{imap.CapID, false},
+	{imap.CapEnable, false},
+	{imap.CapIdle, false}, // served from idlemux's own model
+	{imap.CapUnselect, false},
+	{imap.CapChildren, true},
+	{imap.CapNamespace, true},
+	{imap.CapUIDPlus, true},
+	{imap.CapESearch, true},
+	{imap.CapListStatus, true},
+	{imap.CapBinary, true}, // APPEND's literal8 goes upstream as literal8
+	{imap.CapMove, true},
+	{imap.CapLiteralPlus, false}, // the command reader's (RFC 7888)
+	{imap.CapSpecialUse, true},
 }
 
-// intersectCaps keeps the wanted capabilities the upstream has.
-func intersectCaps(up imap.CapSet) imap.CapSet {
-	// LITERAL+ is the command reader's (RFC 7888), whatever the upstream
-	// has: imapserver must accept the non-synchronizing literals the
-	// reader hands it.
-	out := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapLiteralPlus: {}}
-	for _, c := range wantedCaps {
-		if up.Has(c) {
-			out[c] = struct{}{}
+// serverCaps is what imapserver runs with: every capability whose
+// commands or syntax it must accept. Its own lists are replaced by the
+// reader's, so it needs no second server per upstream capability set.
+func serverCaps() imap.CapSet {
+	caps := imap.CapSet{}
+	for _, o := range postLoginOffers {
+		caps[o.cap] = struct{}{}
+	}
+	return caps
+}
+
+// upstreamCaps is the capability set post-login lists are computed from:
+// the operator's override (upstream.capabilities) when set, else what the
+// account's upstream announced after login.
+func (s *Server) upstreamCaps(acct *upstream.Account) imap.CapSet {
+	if o := s.cfg.Upstream.Capabilities; len(o) > 0 {
+		up := imap.CapSet{}
+		for _, c := range o {
+			up[imap.Cap(strings.ToUpper(c))] = struct{}{}
+		}
+		return up
+	}
+	return acct.Caps()
+}
+
+// postLoginCaps is the list offered after login to a client whose
+// upstream has up, without APPENDLIMIT (which the reader adds when it
+// writes the list: append_limit may be reloaded). The lists are shared:
+// there are at most 2^len(postLoginOffers) of them.
+func postLoginCaps(up imap.CapSet) *string {
+	var mask uint32
+	for i, o := range postLoginOffers {
+		if !o.needsUpstream || up.Has(o.cap) {
+			mask |= 1 << i
 		}
 	}
-	return out
+	if v, ok := capLists.Load(mask); ok {
+		return v.(*string)
+	}
+	var names []string
+	for i, o := range postLoginOffers {
+		if mask&(1<<i) != 0 {
+			names = append(names, string(o.cap))
+		}
+	}
+	list := strings.Join(names, " ")
+	v, _ := capLists.LoadOrStore(mask, &list)
+	return v.(*string)
 }
 
-type capName imap.Cap
+// capLists holds the post-login lists by the set of offers they hold.
+var capLists sync.Map // uint32 -> *string
 
-func (c capName) String() string { return string(c) }
-
-func capList(caps imap.CapSet) []fmt.Stringer {
-	var names []string
-	for c := range caps {
-		names = append(names, string(c))
-	}
-	slices.Sort(names)
-	out := make([]fmt.Stringer, len(names))
-	for i, n := range names {
-		out[i] = capName(n)
-	}
-	return out
+// withAppendLimit completes a post-login list with idlemux's APPENDLIMIT
+// (RFC 7889), which the reader enforces.
+func withAppendLimit(list string, limit uint32) string {
+	return list + " APPENDLIMIT=" + strconv.FormatUint(uint64(limit), 10)
 }

@@ -26,9 +26,10 @@ type clientConn struct {
 
 	in inbuf // read only by imapserver's connection goroutine
 
-	authenticated atomic.Bool   // set by a successful login
-	appendLimit   func() uint32 // the session's, so both sides agree
-	onFailedLogin func()        // counts a refusal as a failed login; set by the session
+	authenticated atomic.Bool            // set by a successful login
+	caps          atomic.Pointer[string] // postLoginCaps of the account, set by a successful login
+	appendLimit   func() uint32          // the session's, so both sides agree
+	onFailedLogin func()                 // counts a refusal as a failed login; set by the session
 
 	mu        sync.Mutex
 	conn      net.Conn // the transport: TCP (maybe PROXY), or TLS
@@ -39,6 +40,7 @@ type clientConn struct {
 	cont      bool    // imapserver asked for a continuation line
 	lineStart bool    // the next byte imapserver writes starts a line
 	partial   []byte  // the start of a line imapserver wrote in pieces
+	askedCaps bool    // the client sent CAPABILITY before login
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
@@ -182,6 +184,24 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 	}
 }
 
+// running names the command imapserver is running ("" between commands).
+func (cc *clientConn) running() string {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.cur == nil {
+		return ""
+	}
+	return cc.cur.name
+}
+
+// appendBinary reports whether the APPEND imapserver is running came
+// with its message as a literal8, which imapserver does not say.
+func (cc *clientConn) appendBinary() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.cur != nil && cc.cur.name == "APPEND" && cc.cur.binary
+}
+
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont = f, false, false
@@ -269,38 +289,34 @@ func (cc *clientConn) parserRefusal(p []byte) []byte {
 	return []byte(tag + " BAD Error in IMAP command " + name + ": Invalid arguments\r\n")
 }
 
-// notOffered are capabilities imapserver adds on its own after login that
-// idlemux must not offer: UTF8=ACCEPT (RFC 6855) would make imapserver
-// send UTF-8 names and headers the upstream never enabled (Dovecot 2.3 has
-// no UTF8=ACCEPT at all); LITERAL- beside the LITERAL+ always offered
-// after login (RFC 7888 4: never both).
-var notOffered = [][]byte{[]byte(" UTF8=ACCEPT"), []byte(" LITERAL-")}
-
-// capabilityLine takes notOffered out of imapserver's capability lists
-// after login: the CAPABILITY response and the [CAPABILITY ...] code of a
-// login's OK (the lists before login are the reader's own). cc.mu is held.
+// capabilityLine puts the reader's post-login list (postLoginCaps) in
+// place of imapserver's in the lists imapserver writes after login: the
+// CAPABILITY response and the [CAPABILITY ...] code of a login's tagged
+// OK (RFC 3501 7.1), with Dovecot's text, or, as Dovecot answers a client
+// that asked for CAPABILITY before login, an untagged CAPABILITY before a
+// plain OK. Before login the lists are the reader's own (cmdlocal.go).
+// cc.mu is held.
 func (cc *clientConn) capabilityLine(p []byte) []byte {
-	if !cc.lineStart {
+	up := cc.caps.Load()
+	if up == nil || !cc.lineStart || cc.cur == nil || cc.answered || bytes.IndexByte(p, '\n') != len(p)-1 {
 		return p
 	}
-	isCaps := bytes.HasPrefix(p, []byte("* CAPABILITY "))
-	if !isCaps && cc.cur != nil && !cc.answered {
-		isCaps = bytes.HasPrefix(p, []byte(cc.cur.tag+" OK [CAPABILITY "))
-	}
-	if !isCaps || bytes.IndexByte(p, '\n') != len(p)-1 {
-		return p
-	}
-	for _, c := range notOffered {
-		for {
-			i := bytes.Index(p, c)
-			if i < 0 {
-				break
-			}
-			if end := i + len(c); end < len(p) && p[end] != ' ' && p[end] != ']' && p[end] != '\r' {
-				break // a longer name that starts alike
-			}
-			p = append(p[:i:i], p[i+len(c):]...)
+	caps := withAppendLimit(*up, cc.appendLimit())
+	switch cc.cur.name {
+	case "CAPABILITY":
+		if bytes.HasPrefix(p, []byte("* CAPABILITY ")) {
+			return []byte("* CAPABILITY " + caps + "\r\n")
 		}
+	case "LOGIN", "AUTHENTICATE":
+		if !bytes.HasPrefix(p, []byte(cc.cur.tag+" OK [CAPABILITY ")) {
+			break
+		}
+		if cc.askedCaps {
+			// Dovecot's way with a client that asked for CAPABILITY
+			// before login: it may ignore response codes.
+			return []byte("* CAPABILITY " + caps + "\r\n" + cc.cur.tag + " OK Logged in\r\n")
+		}
+		return []byte(cc.cur.tag + " OK [CAPABILITY " + caps + "] Logged in\r\n")
 	}
 	return p
 }

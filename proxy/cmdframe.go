@@ -38,6 +38,7 @@ type framed struct {
 	head, tail         []byte
 	headCuts, tailCuts []int // where a literal ends in head and tail
 	spool              *litSpool
+	binary             bool // the APPEND message came as a literal8 (RFC 3516 4.4)
 	spoolR             io.Reader
 	part, off          int
 }
@@ -311,7 +312,7 @@ func (fr *framer) literal(lit imapframe.Literal, markerLen int) (stop bool, repl
 		}
 	}
 	if spool != nil {
-		f.head, f.headCuts, f.spool = fr.buf, fr.cuts, spool
+		f.head, f.headCuts, f.spool, f.binary = fr.buf, fr.cuts, spool, lit.Binary
 		fr.buf, fr.cuts = make([]byte, 0, 16), nil
 		// A message is received at the client's pace, but no slower than
 		// imapserver would take it (its literal timeout).

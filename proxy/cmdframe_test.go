@@ -80,7 +80,7 @@ func TestCommandReader(t *testing.T) {
 		{"line too long", "a NOOP " + strings.Repeat("x", maxCommandBytes) + "\r\nb NOOP\r\n", true, "b NOOP\r\n", "a BAD Error in IMAP command: Command line too long\r\n"},
 		{"UID without a command", "a UID\r\nb NOOP\r\n", true, "b NOOP\r\n", "a BAD Error in IMAP command UID: Missing command\r\n"},
 		{"SEARCH too deep", "a SEARCH " + strings.Repeat("NOT ", 300) + "ALL\r\nb NOOP\r\n", true, "b NOOP\r\n", "a BAD [LIMIT] Search criteria nested too deeply (limit 256 levels)\r\n"},
-		{"CAPABILITY before login", "a CAPABILITY\r\n", false, "", "* CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN\r\na OK CAPABILITY completed\r\n"},
+		{"CAPABILITY before login", "a CAPABILITY\r\n", false, "", "* CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ AUTH=PLAIN\r\na OK CAPABILITY completed\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -17,8 +18,9 @@ import (
 var handledLocally = &refusal{}
 
 // local answers the commands imapserver cannot answer right behind the
-// reader: STARTTLS (the reader must stay above TLS to frame commands), and
-// before login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
+// reader: ID, which imapserver lacks; ENABLE, which it gets wrong;
+// STARTTLS (the reader must stay above TLS to frame commands); and before
+// login CAPABILITY and the refusal of LOGIN and AUTHENTICATE
 // without TLS, whose capabilities only the reader knows. nil: imapserver
 // answers.
 func (cc *clientConn) local(f *framed) (*refusal, error) {
@@ -29,12 +31,19 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		return nil, nil
 	}
 	switch f.name {
+	case "ID":
+		return idReply(f), nil
+	case "ENABLE":
+		return enableReply(f, cc.authenticated.Load()), nil
 	case "STARTTLS":
 		if len(bytes.TrimSpace(f.args)) == 0 && cc.canStartTLS() {
 			return handledLocally, cc.startTLS(f.tag)
 		}
 	case "CAPABILITY":
 		if len(bytes.TrimSpace(f.args)) == 0 && !cc.authenticated.Load() {
+			cc.mu.Lock()
+			cc.askedCaps = true
+			cc.mu.Unlock()
 			return &refusal{line: "* CAPABILITY " + cc.preAuthCaps() + "\r\n" + f.tag + " OK CAPABILITY completed"}, nil
 		}
 	case "LOGIN", "AUTHENTICATE":
@@ -43,6 +52,31 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		}
 	}
 	return nil, nil
+}
+
+// enableReply answers ENABLE (RFC 5161) in the reader: idlemux offers no
+// extension that can be enabled, so nothing is, as Dovecot answers for
+// extensions it lacks. imapserver would enable UTF8=ACCEPT and IMAP4rev2,
+// which neither idlemux nor Dovecot 2.3 offers, and change how it writes
+// every later response. Before login Dovecot ignores ENABLE; so does
+// idlemux, in Dovecot's words. Arguments that are not all atoms go to
+// imapserver, which answers BAD. nil: not answered here.
+func enableReply(f *framed, authenticated bool) *refusal {
+	args := bytes.TrimSuffix(f.head[min(len(f.head), len(f.tag)+1+len(f.name)):], []byte("\r\n"))
+	if len(args) > 0 {
+		if args[0] != ' ' {
+			return nil
+		}
+		for _, a := range bytes.Split(args[1:], []byte(" ")) {
+			if len(a) == 0 || bytes.ContainsFunc(a, func(r rune) bool { return r > 0x7f || !isAtomChar(byte(r)) }) {
+				return nil
+			}
+		}
+	}
+	if !authenticated {
+		return &refusal{line: "* ENABLED\r\n" + f.tag + " OK ENABLE ignored in non-authenticated state."}
+	}
+	return &refusal{line: f.tag + " OK Enabled."}
 }
 
 // searchLimits refuses a SEARCH whose criteria nest too deeply or have too
@@ -62,12 +96,12 @@ func searchLimits(f *framed) *refusal {
 	return &refusal{line: fmt.Sprintf("%s %s [%s] %s", f.tag, ie.Type, ie.Code, ie.Text)}
 }
 
-// preAuthCaps is imapserver's list before login, with what only the
-// reader knows: STARTTLS while it is offered, and AUTH=PLAIN only where
-// authentication is allowed, LOGINDISABLED elsewhere (RFC 3501 6.1.1,
-// 6.2.1).
+// preAuthCaps is the list before login (preLoginCaps) with what depends
+// on the connection: STARTTLS while it is offered, and AUTH=PLAIN only
+// where authentication is allowed, LOGINDISABLED elsewhere (RFC 3501
+// 6.1.1, 6.2.1).
 func (cc *clientConn) preAuthCaps() string {
-	caps := []string{"IMAP4rev1", "SASL-IR", "LITERAL-"}
+	caps := slices.Clone(preLoginCaps)
 	if cc.canStartTLS() {
 		caps = append(caps, "STARTTLS")
 	}

@@ -41,7 +41,7 @@ func (pipeAddr) String() string  { return "pipe" }
 
 // servePipes makes s also serve in-memory pipes, as if from one more
 // configured listener (shut down with the others), and returns how to dial
-// one. The listener is the chanListener imapserver generations are fed by.
+// one. The listener is the chanListener a listener feeds its imapserver by.
 func servePipes(s *Server) (dial func() (net.Conn, error)) {
 	cl := newChanListener(pipeAddr{})
 	s.mu.Lock()

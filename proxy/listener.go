@@ -16,10 +16,10 @@ import (
 )
 
 // listener is one configured listener. It runs its own accept loop and
-// hands connections to the current imapserver generation: imapserver's
-// capabilities are fixed per server, so when the upstream's capabilities
-// become known a new generation serves new connections while the old one
-// keeps its sessions.
+// hands connections, behind the command reader, to its imapserver. One
+// imapserver serves every connection: the capability lists clients see
+// are the reader's (caps.go), not imapserver's, so nothing about the
+// server depends on what the upstream turns out to support.
 type listener struct {
 	s   *Server
 	cfg config.Listener
@@ -36,12 +36,6 @@ type listener struct {
 	stop       context.CancelFunc
 	early      sync.Map // *tls.Conn -> time.Time accepted: counted before the session
 
-	mu   sync.Mutex
-	gens []*generation
-	cur  *generation
-}
-
-type generation struct {
 	srv    *imapserver.Server
 	cl     *chanListener
 	served chan struct{} // closed when srv.Serve returned
@@ -56,36 +50,22 @@ func newListener(s *Server, cfg config.Listener, ln net.Listener) *listener {
 		l.tlsCfg = s.tls.Config()
 	}
 	l.handshakes, l.stop = context.WithCancel(context.Background())
-	l.newGeneration()
-	return l
-}
-
-// newGeneration starts an imapserver with the server's current capabilities
-// and makes it receive the new connections.
-func (l *listener) newGeneration() {
 	// TLS and the refusal of plaintext logins are the command reader's
 	// (clientConn): imapserver sees only the reader, never a *tls.Conn.
-	opts := &imapserver.Options{
+	l.srv = imapserver.New(&imapserver.Options{
 		NewSession:   l.newSession,
-		Caps:         *l.s.caps.Load(),
+		Caps:         serverCaps(),
 		Logger:       printfLogger{l.log.Sugar()},
 		InsecureAuth: true,
-	}
-	g := &generation{srv: imapserver.New(opts), cl: newChanListener(l.ln.Addr()), served: make(chan struct{})}
-	l.s.wg.Add(1)
+	})
+	l.cl, l.served = newChanListener(ln.Addr()), make(chan struct{})
+	s.wg.Add(1)
 	go func() {
-		defer l.s.wg.Done()
-		defer close(g.served)
-		g.srv.Serve(g.cl)
+		defer s.wg.Done()
+		defer close(l.served)
+		l.srv.Serve(l.cl)
 	}()
-	l.mu.Lock()
-	old := l.cur
-	l.cur = g
-	l.gens = append(l.gens, g)
-	l.mu.Unlock()
-	if old != nil {
-		old.cl.Close() // its sessions go on; only new connections move
-	}
+	return l
 }
 
 func (l *listener) acceptLoop() {
@@ -203,36 +183,21 @@ func (l *listener) handshake(c net.Conn) (*tls.Conn, bool) {
 	return tc, true
 }
 
-// dispatch hands c to the current imapserver generation; false when the
-// listener is shutting down (c is then closed).
+// dispatch hands c to imapserver; false when the listener is shutting
+// down (c is then closed).
 func (l *listener) dispatch(c net.Conn) bool {
 	_, isTLS := c.(*tls.Conn)
-	cc := newClientConn(l, c, isTLS)
-	for {
-		l.mu.Lock()
-		g := l.cur
-		l.mu.Unlock()
-		if g.cl.push(cc) {
-			return true
-		}
-		l.mu.Lock()
-		replaced := l.cur != g
-		l.mu.Unlock()
-		if !replaced {
-			c.Close() // shutting down
-			return false
-		}
+	if !l.cl.push(newClientConn(l, c, isTLS)) {
+		c.Close() // shutting down
+		return false
 	}
+	return true
 }
 
 func (l *listener) stopAccepting() {
 	l.ln.Close()
 	l.stop()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, g := range l.gens {
-		g.cl.Close()
-	}
+	l.cl.Close()
 }
 
 // byeAll tells every session of this listener that the server is going,
@@ -270,21 +235,16 @@ func (l *listener) byeAll(ctx context.Context, text string) {
 	}
 }
 
-// close closes every connection of every generation.
+// close closes every connection of the listener.
 func (l *listener) close() {
 	l.ln.Close()
 	l.stop()
-	l.mu.Lock()
-	gens := l.gens
-	l.mu.Unlock()
-	for _, g := range gens {
-		// imapserver's Close must not race its own Serve starting up (its
-		// WaitGroup would be misused): stop Serve first, then close the
-		// connections.
-		g.cl.Close()
-		<-g.served
-		g.srv.Close()
-	}
+	// imapserver's Close must not race its own Serve starting up (its
+	// WaitGroup would be misused): stop Serve first, then close the
+	// connections.
+	l.cl.Close()
+	<-l.served
+	l.srv.Close()
 }
 
 // chanListener is a net.Listener fed by the accept loop.

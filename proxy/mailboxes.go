@@ -62,14 +62,17 @@ func (sess *session) Unsubscribe(mailbox string) error {
 	})
 }
 
-// List relays LIST and LSUB (imapserver turns LSUB into LIST with
-// SelectSubscribed and writes the answers as LSUB). Special-use and child
-// attributes pass through as the upstream sends them.
+// List relays LIST, and LSUB, which imapserver turns into LIST with
+// SelectSubscribed and writes the answers as LSUB (lsub.go). Special-use
+// and child attributes pass through as the upstream sends them.
 //
 // imapserver drops an empty pattern: a List without patterns is
 // `LIST ref ""`, which asks for the hierarchy delimiter and the root of
 // ref (RFC 3501 6.3.8); the upstream answers it.
 func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if cc := sess.reader(); cc != nil && cc.running() == "LSUB" && len(patterns) == 1 {
+		return sess.lsub(w, ref, patterns[0])
+	}
 	if len(patterns) == 0 {
 		patterns = []string{""}
 	}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/config"
@@ -38,8 +37,6 @@ type Server struct {
 	mgr *upstream.Manager
 	tls *tlsconf.Server // downstream certificate, nil without TLS listeners
 
-	caps atomic.Pointer[imap.CapSet] // advertised downstream
-
 	mu        sync.Mutex
 	listeners []*listener
 	closed    bool
@@ -55,7 +52,7 @@ type Server struct {
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64
-	wg        sync.WaitGroup // accept loops and imapserver generations
+	wg        sync.WaitGroup // accept loops and imapservers
 	sessWG    sync.WaitGroup // live sessions; Add only while open
 }
 
@@ -85,8 +82,6 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	if cfg.Upstream.TLSInsecureSkipVerify {
 		log.Warn("upstream.tls_insecure_skip_verify is set: the upstream's certificate is NOT verified; anyone on the path can read passwords and mail")
 	}
-	initial := initialCaps(cfg.Upstream.Capabilities)
-	s.caps.Store(&initial)
 	s.mgr = upstream.NewManager(upstream.Options{
 		Address:         cfg.Upstream.Address,
 		TLS:             string(cfg.Upstream.TLS),
@@ -102,7 +97,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 
 		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
 		Log:                  log.Named("upstream"),
-	}, s.learnCaps)
+	}, nil)
 	s.metrics = newMetrics(s)
 	return s, nil
 }
@@ -168,25 +163,6 @@ func (s *Server) Stats() Stats {
 		Sessions:         int(s.sessions.Load()),
 		UpstreamConns:    us.Conns,
 		MailboxesWatched: us.Watchers,
-	}
-}
-
-// learnCaps is called once with the upstream's post-login capabilities:
-// from then on, new connections are served with the intersection.
-func (s *Server) learnCaps(up imap.CapSet) {
-	if len(s.cfg.Upstream.Capabilities) > 0 {
-		return // the operator said what the upstream has
-	}
-	caps := intersectCaps(up)
-	s.caps.Store(&caps)
-	s.log.Info("upstream capabilities learned", zap.Stringers("advertised", capList(caps)))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return // no new generation once shutdown began
-	}
-	for _, l := range s.listeners {
-		l.newGeneration()
 	}
 }
 

@@ -240,6 +240,7 @@ func (sess *session) login(username, password string) error {
 	}
 	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
+		cc.caps.Store(postLoginCaps(sess.s.upstreamCaps(acct)))
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct

@@ -16,24 +16,28 @@ func TestDovecotListEmptyPattern(t *testing.T) {
 	dv := startDovecot(t)
 	p := startProxy(t, testConfig(dv.Addr))
 	for _, cmd := range []string{`LIST "" ""`, `LIST "INBOX" ""`, `LIST "" "INBOX"`} {
-		untagged := func(addr string) []string {
-			lines := converse(t, addr, true, "a "+cmd+"\r\nzz NOOP\r\n")
-			var out []string
-			for _, l := range lines {
-				if strings.HasPrefix(l, "* ") {
-					out = append(out, l)
-				}
-			}
-			if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "a OK") {
-				t.Errorf("%s against %s: got %q, want a OK", cmd, addr, lines)
-			}
-			return out
-		}
-		want, got := untagged(dv.Addr), untagged(p.Addrs()[0])
+		want, got := untaggedOK(t, dv.Addr, cmd), untaggedOK(t, p.Addrs()[0], cmd)
 		if len(want) == 0 || !slices.Equal(got, want) {
 			t.Errorf("%s: through idlemux %q, directly %q", cmd, got, want)
 		}
 	}
+}
+
+// untaggedOK runs cmd, logged in, on a fresh connection to addr and
+// returns the untagged lines of its answer, checking that it ends OK.
+func untaggedOK(t *testing.T, addr, cmd string) []string {
+	t.Helper()
+	lines := converse(t, addr, true, "a "+cmd+"\r\nzz NOOP\r\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "a OK") {
+		t.Errorf("%s against %s: got %q, want a OK", cmd, addr, lines)
+	}
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestDovecotStoreSkipsExpunged: a STORE naming a message expunged
@@ -86,41 +90,5 @@ func TestDovecotStoreSkipsExpunged(t *testing.T) {
 				t.Errorf("the message not expunged: got %+v, %v; want it \\Flagged", msgs, err)
 			}
 		})
-	}
-}
-
-// TestDovecotCapabilitiesAfterLogin: the capability lists after login (the
-// LOGIN answer's and CAPABILITY's) agree with each other and offer nothing
-// Dovecot lacks (imapserver adds UTF8=ACCEPT and LITERAL- by itself), but
-// idlemux's own APPENDLIMIT (RFC 7889), which it enforces.
-func TestDovecotCapabilitiesAfterLogin(t *testing.T) {
-	dv := startDovecot(t)
-	p := startProxy(t, testConfig(dv.Addr))
-	caps := func(addr string) (login, capability []string) {
-		rc := dialRaw(t, addr)
-		l := rc.cmd("l", "LOGIN "+testUser+" "+testPass)
-		ok := l[len(l)-1]
-		if i, j := strings.Index(ok, "[CAPABILITY "), strings.Index(ok, "]"); i >= 0 && j > i {
-			login = strings.Fields(ok[i+len("[CAPABILITY ") : j])
-		}
-		for _, line := range rc.cmd("c", "CAPABILITY") {
-			if strings.HasPrefix(line, "* CAPABILITY ") {
-				capability = strings.Fields(strings.TrimPrefix(line, "* CAPABILITY "))
-			}
-		}
-		return login, capability
-	}
-	dLogin, dCaps := caps(dv.Addr)
-	if len(dLogin) == 0 || len(dCaps) == 0 || slices.Contains(dCaps, "UTF8=ACCEPT") {
-		t.Fatalf("Dovecot directly: LOGIN %q, CAPABILITY %q (the reference changed)", dLogin, dCaps)
-	}
-	login, capability := caps(p.Addrs()[0])
-	if len(login) == 0 || !slices.Equal(login, capability) {
-		t.Errorf("through idlemux: LOGIN's list %q, CAPABILITY's %q, want the same", login, capability)
-	}
-	for _, c := range capability {
-		if !slices.Contains(dCaps, c) && !strings.HasPrefix(c, "APPENDLIMIT=") {
-			t.Errorf("through idlemux: %s offered, which Dovecot does not offer (%q)", c, dCaps)
-		}
 	}
 }

@@ -57,7 +57,9 @@ func (m *Manager) dial(ctx context.Context, why LoginReason, user, pass, mech st
 		}
 		return nil, unavailable("connect %s: %v", o.Address, err)
 	}
-	c := imapclient.New(m.frame(conn, src, lim, user), &imapclient.Options{UnilateralDataHandler: handler})
+	rc := m.frame(conn, src, lim, user)
+	c := imapclient.New(rc, &imapclient.Options{UnilateralDataHandler: handler})
+	registerFraming(c, rc)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, unavailable("greeting from %s: %v", o.Address, err)

@@ -13,8 +13,20 @@ import (
 type respConn struct {
 	net.Conn
 	r      *respReader
+	w      literal8Writer // AppendBinary's marker rewrite
 	log    *zap.Logger
 	logged bool // only imapclient's read goroutine reads
+}
+
+func (c *respConn) Write(p []byte) (int, error) {
+	out := c.w.rewrite(p)
+	if out == nil {
+		return len(p), nil // held until the line is whole
+	}
+	if _, err := c.Conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (c *respConn) Read(p []byte) (int, error) {
@@ -31,7 +43,7 @@ func (c *respConn) Read(p []byte) (int, error) {
 // imapclient. Untagged responses imapclient cannot parse are dropped,
 // logged at debug level and counted (Stats.Ignored): imapclient
 // would close the connection on one, and a client does not need them.
-func (m *Manager) frame(conn net.Conn, src io.Reader, lim respLimits, user string) net.Conn {
+func (m *Manager) frame(conn net.Conn, src io.Reader, lim respLimits, user string) *respConn {
 	log := m.log.With(zap.String("user", user))
 	onDrop := func(name []byte) {
 		m.ignored.Add(1)

@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+
+	"github.com/idlemux/idlemux/proxy"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
 var version = "dev"
+
+// The proxy answers ID (RFC 2971) with the build's version.
+func init() { proxy.Version = version }
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(newFlagSet("version", "version", stderr), args); !ok {

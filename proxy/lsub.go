@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/idlemux/idlemux/upstream"
+)
+
+// lsub answers LSUB (RFC 3501 6.3.9), which imapserver hands to List as a
+// LIST (SUBSCRIBED): that loses LSUB's own rule, that a "%" stopping at
+// an unsubscribed parent of a subscribed mailbox lists the parent as
+// \Noselect, and adds \Subscribed. imapclient has no LSUB, so the
+// upstream is asked the LIST-EXTENDED question that carries the same
+// answer (RFC 5258 3, 6: SUBSCRIBED RECURSIVEMATCH, with the special-use
+// attributes LSUB shows) and each entry is turned back into LSUB's.
+func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
+	return sess.withConn("LSUB", "", func(c *upstream.Conn) error {
+		opts := &imap.ListOptions{
+			SelectSubscribed:     true,
+			SelectRecursiveMatch: true,
+			ReturnSpecialUse:     c.Caps().Has(imap.CapSpecialUse),
+		}
+		cmd := c.List(ref, pattern, opts)
+		for data := cmd.Next(); data != nil; data = cmd.Next() {
+			d := lsubData(data, strings.HasSuffix(pattern, "%"))
+			if d == nil {
+				continue
+			}
+			sess.wrote = true // a retry would repeat lines
+			if err := w.WriteList(d); err != nil {
+				cmd.Close()
+				return err
+			}
+		}
+		return cmd.Close()
+	})
+}
+
+// lsubData turns one answer to LIST (SUBSCRIBED RECURSIVEMATCH) into
+// LSUB's, nil when LSUB lists nothing for it: a subscribed mailbox keeps
+// its attributes but \Subscribed and \NonExistent (LSUB lists a
+// subscription whether or not the mailbox exists); a mailbox listed only
+// because a child is subscribed (CHILDINFO "SUBSCRIBED") is \Noselect,
+// and listed only where the pattern ends in "%" (pctEnd), the case RFC
+// 3501 6.3.9 describes (and where Dovecot lists it).
+func lsubData(d *imap.ListData, pctEnd bool) *imap.ListData {
+	has := func(a imap.MailboxAttr) bool {
+		return slices.ContainsFunc(d.Attrs, func(b imap.MailboxAttr) bool { return strings.EqualFold(string(a), string(b)) })
+	}
+	out := &imap.ListData{Delim: d.Delim, Mailbox: d.Mailbox, Attrs: []imap.MailboxAttr{}}
+	switch {
+	case has(imap.MailboxAttrSubscribed):
+		for _, a := range d.Attrs {
+			if !strings.EqualFold(string(a), string(imap.MailboxAttrSubscribed)) && !strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)) {
+				out.Attrs = append(out.Attrs, a)
+			}
+		}
+	case pctEnd && d.ChildInfo != nil && d.ChildInfo.Subscribed:
+		out.Attrs = append(out.Attrs, imap.MailboxAttrNoSelect)
+	default:
+		return nil
+	}
+	return out
+}
