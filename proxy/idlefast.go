@@ -267,6 +267,8 @@ func appendUpdates(b []byte, ups []fanout.Update) []byte {
 			b = append(b, " EXPUNGE\r\n"...)
 		case fanout.UpdateExists:
 			b = append(b, " EXISTS\r\n"...)
+		case fanout.UpdateRecent:
+			b = append(b, " RECENT\r\n"...)
 		case fanout.UpdateFlags:
 			b = append(b, " FETCH (UID "...)
 			b = strconv.AppendUint(b, uint64(u.UID), 10)

@@ -31,12 +31,13 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	if err := w.Sync(ctx); err != nil {
 		sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
 	}
-	v, sd, err := w.Mailbox().NewView()
+	readOnly := options != nil && options.ReadOnly
+	v, sd, err := w.Mailbox().OpenView(readOnly)
 	if err != nil {
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	perm := sd.PermanentFlags
@@ -53,6 +54,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		Flags:             sd.Flags,
 		PermanentFlags:    perm,
 		NumMessages:       sd.NumMessages,
+		NumRecent:         sd.NumRecent, // idlemux's own recency (fanout/recent.go)
 		FirstUnseenSeqNum: sd.FirstUnseen,
 		UIDNext:           sd.UIDNext,
 		UIDValidity:       sd.UIDValidity,
@@ -169,6 +171,8 @@ func (sess *session) deliver(w *imapserver.UpdateWriter, sel *selection, allowEx
 			err = w.WriteExpunge(u.Seq)
 		case fanout.UpdateExists:
 			err = w.WriteNumMessages(u.Seq)
+		case fanout.UpdateRecent:
+			err = w.WriteNumRecent(u.Seq)
 		case fanout.UpdateFlags:
 			if prev, done := sess.reported[u.UID]; done && fanout.FlagsEqual(prev, u.Flags) {
 				continue

@@ -341,3 +341,15 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		return idle.Wait()
 	})
 }
+
+// Model returns the model of mailbox when a watcher has one, or nil: for
+// answers about a mailbox (STATUS RECENT) without starting a watcher.
+func (a *Account) Model(mailbox string) *fanout.Mailbox {
+	a.m.mu.Lock()
+	w := a.watchers[mailbox]
+	a.m.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.box.Load()
+}
