@@ -61,6 +61,11 @@ func firstRecentBoundary(firstRecent, maxUID imap.UID) imap.UID {
 // claimed returns claimedTo: UIDs above it no read-write session was told of.
 func (m *Mailbox) claimed() imap.UID { return imap.UID(m.claimedTo.Load()) }
 
+// Claimed returns the largest UID some read-write session was told of (or
+// the boundary the model was born with): every model UID above it is
+// recent for the next session told.
+func (m *Mailbox) Claimed() imap.UID { return m.claimed() }
+
 // takeInLocked records that v is being told of every model UID up to upTo:
 // what no read-write session was told of yet becomes recent in v, and is
 // claimed unless v is read-only. Idempotent. m.mu and m.recentMu are held.

@@ -36,7 +36,8 @@ type Account struct {
 	idle     []*Conn // idle command connections, most recently used last
 	avail    chan struct{}
 	watchers map[string]*Watcher
-	refs     int // sessions holding the account
+	recent   map[string]recentMark // by mailbox, once a watcher of it stopped
+	refs     int                   // sessions holding the account
 	verify   map[[32]byte]*verifyCall
 }
 

@@ -137,6 +137,7 @@ func (w *Watcher) stopLocked() {
 	}
 	w.stopped = true
 	close(w.stop)
+	w.acct.markRecentLocked(w.name, w.box.Load())
 	if w.acct.watchers[w.name] == w {
 		delete(w.acct.watchers, w.name)
 	}

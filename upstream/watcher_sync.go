@@ -82,7 +82,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		PermanentFlags: sel.PermanentFlags,
 		UIDs:           lst.uids,
 		MsgFlags:       lst.flags,
-		FirstRecent:    lst.firstRecent,
+		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
 	return st, nil
 }
