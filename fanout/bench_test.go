@@ -30,12 +30,21 @@ func BenchmarkFanoutOneChangeTo10kViews(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		m.Update(func(tx *Tx) { tx.Add(next, nil) })
 		next++
+		recent := 0 // the first view told is the one it is recent in
 		for _, v := range views {
 			ups, to, err := v.Pending(true)
-			if err != nil || len(ups) != 1 {
+			if err != nil || len(ups) < 1 || ups[0].Kind != UpdateExists {
 				b.Fatalf("got %v, %v", ups, err)
 			}
+			if len(ups) == 2 && ups[1].Kind == UpdateRecent {
+				recent++
+			} else if len(ups) != 1 {
+				b.Fatalf("got %v", ups)
+			}
 			v.Commit(to)
+		}
+		if recent != 1 {
+			b.Fatalf("RECENT went to %d views, want 1", recent)
 		}
 	}
 }

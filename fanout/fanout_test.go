@@ -79,8 +79,9 @@ func TestViewKeepsNumberingUntilTold(t *testing.T) {
 			change:     func(tx *Tx) { tx.Add(4, nil); tx.Add(5, nil) },
 			allowExp:   false,
 			wantBefore: []imap.UID{1, 2, 3},
-			wantUpd:    []Update{{Kind: UpdateExists, Seq: 5}},
-			wantAfter:  []imap.UID{1, 2, 3, 4, 5},
+			// The only view is the first told of them: both are recent.
+			wantUpd:   []Update{{Kind: UpdateExists, Seq: 5}, {Kind: UpdateRecent, Seq: 2}},
+			wantAfter: []imap.UID{1, 2, 3, 4, 5},
 		},
 		{
 			name:       "flag change then expunge becomes just the expunge",
@@ -256,6 +257,7 @@ func TestResyncLogsNetDifference(t *testing.T) {
 	want := []Update{
 		{Kind: UpdateExpunge, Seq: 2, UID: 2},
 		{Kind: UpdateExists, Seq: 5},
+		{Kind: UpdateRecent, Seq: 2}, // 7 and 8, new to every session
 		{Kind: UpdateFlags, Seq: 2, UID: 3, Flags: []imap.Flag{imap.FlagSeen}},
 	}
 	if !slices.EqualFunc(upd, want, func(a, b Update) bool {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,6 +29,10 @@ type Snapshot struct {
 	PermanentFlags []imap.Flag
 	UIDs           []imap.UID    // ascending
 	MsgFlags       [][]imap.Flag // aligned with UIDs
+	// FirstRecent is the lowest UID the upstream reported \Recent when
+	// the watcher first EXAMINEd the mailbox, 0 when none: from it on,
+	// messages are recent for the first session told (see recent.go).
+	FirstRecent imap.UID
 }
 
 // Mailbox is the model of one upstream mailbox plus its change log.
@@ -57,6 +62,11 @@ type Mailbox struct {
 	views   map[*View]struct{}
 	maxLag  int
 	err     error // set by Close: every view fails with it
+
+	// recentMu and claimedTo: see recent.go. claimedTo is written under
+	// recentMu and read atomically on the fast path.
+	recentMu  sync.Mutex
+	claimedTo atomic.Uint32
 }
 
 // NewMailbox builds a model from an upstream snapshot. maxLag bounds how many
@@ -91,6 +101,7 @@ func NewMailbox(snap Snapshot, maxLag int) *Mailbox {
 	if m.uidNext <= m.maxUID {
 		m.uidNext = m.maxUID + 1
 	}
+	m.claimedTo.Store(uint32(firstRecentBoundary(snap.FirstRecent, m.maxUID)))
 	return m
 }
 

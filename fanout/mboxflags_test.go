@@ -34,7 +34,7 @@ func TestMailboxFlagsToldOnceBeforeFetch(t *testing.T) {
 			name:     "FLAGS after the EXISTS, before the FETCHes",
 			change:   func(tx *Tx) { tx.SetMailboxFlags(withKw, nil); tx.Add(4, kw); tx.SetFlags(1, kw) },
 			allowExp: true,
-			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, mf, {Kind: UpdateFlags, Seq: 1, UID: 1, Flags: kw}}, nil},
+			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, {Kind: UpdateRecent, Seq: 1}, mf, {Kind: UpdateFlags, Seq: 1, UID: 1, Flags: kw}}, nil},
 		},
 		{
 			name:     "keyword seen on a message before the upstream's FLAGS: FLAGS first anyway",
@@ -46,7 +46,7 @@ func TestMailboxFlagsToldOnceBeforeFetch(t *testing.T) {
 			name:     "keyword on a new message before the upstream's FLAGS",
 			change:   func(tx *Tx) { tx.Add(4, kw); tx.SetMailboxFlags(withKw, nil) },
 			allowExp: true,
-			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, mf}, nil},
+			want:     [][]Update{{{Kind: UpdateExists, Seq: 4}, {Kind: UpdateRecent, Seq: 1}, mf}, nil},
 		},
 		{
 			name:     "same list in another order logs nothing",

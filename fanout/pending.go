@@ -16,21 +16,24 @@ const (
 	// UpdateMailboxFlags: the mailbox's FLAGS list (in Flags) changed;
 	// "* FLAGS (...)" and its PERMANENTFLAGS go out before any FETCH.
 	UpdateMailboxFlags
+	UpdateRecent // "* Count RECENT" (RFC 3501 7.3.2)
 )
 
 // Update is one untagged response owed to a session, already numbered in
 // that session's view at the moment it is written.
 type Update struct {
 	Kind  UpdateKind
-	Seq   uint32 // EXPUNGE and FETCH; the count for EXISTS
+	Seq   uint32 // EXPUNGE and FETCH; the count for EXISTS and RECENT
 	UID   imap.UID
 	Flags []imap.Flag // shared with the model: do not modify
 }
 
 // Pending computes what the session must be told to move its view forward,
 // coalesced: expunges first (highest sequence number first, so each number
-// is valid when written), then one EXISTS with the final count, then each
-// changed message's current flags once. A flag change on a message that was
+// is valid when written), then one EXISTS with the final count, then
+// RECENT when the session's recent count changed (as Dovecot sends it),
+// then each changed message's current flags once (\Recent included when
+// the message is recent in this session). A flag change on a message that was
 // expunged since, or on one the session is only now told of, is dropped.
 //
 // With allowExpunge false (RFC 3501 section 7.4.1: during FETCH, STORE and
@@ -76,6 +79,10 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 		updates = append(updates, Update{Kind: UpdateExists, Seq: uint32(to_.count())})
 	}
 
+	if n, changed := m.pendingRecent(v, t, to_); changed {
+		updates = append(updates, Update{Kind: UpdateRecent, Seq: n})
+	}
+
 	maxC := m.maxAt(c)
 	start := len(updates)
 	for _, ch := range m.log[c-m.base : t-m.base] {
@@ -91,7 +98,7 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 		if !ok {
 			continue
 		}
-		updates = append(updates, Update{Kind: UpdateFlags, Seq: seq, UID: uid, Flags: m.flags[i]})
+		updates = append(updates, Update{Kind: UpdateFlags, Seq: seq, UID: uid, Flags: v.withRecent(uid, m.flags[i])})
 	}
 	flags := updates[start:]
 	slices.SortStableFunc(flags, func(a, b Update) int { return int(a.Seq) - int(b.Seq) })
@@ -124,6 +131,7 @@ func (m *Mailbox) lastMailboxFlags(from uint64) (uint64, bool) {
 // It takes no lock: only the view's own session moves its cursor, and the
 // model's trim only reads it.
 func (v *View) Commit(to uint64) {
+	v.commitRecent(to)
 	if to > v.cursor.Load() {
 		v.cursor.Store(to)
 	}

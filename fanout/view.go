@@ -16,9 +16,13 @@ var ErrBadSeq = errors.New("invalid message sequence number")
 // A View is used by one session at a time (its command and IDLE goroutines
 // never run Pending/Commit concurrently).
 type View struct {
-	m      *Mailbox
-	cursor atomic.Uint64 // only moves forward; read under m.mu
-	err    error         // guarded by m.mu
+	m        *Mailbox
+	cursor   atomic.Uint64 // only moves forward; read under m.mu
+	err      error         // guarded by m.mu
+	readOnly bool          // EXAMINE: claims no recent message
+
+	active atomic.Bool // once rec holds anything: the fast paths skip recency
+	rec    viewRecency // guarded by m.recentMu
 
 	// flagsTold: the mailbox FLAGS changes logged before this position
 	// were told (besides those before the cursor), by TakeMailboxFlags or
@@ -35,19 +39,32 @@ type SelectData struct {
 	Flags          []imap.Flag
 	PermanentFlags []imap.Flag
 	FirstUnseen    uint32 // 0 when every message is \Seen
+	NumRecent      uint32 // RFC 3501 section 7.3.2
 }
 
-// NewView opens a view at the model's head.
-func (m *Mailbox) NewView() (*View, SelectData, error) {
+// NewView opens a read-write view at the model's head.
+func (m *Mailbox) NewView() (*View, SelectData, error) { return m.OpenView(false) }
+
+// OpenView opens a view at the model's head. A read-write view claims the
+// messages no session was told of yet: they are recent in it alone (RFC
+// 3501 section 2.3.2). A read-only one (EXAMINE) sees them recent without
+// claiming them, as Dovecot does.
+func (m *Mailbox) OpenView(readOnly bool) (*View, SelectData, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
 		return nil, SelectData{}, m.err
 	}
-	v := &View{m: m}
+	v := &View{m: m, readOnly: readOnly}
 	v.cursor.Store(m.head())
 	m.views[v] = struct{}{}
+	m.recentMu.Lock()
+	m.takeInLocked(v, m.maxUID)
+	recent := m.recentCountLocked(v, numbering{prefix: len(m.uids)})
+	v.rec.told = recent
+	m.recentMu.Unlock()
 	sd := SelectData{
+		NumRecent:      recent,
 		NumMessages:    uint32(len(m.uids)),
 		UIDValidity:    m.uidValidity,
 		UIDNext:        m.uidNext,
@@ -116,7 +133,8 @@ func (v *View) UIDToSeq(uid imap.UID) (uint32, bool) {
 	return v.m.seqOf(v.m.numberingAt(v.cursor.Load()), uid)
 }
 
-// Flags returns the model's current flags for uid (shared: do not modify).
+// Flags returns the model's current flags for uid, with \Recent when the
+// message is recent in this session (shared: do not modify).
 func (v *View) Flags(uid imap.UID) ([]imap.Flag, bool) {
 	v.m.mu.RLock()
 	defer v.m.mu.RUnlock()
@@ -124,7 +142,7 @@ func (v *View) Flags(uid imap.UID) ([]imap.Flag, bool) {
 	if !ok {
 		return nil, false
 	}
-	return v.m.flags[i], true
+	return v.withRecent(uid, v.m.flags[i]), true
 }
 
 // TakeMailboxFlags returns the mailbox's FLAGS list if it changed since

@@ -269,7 +269,7 @@ func (sess *session) drain(w *imapserver.FetchWriter, sp *fetchSpool, options *i
 			if options.UID {
 				resp.WriteUID(r.uid)
 			}
-			mw = messageWriter{options: options}
+			mw = messageWriter{options: options, recent: sess.sel.v.IsRecent(r.uid)}
 		case recItem:
 			var lit *spoolLiteral
 			if r.lit {
@@ -293,6 +293,7 @@ func (sess *session) drain(w *imapserver.FetchWriter, sp *fetchSpool, options *i
 // items by pointer).
 type messageWriter struct {
 	options    *imap.FetchOptions
+	recent     bool // \Recent in this session (fanout/recent.go)
 	usedBody   []bool
 	usedBinary []bool
 	wroteBS    bool
@@ -304,7 +305,7 @@ func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapcl
 	o := mw.options
 	switch it := item.(type) {
 	case imapclient.FetchItemDataFlags:
-		resp.WriteFlags(upstream.StripRecent(it.Flags))
+		resp.WriteFlags(sessionFlags(it.Flags, mw.recent))
 	case imapclient.FetchItemDataEnvelope:
 		if o.Envelope {
 			resp.WriteEnvelope(it.Envelope)

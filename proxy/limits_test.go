@@ -136,6 +136,10 @@ func TestKeepaliveWhileIdling(t *testing.T) {
 			t.Fatalf("while idling: got %q, want * 2 EXISTS or a keepalive", l)
 		}
 	}
+	// This session is the first told of the message (RFC 3501 2.3.2).
+	if l := rc.line(); l != "* 1 RECENT" {
+		t.Fatalf("after * 2 EXISTS: got %q, want * 1 RECENT", l)
+	}
 	fmt.Fprintf(rc.c, "DONE\r\n")
 	for {
 		l := rc.line()

@@ -115,12 +115,16 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 		return nil, err
 	}
 	fillStatus(data, options)
+	if options.NumRecent {
+		n := sess.statusRecent(mailbox)
+		data.NumRecent = &n
+	}
 	data.Mailbox = mailbox
 	return data, nil
 }
 
-// upstreamStatusOptions drops RECENT: imapclient panics on it, and
-// \Recent is meaningless through a proxy anyway (idlemux reports 0).
+// upstreamStatusOptions drops RECENT: imapclient panics on it, and the
+// upstream's recency is not the session's (idlemux answers it: recent.go).
 func upstreamStatusOptions(o *imap.StatusOptions) *imap.StatusOptions {
 	up := *o
 	up.NumRecent = false

@@ -61,7 +61,8 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`idlemux_downstream_sessions{state="unauthenticated"} 1`,
 		"idlemux_mailboxes_watched 1",
 		`idlemux_upstream_connections{role="watcher"} 1`,
-		"idlemux_fanout_events_total 2",
+		// Two EXISTS, and the RECENT of the one session first told.
+		"idlemux_fanout_events_total 3",
 		"idlemux_fanout_latency_seconds_count 2",
 		"idlemux_upstream_reconnects_total 0",
 		"idlemux_clients_closed_lagging_total 0",

@@ -139,6 +139,7 @@ func (sess *session) translateCriteria(c *imap.SearchCriteria) (*imap.SearchCrit
 // sets to the session's view, in place (c is a copy).
 func (sess *session) criteriaToUID(c *imap.SearchCriteria) error {
 	v := sess.sel.v
+	recentToUID(c, v.Recent())
 	seqs, uidSets := c.SeqNum, c.UID
 	c.SeqNum, c.UID = nil, nil
 	for _, set := range seqs {

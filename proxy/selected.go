@@ -30,18 +30,20 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	if err := w.Sync(ctx); err != nil {
 		sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
 	}
-	v, sd, err := w.Mailbox().NewView()
+	readOnly := options != nil && options.ReadOnly
+	v, sd, err := w.Mailbox().OpenView(readOnly)
 	if err != nil {
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: options != nil && options.ReadOnly, uidValidity: sd.UIDValidity}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	return &imap.SelectData{
 		Flags:             sd.Flags,
 		PermanentFlags:    permanentFlags(sd.Flags, sd.PermanentFlags, sess.sel.readOnly),
 		NumMessages:       sd.NumMessages,
+		NumRecent:         sd.NumRecent, // idlemux's own recency (fanout/recent.go)
 		FirstUnseenSeqNum: sd.FirstUnseen,
 		UIDNext:           sd.UIDNext,
 		UIDValidity:       sd.UIDValidity,

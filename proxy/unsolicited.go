@@ -61,6 +61,8 @@ func appendUpdates(b []byte, ups []fanout.Update, ps permSource, skip map[imap.U
 			b = appendNumbered(b, u.Seq, " EXPUNGE\r\n")
 		case fanout.UpdateExists:
 			b = appendNumbered(b, u.Seq, " EXISTS\r\n")
+		case fanout.UpdateRecent:
+			b = appendNumbered(b, u.Seq, " RECENT\r\n")
 		case fanout.UpdateFlags:
 			if prev, done := skip[u.UID]; done && fanout.FlagsEqual(prev, u.Flags) {
 				continue

@@ -36,6 +36,8 @@ func (s pollWriter) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			err = w.WriteExpunge(u.Seq)
 		case fanout.UpdateExists:
 			err = w.WriteNumMessages(u.Seq)
+		case fanout.UpdateRecent:
+			err = w.WriteNumRecent(u.Seq)
 		case fanout.UpdateFlags:
 			err = w.WriteMessageFlags(u.Seq, u.UID, u.Flags)
 		case fanout.UpdateMailboxFlags:
@@ -116,6 +118,7 @@ func TestUnsolicitedEncoderAgrees(t *testing.T) {
 	}{
 		{"EXISTS", []fanout.Update{{Kind: fanout.UpdateExists, Seq: 7}}},
 		{"EXISTS zero", []fanout.Update{{Kind: fanout.UpdateExists, Seq: 0}}},
+		{"EXISTS and RECENT", []fanout.Update{{Kind: fanout.UpdateExists, Seq: 3}, {Kind: fanout.UpdateRecent, Seq: 1}}},
 		{"EXPUNGE", []fanout.Update{{Kind: fanout.UpdateExpunge, Seq: 3, UID: 30}}},
 		{"EXPUNGEs then EXISTS", []fanout.Update{
 			{Kind: fanout.UpdateExpunge, Seq: 9, UID: 90}, {Kind: fanout.UpdateExpunge, Seq: 1, UID: 10},

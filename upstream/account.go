@@ -36,7 +36,8 @@ type Account struct {
 	idle     []*Conn   // idle command connections, most recently used last
 	queue    []*waiter // callers waiting for a connection or a slot, oldest first
 	watchers map[string]*Watcher
-	refs     int // sessions holding the account
+	refs     int                   // sessions holding the account
+	recent   map[string]recentMark // by mailbox, once a watcher of it stopped
 	// epoch moves whenever a mailbox of the account is known to have
 	// gone or been replaced (lifecycle.go): a pool connection selected in
 	// an older epoch selects again before use.

@@ -1,11 +1,14 @@
 package upstream
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/fanout"
 )
 
 type eventKind uint8
@@ -188,6 +191,16 @@ func (q *eventQueue) addSync(ch chan struct{}) {
 type listing struct {
 	uids  []imap.UID // by sequence number; 0 while not yet fetched
 	flags [][]imap.Flag
+	// firstRecent is the lowest UID the upstream flagged \Recent, 0 when
+	// none: where recency starts for a new model (fanout/recent.go).
+	firstRecent imap.UID
+}
+
+// noteRecent records uid's upstream \Recent in firstRecent.
+func (l *listing) noteRecent(uid imap.UID, flags []imap.Flag) {
+	if slices.Contains(flags, fanout.FlagRecent) && (l.firstRecent == 0 || uid < l.firstRecent) {
+		l.firstRecent = uid
+	}
 }
 
 // markDirty asks for the flags to be re-read.

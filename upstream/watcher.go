@@ -144,6 +144,7 @@ func (w *Watcher) stopLocked() {
 	}
 	w.stopped = true
 	close(w.stop)
+	w.acct.markRecentLocked(w.name, w.box.Load())
 	if w.acct.watchers[w.name] == w {
 		delete(w.acct.watchers, w.name)
 	}
@@ -357,4 +358,16 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		}
 		return idle.Wait()
 	})
+}
+
+// Model returns the model of mailbox when a watcher has one, or nil: for
+// answers about a mailbox (STATUS RECENT) without starting a watcher.
+func (a *Account) Model(mailbox string) *fanout.Mailbox {
+	a.m.mu.Lock()
+	w := a.watchers[mailbox]
+	a.m.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.box.Load()
 }

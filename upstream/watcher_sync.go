@@ -84,6 +84,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		PermanentFlags: sel.PermanentFlags,
 		UIDs:           lst.uids,
 		MsgFlags:       lst.flags,
+		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
 	return st, nil
 }
@@ -120,6 +121,7 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 					continue
 				}
 				lst.uids[i] = buf.UID
+				lst.noteRecent(buf.UID, buf.Flags)
 				lst.flags[i] = StripRecent(buf.Flags)
 			}
 			return cmd.Close()
@@ -340,7 +342,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 
 // StripRecent drops \Recent: it belongs to one upstream session (RFC 3501
 // 2.3.2), and no idlemux client owns the upstream session that saw it
-// first. SELECT reports 0 RECENT accordingly.
+// first. idlemux decides recency itself (fanout/recent.go).
 func StripRecent(flags []imap.Flag) []imap.Flag {
 	if !slices.Contains(flags, "\\Recent") {
 		return flags
