@@ -54,6 +54,8 @@ type Conn struct {
 	selected string   // mailbox selected read-write, "" when none
 	upTo     imap.UID // every message up to this UID is visible to this session
 	lastUsed time.Time
+	raw      *respConn // the framing under Client, for raw commands
+	rawTags  uint64    // raw commands run, for their tags
 }
 
 // User returns the account's user name.
@@ -286,7 +288,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 			continue
 		}
 		m.mu.Unlock()
-		cl, err := m.dial(ctx, a.user, pass, mech, nil)
+		cl, rc, err := m.dialFramed(ctx, a.user, pass, mech, nil)
 		if err != nil {
 			a.freeSlot(false)
 			a.forgetIfRejected(pass, err)
@@ -294,7 +296,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 		}
 		a.confirmed(pass)
 		a.noteCaps(cl.Caps())
-		return &Conn{Client: cl, acct: a}, false, nil
+		return &Conn{Client: cl, acct: a, raw: rc}, false, nil
 	}
 }
 

@@ -31,7 +31,7 @@ func (c *respConn) Read(p []byte) (int, error) {
 // imapclient. Untagged responses imapclient cannot parse are dropped,
 // logged at debug level and counted (Stats.Ignored): imapclient
 // would close the connection on one, and a client does not need them.
-func (m *Manager) frame(conn net.Conn, src io.Reader, lim respLimits, user string) net.Conn {
+func (m *Manager) frame(conn net.Conn, src io.Reader, lim respLimits, user string) *respConn {
 	log := m.log.With(zap.String("user", user))
 	onDrop := func(name []byte) {
 		m.ignored.Add(1)

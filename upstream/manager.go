@@ -171,7 +171,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	if err := a.reserve(ctx, slotCheck); err != nil {
 		return err
 	}
-	cl, err := a.m.dial(ctx, a.user, pass, mech, nil)
+	cl, rc, err := a.m.dialFramed(ctx, a.user, pass, mech, nil)
 	if err != nil {
 		a.release(slotCheck)
 		return err
@@ -182,7 +182,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	a.cred.Store(pass)
 	a.m.mu.Unlock()
 	a.noteCaps(cl.Caps())
-	a.Release(&Conn{Client: cl, acct: a}, nil)
+	a.Release(&Conn{Client: cl, acct: a, raw: rc}, nil)
 	return nil
 }
 

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// rawItemsMessages are the messages of TestDovecotFetchRawItems: what
+// go-imap's client and server would change (a source route, an RFC 2047
+// word in ISO-8859-1), a multipart with a base64 part holding NUL bytes
+// (BINARY, RFC 3516), and a plain one already \Seen.
+var rawItemsMessages = []struct {
+	body  string
+	flags []imap.Flag
+}{
+	{body: "From: <@route:user@domain>\r\nTo: \"R\" <@a,@b:r@example.org>\r\nSubject: =?iso-8859-1?q?caf=E9?=\r\n" +
+		"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\nhello body\r\n"},
+	{body: "From: a@b\r\nSubject: multi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n" +
+		"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECA2hlbGxvCgp3b3JsZA==\r\n" +
+		"--XX\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--XX--\r\n"},
+	{body: testMessage("third"), flags: []imap.Flag{imap.FlagSeen}},
+}
+
+// fillRawItems creates box with rawItemsMessages, all with one date.
+func fillRawItems(t *testing.T, c *imapclient.Client, box string) {
+	t.Helper()
+	if err := c.Create(box, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	date := time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+	for _, m := range rawItemsMessages {
+		cmd := c.Append(box, int64(len(m.body)), &imap.AppendOptions{Flags: m.flags, Time: date})
+		if _, err := cmd.Write([]byte(m.body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Claim \Recent: no session under test sees it (idlemux drops it).
+	if _, err := c.Select(box, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDovecotFetchRawItems: every FETCH item reaches the client as
+// Dovecot wrote it, item order included; the same commands run directly
+// on one mailbox and through idlemux on an identical one, and the wire
+// must be equal (sequence numbers are equal too: both sessions see the
+// same messages).
+func TestDovecotFetchRawItems(t *testing.T) {
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	setup := dv.Dial(t, testUser, testPass)
+	fillRawItems(t, setup, "RawD")
+	fillRawItems(t, setup, "RawP")
+	direct, proxied := dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
+	for _, s := range []struct {
+		rc  *rawConn
+		box string
+	}{{direct, "RawD"}, {proxied, "RawP"}} {
+		s.rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+		if got := s.rc.cmd("s", "SELECT "+s.box); !strings.HasPrefix(got[len(got)-1], "s OK") {
+			t.Fatalf("SELECT %s: got %q", s.box, got)
+		}
+	}
+	for _, tc := range []struct{ name, cmd string }{
+		{"envelope with source routes and RFC 2047 in ISO-8859-1", "FETCH 1 (ENVELOPE)"},
+		{"bodystructure of a multipart", "FETCH 2 (BODYSTRUCTURE)"},
+		{"body of a multipart", "FETCH 2 (BODY)"},
+		{"header fields", "UID FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject From)])"},
+		{"header fields not", "FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (subject)])"},
+		{"partial body, already seen", "FETCH 3 (BODY[]<0.10>)"},
+		{"partial body peek", "FETCH 1:3 (BODY.PEEK[]<0.10>)"},
+		{"rfc822.size", "FETCH 1:* (RFC822.SIZE)"},
+		{"internaldate", "FETCH 1:* (INTERNALDATE)"},
+		{"binary size", "FETCH 2 (BINARY.SIZE[1])"},
+		{"binary peek partial", "FETCH 2 (BINARY.PEEK[1]<0.7>)"},
+		{"binary, sets seen", "FETCH 2 (BINARY[1])"},
+		{"uid fetch", "UID FETCH 1:* (FLAGS)"},
+		{"fetch", "FETCH 1:* (FLAGS)"},
+		{"fetch uid first", "FETCH 1:* (UID FLAGS)"},
+		{"unusual order", "FETCH 1:3 (ENVELOPE RFC822.SIZE UID FLAGS)"},
+		{"unusual order with body", "FETCH 1 (BODY.PEEK[TEXT] INTERNALDATE UID)"},
+		{"uid last", "FETCH 2 (FLAGS UID)"},
+		{"uid twice", "FETCH 2 (UID RFC822.SIZE UID)"},
+		{"macro all", "FETCH 1 ALL"},
+		{"macro full by uid", "UID FETCH 1:3 FULL"},
+		{"rfc822 names", "FETCH 3 (RFC822.HEADER RFC822.TEXT RFC822)"},
+		{"single item", "FETCH 1 RFC822.SIZE"},
+		{"uid fetch of a missing uid", "UID FETCH 9 (FLAGS)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := direct.cmd("f", tc.cmd)
+			got := proxied.cmd("f", tc.cmd)
+			if len(got) < 2 && len(want) < 2 && !strings.Contains(tc.cmd, "9") {
+				t.Fatalf("%s: no untagged response directly (%q)", tc.cmd, want)
+			}
+			if !equalUntagged(got, want) || !sameStatus(got[len(got)-1], want[len(want)-1]) {
+				t.Errorf("%s:\n got %q\nwant %q", tc.cmd, got, want)
+			}
+		})
+	}
+}
+
+// equalUntagged compares everything but the tagged line.
+func equalUntagged(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range len(got) - 1 {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameStatus compares a tagged line's status and response code, not its
+// text (Dovecot's carries timings; imapserver writes its own OK).
+func sameStatus(got, want string) bool {
+	status := func(l string) string {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			return l
+		}
+		s := f[1]
+		if len(f) > 2 && strings.HasPrefix(f[2], "[") {
+			s += " " + strings.TrimRight(f[2], "]")
+		}
+		return s
+	}
+	return status(got) == status(want)
+}

@@ -1,0 +1,465 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// fetch relays one FETCH response, positioned after "FETCH" (RFC 3501
+// 7.4.2: "(" item SP value ... ")" CRLF).
+func (rl *fetchRelay) fetch() error {
+	if err := rl.expect(' '); err != nil {
+		return err
+	}
+	if err := rl.expect('('); err != nil {
+		return err
+	}
+	rl.mode, rl.hold, rl.uid, rl.uidOut, rl.nItems, rl.nBuffered = modeHold, rl.hold[:0], 0, false, 0, 0
+	for first := true; ; first = false {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return relayEOF(err)
+		}
+		if c == ')' {
+			break
+		}
+		if !first {
+			if c != ' ' {
+				return relayErr("got %q between FETCH items", c)
+			}
+		} else {
+			rl.br.UnreadByte()
+		}
+		if err := rl.item(); err != nil {
+			return err
+		}
+	}
+	if err := rl.expect('\r'); err != nil {
+		return err
+	}
+	if err := rl.expect('\n'); err != nil {
+		return err
+	}
+	if rl.mode == modeOut {
+		rl.putUID(true)
+		rl.out = append(rl.out, ")\r\n"...)
+		rl.mode, rl.partial, rl.cut = modeHold, false, len(rl.out)
+		if len(rl.out) >= relayFlushAt {
+			return rl.flush()
+		}
+	}
+	return nil // modeHold: no UID, an unsolicited change
+}
+
+// item relays one item: name SP value.
+func (rl *fetchRelay) item() error {
+	name, err := rl.name()
+	if err != nil {
+		return err
+	}
+	if err := rl.expect(' '); err != nil {
+		return err
+	}
+	up := string(bytes.ToUpper(name))
+	switch up {
+	case "UID":
+		return rl.uidItem()
+	case "FLAGS":
+		flags, err := rl.flagList()
+		if err != nil {
+			return err
+		}
+		rl.startItem(up)
+		rl.emit([]byte("FLAGS "))
+		rl.emit(flags)
+		return rl.maybeFlush()
+	}
+	rl.startItem(up)
+	if to, ok := rl.req.rename[up]; ok {
+		name = []byte(to)
+	}
+	rl.emit(name)
+	rl.emit([]byte{' '})
+	if err := rl.value(); err != nil {
+		return err
+	}
+	return rl.maybeFlush()
+}
+
+// startItem writes what goes before an item: the UID when its turn has
+// come, and the separator.
+func (rl *fetchRelay) startItem(name string) {
+	rl.putUID(false)
+	if rl.nItems > 0 {
+		rl.emit([]byte{' '})
+	}
+	rl.nItems++
+	if bufferedItems[name] {
+		rl.nBuffered++
+	}
+}
+
+// putUID writes the UID item where the client's answer has it (last:
+// at the end of the response, whatever is left).
+func (rl *fetchRelay) putUID(last bool) {
+	if rl.mode != modeOut || rl.uidOut || !rl.req.wantUID || (!last && rl.nBuffered < rl.req.uidAfter) {
+		return
+	}
+	rl.uidOut = true
+	if rl.nItems > 0 {
+		rl.out = append(rl.out, ' ')
+	}
+	rl.nItems++
+	rl.out = append(rl.out, "UID "...)
+	rl.out = strconv.AppendUint(rl.out, uint64(rl.uid), 10)
+}
+
+// uidItem reads the UID, which says whose response this is.
+func (rl *fetchRelay) uidItem() error {
+	tok, err := rl.atom()
+	if err != nil {
+		return err
+	}
+	n, ok := parseNum(tok)
+	if !ok || n == 0 || rl.mode != modeHold {
+		return relayErr("bad or repeated UID %q", tok)
+	}
+	rl.uid = imap.UID(n)
+	seq, known := uint32(0), rl.uids.Contains(rl.uid)
+	if known {
+		seq, known = rl.seqOf(rl.uid)
+	}
+	if !known {
+		rl.mode = modeDrop
+		return nil
+	}
+	rl.markSeen(seq)
+	rl.mode = modeOut
+	rl.out = append(rl.out, "* "...)
+	rl.out = strconv.AppendUint(rl.out, uint64(seq), 10)
+	rl.out = append(rl.out, " FETCH ("...)
+	if len(rl.hold) > 0 {
+		// Items before the UID (not Dovecot's order): the UID follows them.
+		rl.out = append(rl.out, rl.hold...)
+		rl.hold = rl.hold[:0]
+	}
+	rl.putUID(false)
+	return nil
+}
+
+// emit writes b where the current response goes.
+func (rl *fetchRelay) emit(b []byte) {
+	switch rl.mode {
+	case modeOut:
+		rl.out = append(rl.out, b...)
+	case modeHold:
+		rl.hold = append(rl.hold, b...)
+	}
+}
+
+func (rl *fetchRelay) maybeFlush() error {
+	if len(rl.hold) > relayHoldMax {
+		return relayErr("more than %d bytes before the UID", relayHoldMax)
+	}
+	if len(rl.out) >= relayFlushAt {
+		return rl.flush()
+	}
+	return nil
+}
+
+func (rl *fetchRelay) flush() error {
+	if len(rl.out) == 0 {
+		return nil
+	}
+	rl.wrote = true
+	rl.partial = rl.mode == modeOut
+	err := rl.sink.text(rl.out)
+	rl.out, rl.cut = rl.out[:0], 0
+	return err
+}
+
+// name reads an item's name: atom, "[section]" (which may hold spaces,
+// parentheses and quoted strings) and "<origin>".
+func (rl *fetchRelay) name() ([]byte, error) {
+	var name []byte
+	inSection := false
+	for {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return nil, relayEOF(err)
+		}
+		switch {
+		case c == '[':
+			inSection = true
+		case c == ']':
+			inSection = false
+		case c == '"' && inSection:
+			name = append(name, c)
+			q, err := rl.quotedRest()
+			if err != nil {
+				return nil, err
+			}
+			name = append(name, q...)
+			continue
+		case c == '\r' || c == '\n' || c == '{':
+			return nil, relayErr("got %q in an item name", c)
+		case (c == ' ' || c == ')') && !inSection:
+			rl.br.UnreadByte()
+			if len(name) == 0 {
+				return nil, relayErr("empty item name")
+			}
+			return name, nil
+		}
+		if len(name) >= relayNameMax {
+			return nil, relayErr("item name longer than %d bytes", relayNameMax)
+		}
+		name = append(name, c)
+	}
+}
+
+// quotedRest reads a quoted string after its opening quote.
+func (rl *fetchRelay) quotedRest() ([]byte, error) {
+	var q []byte
+	for {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return nil, relayEOF(err)
+		}
+		if len(q) >= relayNameMax {
+			return nil, relayErr("quoted string in a name longer than %d bytes", relayNameMax)
+		}
+		q = append(q, c)
+		switch c {
+		case '\\':
+			c, err = rl.br.ReadByte()
+			if err != nil {
+				return nil, relayEOF(err)
+			}
+			q = append(q, c)
+		case '"':
+			return q, nil
+		case '\r', '\n':
+			return nil, relayErr("line end in a quoted string")
+		}
+	}
+}
+
+// flagList reads a FLAGS value whole and returns it without \Recent.
+func (rl *fetchRelay) flagList() ([]byte, error) {
+	if err := rl.expect('('); err != nil {
+		return nil, err
+	}
+	out := []byte{'('}
+	var tok []byte
+	for {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return nil, relayEOF(err)
+		}
+		if c == ' ' || c == ')' {
+			if len(tok) > 0 && !bytes.EqualFold(tok, []byte(`\Recent`)) {
+				if len(out) > 1 {
+					out = append(out, ' ')
+				}
+				out = append(out, tok...)
+			}
+			tok = tok[:0]
+			if c == ')' {
+				return append(out, ')'), nil
+			}
+			continue
+		}
+		if c == '\r' || c == '\n' || c == '(' || c == '"' || c == '{' {
+			return nil, relayErr("got %q in FLAGS", c)
+		}
+		if len(out)+len(tok) >= relayFlagsMax {
+			return nil, relayErr("FLAGS longer than %d bytes", relayFlagsMax)
+		}
+		tok = append(tok, c)
+	}
+}
+
+// value relays one value: a parenthesized list (nested, with strings and
+// literals), a quoted string, a literal, or an atom (NIL, a number).
+func (rl *fetchRelay) value() error {
+	c, err := rl.br.ReadByte()
+	if err != nil {
+		return relayEOF(err)
+	}
+	switch c {
+	case '"':
+		return rl.quoted()
+	case '{', '~':
+		return rl.literal(c)
+	case '(':
+		return rl.list()
+	case ' ', ')', '\r', '\n':
+		return relayErr("empty value")
+	}
+	rl.emit([]byte{c})
+	for {
+		b, err := rl.br.Peek(1)
+		if err != nil {
+			return relayEOF(err)
+		}
+		if b[0] == ' ' || b[0] == ')' {
+			return nil
+		}
+		if b[0] == '\r' || b[0] == '\n' || b[0] == '(' || b[0] == '"' || b[0] == '{' {
+			return relayErr("got %q in an atom", b[0])
+		}
+		rl.emit(b[:1])
+		rl.br.Discard(1)
+		if err := rl.maybeFlush(); err != nil {
+			return err
+		}
+	}
+}
+
+// list relays a parenthesized list after its "(".
+func (rl *fetchRelay) list() error {
+	rl.emit([]byte{'('})
+	for depth := 1; depth > 0; {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return relayEOF(err)
+		}
+		switch c {
+		case '"':
+			if err := rl.quoted(); err != nil {
+				return err
+			}
+			continue
+		case '{', '~':
+			if err := rl.literal(c); err != nil {
+				return err
+			}
+			continue
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case '\r', '\n':
+			return relayErr("line end in a list")
+		}
+		rl.emit([]byte{c})
+		if err := rl.maybeFlush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quoted relays a quoted string after its opening quote.
+func (rl *fetchRelay) quoted() error {
+	rl.emit([]byte{'"'})
+	for {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return relayEOF(err)
+		}
+		switch c {
+		case '\\':
+			rl.emit([]byte{c})
+			if c, err = rl.br.ReadByte(); err != nil {
+				return relayEOF(err)
+			}
+		case '"':
+			rl.emit([]byte{c})
+			return nil
+		case '\r', '\n':
+			return relayErr("line end in a quoted string")
+		}
+		rl.emit([]byte{c})
+		if err := rl.maybeFlush(); err != nil {
+			return err
+		}
+	}
+}
+
+// literal relays "{n}" CRLF and n bytes, or RFC 3516's "~{n}" (first is
+// the '{' or '~' already read). A large literal of the client's message
+// streams into the sink; one before the UID is held (bounded).
+func (rl *fetchRelay) literal(first byte) error {
+	marker := []byte{first}
+	if first == '~' {
+		if err := rl.expect('{'); err != nil {
+			return err
+		}
+		marker = append(marker, '{')
+	}
+	var digits []byte
+	for {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return relayEOF(err)
+		}
+		if c == '}' {
+			break
+		}
+		if c < '0' || c > '9' || len(digits) >= 10 {
+			return relayErr("bad literal size")
+		}
+		digits = append(digits, c)
+	}
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || n > 1<<32-1 {
+		return relayErr("bad literal size %q", digits)
+	}
+	if err := rl.expect('\r'); err != nil {
+		return err
+	}
+	if err := rl.expect('\n'); err != nil {
+		return err
+	}
+	marker = append(append(marker, digits...), "}\r\n"...)
+	rl.emit(marker)
+	src := io.LimitReader(rl.br, n)
+	switch {
+	case rl.mode == modeDrop:
+		_, err = rl.br.Discard(int(n))
+	case rl.mode == modeOut && n > relayInline:
+		if err = rl.flush(); err == nil {
+			rl.partial = true
+			err = rl.sink.literal(src, n)
+		}
+	default:
+		if rl.mode == modeHold && int64(len(rl.hold))+n > relayHoldMax {
+			return relayErr("more than %d bytes before the UID", relayHoldMax)
+		}
+		var got int64
+		if rl.mode == modeOut {
+			got, err = readAppend(&rl.out, src, n)
+		} else {
+			got, err = readAppend(&rl.hold, src, n)
+		}
+		if err == nil && got < n {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return relayEOF(err)
+}
+
+// readAppend appends n bytes of r to *b.
+func readAppend(b *[]byte, r io.Reader, n int64) (int64, error) {
+	start := len(*b)
+	*b = append(*b, make([]byte, n)...)
+	got, err := io.ReadFull(r, (*b)[start:])
+	*b = (*b)[:start+got]
+	return int64(got), err
+}
+
+// markSeen records that the message numbered seq was answered.
+func (rl *fetchRelay) markSeen(seq uint32) {
+	i, bit := seq/64, uint64(1)<<(seq%64)
+	for uint32(len(rl.seen)) <= i {
+		rl.seen = append(rl.seen, 0)
+	}
+	if rl.seen[i]&bit == 0 {
+		rl.seen[i] |= bit
+		rl.answered++
+	}
+}
