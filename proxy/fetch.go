@@ -62,6 +62,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return err
 	}
 	if rl.status != nil {
+		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
+			sess.syncWatcher() // so the next command reports the EXPUNGE
+		}
 		return rl.status
 	}
 	if rl.answered < want {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,87 @@ func sameStatus(got, want string) bool {
 		return s
 	}
 	return status(got) == status(want)
+}
+
+// TestDovecotFetchExpungedElsewhere: a FETCH naming messages another
+// session expunged, which this session has not been told of (RFC 2180
+// 4.1), never gets an empty literal: directly, Dovecot answers NIL for
+// what it no longer has and OK [EXPUNGEISSUED]; through idlemux the
+// answer is the same when the pool connection still sees the messages,
+// and, when it has already been told of the expunge (the upstream then
+// returns nothing for them), no response for them with the same OK
+// [EXPUNGEISSUED]. Either way the message still there is answered alike,
+// and the next NOOP reports the EXPUNGEs.
+func TestDovecotFetchExpungedElsewhere(t *testing.T) {
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	setup := dv.Dial(t, testUser, testPass)
+	fillRawItems(t, setup, "ExpD")
+	fillRawItems(t, setup, "ExpP")
+	direct, proxied := dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
+	for _, s := range []struct {
+		rc  *rawConn
+		box string
+	}{{direct, "ExpD"}, {proxied, "ExpP"}} {
+		s.rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+		s.rc.cmd("s", "SELECT "+s.box)
+		if _, err := setup.Select(s.box, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.Store(imap.SeqSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.Expunge().Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cmd := range []string{"FETCH 1:3 (FLAGS BODY.PEEK[])", "FETCH 1:2 (BODY.PEEK[TEXT] RFC822.SIZE)", "FETCH 2 (BINARY.PEEK[1])"} {
+		want, got := direct.cmd("f", cmd), proxied.cmd("f", cmd)
+		if !sameStatus(want[len(want)-1], "f OK [EXPUNGEISSUED]") {
+			t.Fatalf("%s directly: got %q, want f OK [EXPUNGEISSUED]", cmd, want)
+		}
+		if !sameStatus(got[len(got)-1], "f OK [EXPUNGEISSUED]") {
+			t.Errorf("%s through idlemux: got %q, want f OK [EXPUNGEISSUED]", cmd, got)
+		}
+		for _, l := range got {
+			if strings.HasSuffix(l, "{0}") {
+				t.Errorf("%s through idlemux: got an empty literal in %q", cmd, got)
+			}
+		}
+		if g, w := responseOf(got, 3), responseOf(want, 3); g != w {
+			t.Errorf("%s, message 3: got %q, want %q", cmd, g, w)
+		}
+		for _, seq := range []int{1, 2} {
+			if g := responseOf(got, seq); g != "" && g != responseOf(want, seq) {
+				t.Errorf("%s, message %d: got %q, want nothing or %q", cmd, seq, g, responseOf(want, seq))
+			}
+		}
+	}
+	deadline := time.Now().Add(waitLong)
+	for {
+		got := proxied.cmd("n", "NOOP")
+		if n := strings.Count(strings.Join(got, "\n"), " EXPUNGE"); n == 2 {
+			break
+		} else if n != 0 || time.Now().After(deadline) {
+			t.Fatalf("NOOP after the FETCH: got %q, want two EXPUNGEs", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// responseOf returns the FETCH response for message seq among lines
+// (its literal lines included), "" if there is none.
+func responseOf(lines []string, seq int) string {
+	prefix := "* " + strconv.Itoa(seq) + " FETCH "
+	var out []string
+	in := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "* ") {
+			in = strings.HasPrefix(l, prefix)
+		}
+		if in && !strings.HasPrefix(l, "f ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
