@@ -51,27 +51,36 @@ func fillRawItems(t *testing.T, c *imapclient.Client, box string) {
 	}
 }
 
+// rawPair starts Dovecot and idlemux, fills prefix+"D" and prefix+"P"
+// with rawItemsMessages, and returns a direct client (setup) and two raw
+// sessions, one with prefix+"D" selected directly, one with prefix+"P"
+// through idlemux.
+func rawPair(t *testing.T, prefix string) (setup *imapclient.Client, direct, proxied *rawConn) {
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	setup = dv.Dial(t, testUser, testPass)
+	fillRawItems(t, setup, prefix+"D")
+	fillRawItems(t, setup, prefix+"P")
+	direct, proxied = dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
+	for _, s := range []struct {
+		rc  *rawConn
+		box string
+	}{{direct, prefix + "D"}, {proxied, prefix + "P"}} {
+		s.rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+		if got := s.rc.cmd("s", "SELECT "+s.box); !strings.HasPrefix(got[len(got)-1], "s OK") {
+			t.Fatalf("SELECT %s: got %q", s.box, got)
+		}
+	}
+	return setup, direct, proxied
+}
+
 // TestDovecotFetchRawItems: every FETCH item reaches the client as
 // Dovecot wrote it, item order included; the same commands run directly
 // on one mailbox and through idlemux on an identical one, and the wire
 // must be equal (sequence numbers are equal too: both sessions see the
 // same messages).
 func TestDovecotFetchRawItems(t *testing.T) {
-	dv := startDovecot(t)
-	p := startProxy(t, testConfig(dv.Addr))
-	setup := dv.Dial(t, testUser, testPass)
-	fillRawItems(t, setup, "RawD")
-	fillRawItems(t, setup, "RawP")
-	direct, proxied := dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
-	for _, s := range []struct {
-		rc  *rawConn
-		box string
-	}{{direct, "RawD"}, {proxied, "RawP"}} {
-		s.rc.cmd("l", "LOGIN "+testUser+" "+testPass)
-		if got := s.rc.cmd("s", "SELECT "+s.box); !strings.HasPrefix(got[len(got)-1], "s OK") {
-			t.Fatalf("SELECT %s: got %q", s.box, got)
-		}
-	}
+	_, direct, proxied := rawPair(t, "Raw")
 	for _, tc := range []struct{ name, cmd string }{
 		{"envelope with source routes and RFC 2047 in ISO-8859-1", "FETCH 1 (ENVELOPE)"},
 		{"bodystructure of a multipart", "FETCH 2 (BODYSTRUCTURE)"},
@@ -151,19 +160,9 @@ func sameStatus(got, want string) bool {
 // [EXPUNGEISSUED]. Either way the message still there is answered alike,
 // and the next NOOP reports the EXPUNGEs.
 func TestDovecotFetchExpungedElsewhere(t *testing.T) {
-	dv := startDovecot(t)
-	p := startProxy(t, testConfig(dv.Addr))
-	setup := dv.Dial(t, testUser, testPass)
-	fillRawItems(t, setup, "ExpD")
-	fillRawItems(t, setup, "ExpP")
-	direct, proxied := dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
-	for _, s := range []struct {
-		rc  *rawConn
-		box string
-	}{{direct, "ExpD"}, {proxied, "ExpP"}} {
-		s.rc.cmd("l", "LOGIN "+testUser+" "+testPass)
-		s.rc.cmd("s", "SELECT "+s.box)
-		if _, err := setup.Select(s.box, nil).Wait(); err != nil {
+	setup, direct, proxied := rawPair(t, "Exp")
+	for _, box := range []string{"ExpD", "ExpP"} {
+		if _, err := setup.Select(box, nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
 		if err := setup.Store(imap.SeqSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
