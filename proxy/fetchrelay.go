@@ -17,7 +17,7 @@ const (
 	relayFlagsMax = 64 << 10 // a FLAGS list, read whole to drop \Recent
 	relayHoldMax  = 1 << 20  // items before the UID (Dovecot sends UID first)
 	relayLineMax  = 64 << 10 // a tagged status line
-	relayFlushAt  = 32 << 10 // text gathered before it goes to the spool
+	relayFlushAt  = 16 << 10 // text gathered before it goes to the spool
 	relayInline   = 16 << 10 // literals up to this are gathered, not streamed
 )
 

@@ -63,8 +63,11 @@ func (rl *fetchRelay) item() error {
 	if err := rl.expect(' '); err != nil {
 		return err
 	}
-	up := string(bytes.ToUpper(name))
-	switch up {
+	if hasLower(name) {
+		name = bytes.ToUpper(name)
+	}
+	up := name
+	switch string(up) {
 	case "UID":
 		return rl.uidItem()
 	case "FLAGS":
@@ -73,12 +76,12 @@ func (rl *fetchRelay) item() error {
 			return err
 		}
 		rl.startItem(up)
-		rl.emit([]byte("FLAGS "))
+		rl.emit(flagsPrefix)
 		rl.emit(flags)
 		return rl.maybeFlush()
 	}
 	rl.startItem(up)
-	if to, ok := rl.req.rename[up]; ok {
+	if to, ok := rl.req.rename[string(up)]; ok {
 		name = []byte(to)
 	}
 	rl.emit(name)
@@ -91,13 +94,13 @@ func (rl *fetchRelay) item() error {
 
 // startItem writes what goes before an item: the UID when its turn has
 // come, and the separator.
-func (rl *fetchRelay) startItem(name string) {
+func (rl *fetchRelay) startItem(name []byte) {
 	rl.putUID(false)
 	if rl.nItems > 0 {
 		rl.emit([]byte{' '})
 	}
 	rl.nItems++
-	if bufferedItems[name] {
+	if bufferedItems[string(name)] {
 		rl.nBuffered++
 	}
 }
@@ -300,21 +303,45 @@ func (rl *fetchRelay) value() error {
 		return relayErr("empty value")
 	}
 	rl.emit([]byte{c})
+	c, err = rl.copyRun(&atomStop)
+	if err != nil {
+		return err
+	}
+	if c != ' ' && c != ')' {
+		return relayErr("got %q in an atom", c)
+	}
+	return nil
+}
+
+// Bytes that end a run copied as it is.
+var atomStop, listStop, quotedStop = stopSet(" )(\"{\r\n"), stopSet("()\"{~\r\n"), stopSet("\"\\\r\n")
+
+func stopSet(s string) (set [256]bool) {
+	for i := range len(s) {
+		set[s[i]] = true
+	}
+	return set
+}
+
+// copyRun relays the bytes up to the next one in stop, which it returns
+// without consuming it: a run is copied at once, not byte by byte.
+func (rl *fetchRelay) copyRun(stop *[256]bool) (byte, error) {
 	for {
-		b, err := rl.br.Peek(1)
-		if err != nil {
-			return relayEOF(err)
+		if _, err := rl.br.Peek(1); err != nil {
+			return 0, relayEOF(err)
 		}
-		if b[0] == ' ' || b[0] == ')' {
-			return nil
+		b, _ := rl.br.Peek(rl.br.Buffered())
+		i := 0
+		for i < len(b) && !stop[b[i]] {
+			i++
 		}
-		if b[0] == '\r' || b[0] == '\n' || b[0] == '(' || b[0] == '"' || b[0] == '{' {
-			return relayErr("got %q in an atom", b[0])
-		}
-		rl.emit(b[:1])
-		rl.br.Discard(1)
+		rl.emit(b[:i])
+		rl.br.Discard(i)
 		if err := rl.maybeFlush(); err != nil {
-			return err
+			return 0, err
+		}
+		if i < len(b) {
+			return b[i], nil
 		}
 	}
 }
@@ -323,10 +350,10 @@ func (rl *fetchRelay) value() error {
 func (rl *fetchRelay) list() error {
 	rl.emit([]byte{'('})
 	for depth := 1; depth > 0; {
-		c, err := rl.br.ReadByte()
-		if err != nil {
-			return relayEOF(err)
+		if _, err := rl.copyRun(&listStop); err != nil {
+			return err
 		}
+		c, _ := rl.br.ReadByte()
 		switch c {
 		case '"':
 			if err := rl.quoted(); err != nil {
@@ -346,9 +373,6 @@ func (rl *fetchRelay) list() error {
 			return relayErr("line end in a list")
 		}
 		rl.emit([]byte{c})
-		if err := rl.maybeFlush(); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -357,25 +381,23 @@ func (rl *fetchRelay) list() error {
 func (rl *fetchRelay) quoted() error {
 	rl.emit([]byte{'"'})
 	for {
-		c, err := rl.br.ReadByte()
-		if err != nil {
-			return relayEOF(err)
+		if _, err := rl.copyRun(&quotedStop); err != nil {
+			return err
 		}
+		c, _ := rl.br.ReadByte()
 		switch c {
 		case '\\':
 			rl.emit([]byte{c})
-			if c, err = rl.br.ReadByte(); err != nil {
+			if c, err := rl.br.ReadByte(); err != nil {
 				return relayEOF(err)
+			} else {
+				rl.emit([]byte{c})
 			}
 		case '"':
 			rl.emit([]byte{c})
 			return nil
-		case '\r', '\n':
+		default:
 			return relayErr("line end in a quoted string")
-		}
-		rl.emit([]byte{c})
-		if err := rl.maybeFlush(); err != nil {
-			return err
 		}
 	}
 }
@@ -462,4 +484,15 @@ func (rl *fetchRelay) markSeen(seq uint32) {
 		rl.seen[i] |= bit
 		rl.answered++
 	}
+}
+
+var flagsPrefix = []byte("FLAGS ")
+
+func hasLower(b []byte) bool {
+	for _, c := range b {
+		if 'a' <= c && c <= 'z' {
+			return true
+		}
+	}
+	return false
 }

@@ -122,7 +122,7 @@ var errSpoolCut = errors.New("upstream answer cut short")
 
 // Batch sizes that wake a sleeping client side.
 const (
-	spoolWakeBytes = 64 << 10
+	spoolWakeBytes = 16 << 10
 	spoolWakeCost  = 8 << 10
 )
 
