@@ -222,3 +222,31 @@ func responseOf(lines []string, seq int) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDovecotFetchExamineNeverSeen: under EXAMINE, body items that would
+// set \Seen do not (RFC 3501 6.3.2), though idlemux's pool connections
+// select read-write: RFC822 and RFC822.TEXT, which have no .PEEK form,
+// come back under their own names, and the answers equal Dovecot's.
+func TestDovecotFetchExamineNeverSeen(t *testing.T) {
+	_, direct, proxied := rawPair(t, "Exa")
+	for _, s := range []struct {
+		rc  *rawConn
+		box string
+	}{{direct, "ExaD"}, {proxied, "ExaP"}} {
+		if got := s.rc.cmd("e", "EXAMINE "+s.box); !strings.HasPrefix(got[len(got)-1], "e OK [READ-ONLY]") {
+			t.Fatalf("EXAMINE %s: got %q", s.box, got)
+		}
+	}
+	for _, cmd := range []string{
+		"FETCH 1 (RFC822)", "FETCH 1 (RFC822.TEXT FLAGS)", "FETCH 1 (BODY[TEXT])", "UID FETCH 2 (BINARY[1] BODY[]<0.5>)",
+		"FETCH 1 (RFC822.HEADER)", "FETCH 1:2 (FLAGS)",
+	} {
+		want, got := direct.cmd("f", cmd), proxied.cmd("f", cmd)
+		if !equalUntagged(got, want) || !sameStatus(got[len(got)-1], want[len(want)-1]) {
+			t.Errorf("%s under EXAMINE:\n got %q\nwant %q", cmd, got, want)
+		}
+	}
+	if got := strings.Join(proxied.cmd("f", "FETCH 1:2 (FLAGS)"), "\n"); strings.Contains(got, `\Seen`) {
+		t.Errorf("FETCH FLAGS after body fetches under EXAMINE: got %q, want no \\Seen", got)
+	}
+}
