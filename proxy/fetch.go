@@ -104,17 +104,15 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 	var whole bool
 	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 		sp.guard = sess.guard
+		rl.reset() // a retry: nothing of the first attempt went out
 		rl.sink, rl.touch = spoolSink{sp: sp, touch: sess.guard.Touch}, sess.guard.Touch
-		err := c.Raw(cmd, func(r upstream.RawReader) error {
-			err := rl.run(r.Reader, r.Tag)
-			sess.wrote = sess.wrote || rl.wrote
-			return err
-		})
+		err := c.Raw(cmd, func(r upstream.RawReader) error { return rl.run(r.Reader, r.Tag) })
 		if _, proto := upstream.IsProtocol(err); proto || err == nil {
 			rl.status, err, whole = err, nil, true
 		} else {
 			whole = rl.salvage()
 		}
+		sess.wrote = rl.wrote // a retry would repeat what went out
 		return err
 	})
 	if whole || err == nil {
@@ -194,8 +192,9 @@ func (sess *session) drainFetch(sp *fetchSpool) (err error) {
 			return nil
 		}
 		if err := sp.writeLiteralTo(w, r.size); err != nil {
-			sp.abort(err)
-			return &clientGone{err}
+			err = &clientGone{err}
+			sp.abort(err) // the upstream side stops with it
+			return err
 		}
 	}
 }

@@ -307,3 +307,9 @@ func (rl *fetchRelay) salvage() bool {
 	rl.mode = modeHold
 	return rl.flush() == nil
 }
+
+// reset readies the relay for a new attempt on another connection.
+func (rl *fetchRelay) reset() {
+	rl.out, rl.hold, rl.mode = rl.out[:0], rl.hold[:0], modeHold
+	rl.seen, rl.answered, rl.partial, rl.cut, rl.status = rl.seen[:0], 0, false, 0, nil
+}

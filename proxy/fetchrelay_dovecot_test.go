@@ -81,36 +81,40 @@ func rawPair(t *testing.T, prefix string) (setup *imapclient.Client, direct, pro
 // same messages).
 func TestDovecotFetchRawItems(t *testing.T) {
 	_, direct, proxied := rawPair(t, "Raw")
-	for _, tc := range []struct{ name, cmd string }{
-		{"envelope with source routes and RFC 2047 in ISO-8859-1", "FETCH 1 (ENVELOPE)"},
-		{"bodystructure of a multipart", "FETCH 2 (BODYSTRUCTURE)"},
-		{"body of a multipart", "FETCH 2 (BODY)"},
-		{"header fields", "UID FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject From)])"},
-		{"header fields not", "FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (subject)])"},
-		{"partial body, already seen", "FETCH 3 (BODY[]<0.10>)"},
-		{"partial body peek", "FETCH 1:3 (BODY.PEEK[]<0.10>)"},
-		{"rfc822.size", "FETCH 1:* (RFC822.SIZE)"},
-		{"internaldate", "FETCH 1:* (INTERNALDATE)"},
-		{"binary size", "FETCH 2 (BINARY.SIZE[1])"},
-		{"binary peek partial", "FETCH 2 (BINARY.PEEK[1]<0.7>)"},
-		{"binary, sets seen", "FETCH 2 (BINARY[1])"},
-		{"uid fetch", "UID FETCH 1:* (FLAGS)"},
-		{"fetch", "FETCH 1:* (FLAGS)"},
-		{"fetch uid first", "FETCH 1:* (UID FLAGS)"},
-		{"unusual order", "FETCH 1:3 (ENVELOPE RFC822.SIZE UID FLAGS)"},
-		{"unusual order with body", "FETCH 1 (BODY.PEEK[TEXT] INTERNALDATE UID)"},
-		{"uid last", "FETCH 2 (FLAGS UID)"},
-		{"uid twice", "FETCH 2 (UID RFC822.SIZE UID)"},
-		{"macro all", "FETCH 1 ALL"},
-		{"macro full by uid", "UID FETCH 1:3 FULL"},
-		{"rfc822 names", "FETCH 3 (RFC822.HEADER RFC822.TEXT RFC822)"},
-		{"single item", "FETCH 1 RFC822.SIZE"},
-		{"uid fetch of a missing uid", "UID FETCH 9 (FLAGS)"},
+	for _, tc := range []struct {
+		name, cmd string
+		none      bool // no untagged response directly either
+	}{
+		{name: "envelope with source routes and RFC 2047 in ISO-8859-1", cmd: "FETCH 1 (ENVELOPE)"},
+		{name: "bodystructure of a multipart", cmd: "FETCH 2 (BODYSTRUCTURE)"},
+		{name: "body of a multipart", cmd: "FETCH 2 (BODY)"},
+		{name: "header fields", cmd: "UID FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject From)])"},
+		{name: "header field name as a literal", cmd: "UID FETCH 2 (BODY.PEEK[HEADER.FIELDS ({7+}\r\nSubject)])"},
+		{name: "header fields not", cmd: "FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (subject)])"},
+		{name: "partial body, already seen", cmd: "FETCH 3 (BODY[]<0.10>)"},
+		{name: "partial body peek", cmd: "FETCH 1:3 (BODY.PEEK[]<0.10>)"},
+		{name: "rfc822.size", cmd: "FETCH 1:* (RFC822.SIZE)"},
+		{name: "internaldate", cmd: "FETCH 1:* (INTERNALDATE)"},
+		{name: "binary size", cmd: "FETCH 2 (BINARY.SIZE[1])"},
+		{name: "binary peek partial", cmd: "FETCH 2 (BINARY.PEEK[1]<0.7>)"},
+		{name: "binary, sets seen", cmd: "FETCH 2 (BINARY[1])"},
+		{name: "uid fetch", cmd: "UID FETCH 1:* (FLAGS)"},
+		{name: "fetch", cmd: "FETCH 1:* (FLAGS)"},
+		{name: "fetch uid first", cmd: "FETCH 1:* (UID FLAGS)"},
+		{name: "unusual order", cmd: "FETCH 1:3 (ENVELOPE RFC822.SIZE UID FLAGS)"},
+		{name: "unusual order with body", cmd: "FETCH 1 (BODY.PEEK[TEXT] INTERNALDATE UID)"},
+		{name: "uid last", cmd: "FETCH 2 (FLAGS UID)"},
+		{name: "uid twice", cmd: "FETCH 2 (UID RFC822.SIZE UID)"},
+		{name: "macro all", cmd: "FETCH 1 ALL"},
+		{name: "macro full by uid", cmd: "UID FETCH 1:3 FULL"},
+		{name: "rfc822 names", cmd: "FETCH 3 (RFC822.HEADER RFC822.TEXT RFC822)"},
+		{name: "single item", cmd: "FETCH 1 RFC822.SIZE"},
+		{name: "uid fetch of a missing uid", cmd: "UID FETCH 9 (FLAGS)", none: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := direct.cmd("f", tc.cmd)
 			got := proxied.cmd("f", tc.cmd)
-			if len(got) < 2 && len(want) < 2 && !strings.Contains(tc.cmd, "9") {
+			if len(want) < 2 && !tc.none {
 				t.Fatalf("%s: no untagged response directly (%q)", tc.cmd, want)
 			}
 			if !equalUntagged(got, want) || !sameStatus(got[len(got)-1], want[len(want)-1]) {
