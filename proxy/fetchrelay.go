@@ -19,6 +19,9 @@ const (
 	relayLineMax  = 64 << 10 // a tagged status line
 	relayFlushAt  = 16 << 10 // text gathered before it goes to the spool
 	relayInline   = 16 << 10 // literals up to this are gathered, not streamed
+	// relayTextMax bounds a response's bytes outside the literal values
+	// of its items: what imapclient was allowed to hold of one response.
+	relayTextMax = 16 << 20
 )
 
 // relaySink takes the client's answer: text, and literal bytes read
@@ -60,6 +63,7 @@ type fetchRelay struct {
 	uidOut    bool
 	nItems    int
 	nBuffered int
+	text      int64 // bytes of the response outside its items' literals
 }
 
 type relayMode uint8

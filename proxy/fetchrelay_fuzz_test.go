@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -38,8 +40,8 @@ func relayOnce(in []byte, req *fetchRequest) ([]byte, error) {
 	if _, proto := upstream.IsProtocol(err); proto {
 		err = nil
 	}
-	if err != nil && rl.salvage() {
-		return sink.Bytes(), nil
+	if err != nil {
+		rl.salvage()
 	}
 	return sink.Bytes(), err
 }
@@ -126,6 +128,33 @@ func TestFetchRelayAnswers(t *testing.T) {
 			out, err := relayOnce([]byte(tc.in), &tc.req)
 			if err != nil || string(out) != tc.want {
 				t.Errorf("got %q, %v; want %q, nil", out, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFetchRelayBounds: an upstream answer past the relay's bounds ends
+// the command with a relay error (the connection is closed), whatever
+// was held; a message body past them streams.
+func TestFetchRelayBounds(t *testing.T) {
+	big := strings.Repeat("x", relayTextMax+1)
+	for _, tc := range []struct {
+		name, in string
+		wantErr  bool
+	}{
+		{name: "long quoted string", in: "* 1 FETCH (UID 1 ENVELOPE (\"" + big + "\"))\r\nX1 OK\r\n", wantErr: true},
+		{name: "long nested literal", in: "* 1 FETCH (UID 1 ENVELOPE ({" + strconv.Itoa(len(big)) + "}\r\n" + big + "))\r\nX1 OK\r\n", wantErr: true},
+		{name: "long body", in: "* 1 FETCH (UID 1 BODY[] {" + strconv.Itoa(len(big)) + "}\r\n" + big + ")\r\nX1 OK\r\n"},
+		{name: "too much before the UID", in: "* 1 FETCH (BODY[] {" + strconv.Itoa(relayHoldMax+1) + "}\r\n" + big[:relayHoldMax+1] + " UID 1)\r\nX1 OK\r\n", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := relayOnce([]byte(tc.in), &fetchRequest{})
+			var re *errRelay
+			if tc.wantErr && !errors.As(err, &re) {
+				t.Errorf("got %d bytes, error %v; want a relay error", len(out), err)
+			}
+			if !tc.wantErr && (err != nil || len(out) < len(big)) {
+				t.Errorf("got %d bytes, error %v; want the body, no error", len(out), err)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ func (rl *fetchRelay) fetch() error {
 		return err
 	}
 	rl.mode, rl.hold, rl.uid, rl.uidOut, rl.nItems, rl.nBuffered = modeHold, rl.hold[:0], 0, false, 0, 0
+	rl.text = 0
 	for first := true; ; first = false {
 		c, err := rl.br.ReadByte()
 		if err != nil {
@@ -296,7 +297,7 @@ func (rl *fetchRelay) value() error {
 	case '"':
 		return rl.quoted()
 	case '{', '~':
-		return rl.literal(c)
+		return rl.literal(c, false)
 	case '(':
 		return rl.list()
 	case ' ', ')', '\r', '\n':
@@ -337,6 +338,9 @@ func (rl *fetchRelay) copyRun(stop *[256]bool) (byte, error) {
 		}
 		rl.emit(b[:i])
 		rl.br.Discard(i)
+		if err := rl.count(int64(i)); err != nil {
+			return 0, err
+		}
 		if err := rl.maybeFlush(); err != nil {
 			return 0, err
 		}
@@ -361,7 +365,7 @@ func (rl *fetchRelay) list() error {
 			}
 			continue
 		case '{', '~':
-			if err := rl.literal(c); err != nil {
+			if err := rl.literal(c, true); err != nil {
 				return err
 			}
 			continue
@@ -402,10 +406,22 @@ func (rl *fetchRelay) quoted() error {
 	}
 }
 
+// count adds n bytes to the current response's text: everything but the
+// literal values of its items (message bodies, streamed), bounded as the
+// response reader bounds every other response (upstream/respreader.go).
+func (rl *fetchRelay) count(n int64) error {
+	rl.text += n
+	if rl.text > relayTextMax {
+		return relayErr("a response of more than %d bytes outside its bodies", relayTextMax)
+	}
+	return nil
+}
+
 // literal relays "{n}" CRLF and n bytes, or RFC 3516's "~{n}" (first is
 // the '{' or '~' already read). A large literal of the client's message
-// streams into the sink; one before the UID is held (bounded).
-func (rl *fetchRelay) literal(first byte) error {
+// streams into the sink; one before the UID is held (bounded). A literal
+// nested in a value (an ENVELOPE or BODYSTRUCTURE string) counts as text.
+func (rl *fetchRelay) literal(first byte, nested bool) error {
 	marker := []byte{first}
 	if first == '~' {
 		if err := rl.expect('{'); err != nil {
@@ -436,6 +452,11 @@ func (rl *fetchRelay) literal(first byte) error {
 	}
 	if err := rl.expect('\n'); err != nil {
 		return err
+	}
+	if nested {
+		if err := rl.count(n); err != nil {
+			return err
+		}
 	}
 	marker = append(append(marker, digits...), "}\r\n"...)
 	rl.emit(marker)
