@@ -47,12 +47,8 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err != nil {
 		return err
 	}
-	want := len(expunged)
-	if len(uids) > 0 {
-		want = sess.wanted(numSet, uids)
-	}
 	if len(uids) == 0 {
-		if want > 0 {
+		if len(expunged) > 0 {
 			return errExpungedOK
 		}
 		return nil
@@ -67,7 +63,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		}
 		return rl.status
 	}
-	if rl.answered < want {
+	if sess.missing(numSet, uids, rl.answered) {
 		// The upstream no longer has them: the watcher is brought up to
 		// date, so the next command reports the EXPUNGE, as Dovecot's would.
 		sess.syncWatcher()
@@ -81,17 +77,21 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 // 5530 EXPUNGEISSUED): OK, with the code.
 var errExpungedOK = &imap.Error{Type: imap.StatusResponseTypeOK, Code: "EXPUNGEISSUED", Text: "Some messages were already expunged"}
 
-// wanted counts the messages of the view the command names: each should
-// get a response.
-func (sess *session) wanted(numSet imap.NumSet, uids imap.UIDSet) int {
+// missing reports whether fewer than every message of the view the
+// command names got a response. UID ranges answered in full need no look
+// at the view.
+func (sess *session) missing(numSet imap.NumSet, uids imap.UIDSet, answered int) bool {
+	n := 0
 	if set, ok := numSet.(imap.SeqSet); ok {
-		n := 0
 		for _, r := range clipSeqSet(set, sess.sel.v.Count()) {
 			n += int(r.Stop-r.Start) + 1
 		}
-		return n
+		return answered < n
 	}
-	return len(sess.sel.v.Members(uids))
+	for _, r := range uids { // resolved: no "*" left
+		n += int(max(r.Start, r.Stop)-min(r.Start, r.Stop)) + 1
+	}
+	return answered < n && answered < len(sess.sel.v.Members(uids))
 }
 
 // relayFetch runs the relay on a pool connection, the spool between it

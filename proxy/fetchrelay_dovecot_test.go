@@ -110,6 +110,7 @@ func TestDovecotFetchRawItems(t *testing.T) {
 		{name: "rfc822 names", cmd: "FETCH 3 (RFC822.HEADER RFC822.TEXT RFC822)"},
 		{name: "single item", cmd: "FETCH 1 RFC822.SIZE"},
 		{name: "uid fetch of a missing uid", cmd: "UID FETCH 9 (FLAGS)", none: true},
+		{name: "uid after a body that sets seen", cmd: "FETCH 1 (RFC822.SIZE BODY[]<0.5> UID)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := direct.cmd("f", tc.cmd)

@@ -20,6 +20,9 @@ func (rl *fetchRelay) fetch() error {
 	rl.mode, rl.hold, rl.uid, rl.uidOut, rl.nItems, rl.nBuffered = modeHold, rl.hold[:0], 0, false, 0, 0
 	rl.text = 0
 	for first := true; ; first = false {
+		if !first && rl.fastRest() {
+			break
+		}
 		c, err := rl.br.ReadByte()
 		if err != nil {
 			return relayEOF(err)
@@ -53,6 +56,49 @@ func (rl *fetchRelay) fetch() error {
 		}
 	}
 	return nil // modeHold: no UID, an unsolicited change
+}
+
+// fastRest relays the rest of the response at once when nothing in it
+// needs the item-by-item path: it is buffered whole, holds no literal
+// (the first line end is the response's: ")" CRLF), no \Recent to drop,
+// no item to rename and no UID still to place. A header listing is then
+// one copy per message. It reports whether it did.
+func (rl *fetchRelay) fastRest() bool {
+	if rl.mode != modeOut || (rl.req.wantUID && !rl.uidOut) || rl.req.rename != nil {
+		return false
+	}
+	b, _ := rl.br.Peek(rl.br.Buffered())
+	end := bytes.IndexByte(b, '\n')
+	if end < 2 || b[end-1] != '\r' || b[end-2] != ')' || hasRecent(b[:end]) {
+		return false
+	}
+	rest := b[:end-2] // the items after the current one, " item value..."
+	if rl.count(int64(len(rest))) != nil {
+		return false // the item-by-item path reports it
+	}
+	if rl.nItems == 0 {
+		rest = bytes.TrimPrefix(rest, []byte(" "))
+	}
+	if len(rest) > 0 {
+		rl.nItems++ // at least one: all that matters now
+	}
+	rl.emit(rest)
+	rl.br.Discard(end - 1) // through the ")": the caller reads the CRLF
+	return true
+}
+
+// hasRecent reports a \Recent flag (any case) in b.
+func hasRecent(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\\')
+		if i < 0 {
+			return false
+		}
+		b = b[i+1:]
+		if len(b) >= 6 && bytes.EqualFold(b[:6], []byte("recent")) {
+			return true
+		}
+	}
 }
 
 // item relays one item: name SP value.
