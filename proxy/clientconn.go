@@ -391,6 +391,17 @@ func (cc *clientConn) writeLocal(s string) error {
 	return err
 }
 
+// command returns the text of the command imapserver is running, as the
+// reader framed it (literals non-synchronizing, inline); nil if none.
+func (cc *clientConn) command() []byte {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.cur == nil {
+		return nil
+	}
+	return cc.cur.head
+}
+
 // localWriteTimeout matches imapserver's per-response write timeout.
 const localWriteTimeout = 30 * time.Second
 

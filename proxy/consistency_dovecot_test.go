@@ -31,7 +31,7 @@ var ckEnforced = map[imapcheck.Rule]bool{
 	imapcheck.ExistsShrink:   true,
 	imapcheck.UIDStable:      true,
 	imapcheck.ExpungeInFetch: true,
-	imapcheck.KeywordInFlags: false, // a FETCH answered upstream can show a keyword the watcher has not reported yet
+	imapcheck.KeywordInFlags: true,
 	imapcheck.BadAnswer:      true,
 	imapcheck.OwnWrite:       true,
 	imapcheck.OthersWrite:    true,

@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"fmt"
+	"bytes"
 	"io"
-	"os"
+	"net"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"go.uber.org/zap"
 
@@ -21,12 +21,19 @@ type clientGone struct{ err error }
 func (e *clientGone) Error() string { return "writing to client: " + e.err.Error() }
 func (e *clientGone) Unwrap() error { return e.err }
 
-// Fetch runs the FETCH upstream by UID and relays each message, renumbered
-// in the session's view. The upstream side writes the answer into a
-// bounded spool (fetchspool.go) and gives the connection back as soon as
-// the upstream FETCH completes; a second goroutine writes the spool to the
-// client at the client's pace, so a client that does not read holds disk,
-// not an upstream connection. Bodies are never held whole in memory.
+// Fetch relays the FETCH as the upstream answers it (fetchrelay.go): the
+// client's own items go upstream as UID FETCH of the messages its numbers
+// name, and every response comes back byte for byte, renumbered in the
+// session's view. The upstream side writes the answer into a bounded
+// spool (fetchspool.go) and gives the connection back as soon as the
+// upstream FETCH completes; a second goroutine writes the spool to the
+// client at the client's pace, so a client that does not read holds
+// disk, not an upstream connection. Bodies are never held whole.
+//
+// A message the session still sees but the upstream no longer has
+// (expunged elsewhere, not yet reported: RFC 2180 4.1) gets no response,
+// and the command OK [EXPUNGEISSUED], Dovecot's code for it; a body the
+// upstream itself answers NIL is relayed as NIL, with the upstream's code.
 func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
 	sess.settle()
 	sess.noExpunge = true
@@ -35,403 +42,185 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err != nil {
 		return err
 	}
+	_, isUID := numSet.(imap.UIDSet)
+	req, err := sess.fetchRequest(options, isUID)
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 {
+		if len(expunged) > 0 {
+			return errExpungedOK
+		}
+		return nil
+	}
 	// A new keyword the model knows is announced before a FETCH that
-	// may show it, as Dovecot does at the start of FETCH (RFC 3501 7.2.6).
+	// may show it, as Dovecot does at the start of FETCH (RFC 3501 7.2.6);
+	// one the upstream shows first, by the relay (fetchflags.go).
 	if err := sess.tellMailboxFlags(); err != nil {
 		return err
 	}
-	if len(uids) > 0 {
-		up := upstreamFetchOptions(options, sess.sel.readOnly)
-		sp := newFetchSpool()
-		drained := make(chan error, 1)
-		go func() { drained <- sess.drain(w, sp, options) }()
-		err = sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
-			sp.guard = sess.guard
-			if setsSeen(up) {
-				c.Wrote()
-			}
-			cmd := c.Fetch(uids, up)
-			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-				sess.guard.Touch()
-				if err := sess.spoolMessage(sp, msg); err != nil {
-					cmd.Close()
-					return err
-				}
-			}
-			return cmd.Close()
-		})
-		sp.finish(err)
-		derr := <-drained
-		sp.free()
-		if derr != nil {
-			// The client broke off, or a literal could not be finished:
-			// its connection cannot be resynchronised.
-			sess.conn.NetConn().Close()
-			return derr
-		}
-		if err != nil {
-			return err
-		}
+	rl := &fetchRelay{req: req, uids: uids, seqOf: sess.sel.v.UIDToSeq,
+		isRecent: sess.sel.v.IsRecent, announce: sess.flagAnnouncer(sess.sel),
+		setsSeen: !sess.sel.readOnly && setsSeen(options)}
+	if err := sess.relayFetch(rl); err != nil {
+		return err
 	}
-	if len(expunged) > 0 {
-		return errExpungeIssued
+	if rl.status != nil {
+		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
+			sess.syncMailboxes(sess.sel.name) // so the next command reports the EXPUNGE
+		}
+		return rl.status
+	}
+	if sess.missing(numSet, uids, rl.answered) {
+		// The upstream no longer has them: the watcher is brought up to
+		// date, so the next command reports the EXPUNGE, as Dovecot's would.
+		sess.syncMailboxes(sess.sel.name)
+		return errExpungedOK
 	}
 	return nil
 }
 
-// upstreamFetchOptions asks upstream for what the client asked, plus the
-// UID that renumbering needs. Under EXAMINE, bodies are fetched with PEEK so
-// the client's read-only view never sets \Seen (RFC 3501 6.3.2).
-func upstreamFetchOptions(o *imap.FetchOptions, readOnly bool) *imap.FetchOptions {
-	up := *o
-	up.UID = true
-	up.ModSeq = false
-	up.ChangedSince = 0
-	if readOnly {
-		up.BodySection = make([]*imap.FetchItemBodySection, len(o.BodySection))
-		for i, s := range o.BodySection {
-			c := *s
-			c.Peek = true
-			up.BodySection[i] = &c
+// errExpungedOK is Dovecot's answer to a FETCH naming messages expunged
+// elsewhere that the session has not been told of (RFC 2180 4.1.3, RFC
+// 5530 EXPUNGEISSUED): OK, with the code.
+var errExpungedOK = &imap.Error{Type: imap.StatusResponseTypeOK, Code: "EXPUNGEISSUED", Text: "Some messages were already expunged"}
+
+// missing reports whether fewer than every message of the view the
+// command names got a response. UID ranges answered in full need no look
+// at the view.
+func (sess *session) missing(numSet imap.NumSet, uids imap.UIDSet, answered int) bool {
+	n := 0
+	if set, ok := numSet.(imap.SeqSet); ok {
+		for _, r := range clipSeqSet(set, sess.sel.v.Count()) {
+			n += int(r.Stop-r.Start) + 1
 		}
-		up.BinarySection = make([]*imap.FetchItemBinarySection, len(o.BinarySection))
-		for i, s := range o.BinarySection {
-			c := *s
-			c.Peek = true
-			up.BinarySection[i] = &c
-		}
+		return answered < n
 	}
-	return &up
+	for _, r := range uids { // resolved: no "*" left
+		n += int(max(r.Start, r.Stop)-min(r.Start, r.Stop)) + 1
+	}
+	return answered < n && answered < len(sess.sel.v.Members(uids))
 }
 
-// heldItem is an item that arrived before the message's UID: the FETCH
-// response cannot start until the UID gives its sequence number. Literals
-// are spooled to a temporary file so memory stays bounded.
-type heldItem struct {
-	item imapclient.FetchItemData
-	file *os.File
-	size int64
+// relayFetch runs the relay on a pool connection, the spool between it
+// and the client.
+func (sess *session) relayFetch(rl *fetchRelay) error {
+	sp := newFetchSpool()
+	drained := make(chan error, 1)
+	go func() { drained <- sess.drainFetch(sp) }()
+	cmd := "UID FETCH " + rl.uids.String() + " " + rl.req.items
+	var whole bool
+	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
+		sp.guard = sess.guard
+		if rl.setsSeen {
+			c.Wrote() // other connections' views sync first (upstream/writes.go)
+		}
+		rl.reset() // a retry: nothing of the first attempt went out
+		rl.sink, rl.touch = spoolSink{sp: sp, touch: sess.guard.Touch}, sess.guard.Touch
+		err := c.Raw(cmd, func(r upstream.RawReader) error { return rl.run(r.Reader, r.Tag) })
+		if _, proto := upstream.IsProtocol(err); proto || err == nil {
+			rl.status, err, whole = err, nil, true
+		} else {
+			whole = rl.salvage()
+		}
+		sess.wrote = rl.wrote // a retry would repeat what went out
+		return err
+	})
+	if whole || err == nil {
+		sp.finish(nil)
+	} else {
+		sp.finish(err)
+	}
+	derr := <-drained
+	sp.free()
+	if derr != nil || !whole {
+		// The client broke off, or a response could not be finished:
+		// its connection cannot be resynchronised.
+		sess.conn.NetConn().Close()
+		if derr == nil {
+			derr = err
+		}
+		return derr
+	}
+	return err
 }
 
-// spoolMessage writes one upstream FETCH response into the spool as the
-// client's: a message record once the UID gives its sequence number, then
-// its items, each literal's bytes after its record.
-func (sess *session) spoolMessage(sp *fetchSpool, msg *imapclient.FetchMessageData) error {
-	var (
-		started bool
-		held    []heldItem
-	)
-	defer func() {
-		for _, h := range held {
-			if h.file != nil {
-				h.file.Close()
-				os.Remove(h.file.Name())
-			}
-		}
-	}()
-	for item := msg.Next(); item != nil; item = msg.Next() {
-		if started {
-			if err := spoolItem(sp, item, nil, sess.guard); err != nil {
-				return err
-			}
-			continue
-		}
-		if u, ok := item.(imapclient.FetchItemDataUID); ok {
-			seq, known := sess.sel.v.UIDToSeq(u.UID)
-			if !known {
-				// Not announced to this session yet (or gone): skip it.
-				for msg.Next() != nil {
-				}
-				return nil
-			}
-			if err := sp.put(spoolRec{kind: recMessage, seq: seq, uid: u.UID}); err != nil {
-				return err
-			}
-			started, sess.wrote = true, true
-			for i := range held {
-				if err := spoolItem(sp, held[i].item, &held[i], sess.guard); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		h, err := hold(item, sess.guard)
-		if err != nil {
-			return err
-		}
-		held = append(held, h)
+// fetchRequest derives what to ask upstream from the client's own FETCH
+// items, which the command reader kept (RFC 3501 6.4.5): imapserver's
+// parsed options lose their names and order.
+func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetchRequest, error) {
+	var text []byte
+	if cc := sess.reader(); cc != nil {
+		text = cc.command()
 	}
-	if !started {
-		return nil // an unsolicited update routed to this command: no UID
+	items, err := fetchItemsOf(text)
+	var atts []fetchAtt
+	list := false
+	if err == nil {
+		atts, list, err = parseFetchItems(items)
 	}
-	return sp.put(spoolRec{kind: recEnd})
+	if err != nil {
+		// imapserver took the command, so its items are valid: this is
+		// ours to fix.
+		sess.log.Error("FETCH items not understood", zap.ByteString("command", clip(text)), zap.Error(err))
+		return nil, sess.fail("FETCH", err)
+	}
+	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), nil
 }
 
-// spoolItem writes one item's record and, for a body section, its
-// literal's bytes (from the upstream, or from h's file when it was held).
-func spoolItem(sp *fetchSpool, item imapclient.FetchItemData, h *heldItem, g *upstream.Guard) error {
-	var lit imap.LiteralReader
-	switch it := item.(type) {
-	case imapclient.FetchItemDataBodySection:
-		lit, it.Literal = it.Literal, nil
-		item = it
-	case imapclient.FetchItemDataBinarySection:
-		lit, it.Literal = it.Literal, nil
-		item = it
-	default:
-		return sp.put(spoolRec{kind: recItem, item: item})
-	}
-	var src io.Reader
-	var size int64
-	switch {
-	case h != nil && h.file != nil:
-		src, size = h.file, h.size
-	case lit != nil:
-		src, size = lit, lit.Size()
-		if g != nil {
-			src = touchReader{lit, g.Touch}
-		}
-	}
-	if err := sp.put(spoolRec{kind: recItem, item: item, lit: true, size: size}); err != nil {
+// spoolSink puts the relay's output into the spool.
+type spoolSink struct {
+	sp    *fetchSpool
+	touch func()
+}
+
+func (s spoolSink) text(b []byte) error {
+	if err := s.sp.put(spoolRec{kind: recItem, lit: true, size: int64(len(b))}); err != nil {
 		return err
 	}
-	if src == nil {
-		return nil
-	}
-	return sp.copyLiteralIn(src, size)
+	return s.sp.copyLiteralIn(bytes.NewReader(b), int64(len(b)))
 }
 
-// hold spools an item that came before its message's UID; its literal
-// goes to a temporary file until the UID says where the message goes.
-func hold(item imapclient.FetchItemData, g *upstream.Guard) (heldItem, error) {
-	var lit imap.LiteralReader
-	switch it := item.(type) {
-	case imapclient.FetchItemDataBodySection:
-		lit = it.Literal
-	case imapclient.FetchItemDataBinarySection:
-		lit = it.Literal
+func (s spoolSink) literal(r io.Reader, n int64) error {
+	if err := s.sp.put(spoolRec{kind: recItem, lit: true, size: n}); err != nil {
+		return err
 	}
-	if lit == nil {
-		return heldItem{item: item}, nil
-	}
-	f, err := os.CreateTemp("", "idlemux-spool-")
-	if err != nil {
-		return heldItem{}, fmt.Errorf("spooling literal: %w", err)
-	}
-	var src io.Reader = lit
-	if g != nil {
-		src = touchReader{lit, g.Touch}
-	}
-	n, err := copyBuffered(f, src)
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return heldItem{}, fmt.Errorf("spooling literal: %w", err)
-	}
-	return heldItem{item: item, file: f, size: n}, nil
+	return s.sp.copyLiteralIn(touchReader{r, s.touch}, n)
 }
 
-// drain writes the spooled answer to the client at the client's pace
-// (imapserver bounds each write). It stops the spool on failure, so the
-// upstream side stops too; a panic (a bug, or imapserver's) is contained.
-func (sess *session) drain(w *imapserver.FetchWriter, sp *fetchSpool, options *imap.FetchOptions) (err error) {
-	var (
-		resp *imapserver.FetchResponseWriter
-		mw   messageWriter
-	)
-	defer func() {
-		if v := recover(); v != nil {
-			sess.log.Error("panic while writing a FETCH answer", zap.Any("panic", v), zap.Stack("stack"))
-			err, resp = &panicError{op: "FETCH", val: v}, nil
-		}
-		if resp != nil {
-			// The writer holds the connection's write lock until closed,
-			// even when the message could not be finished.
-			if cerr := resp.Close(); cerr != nil && err == nil {
-				err = &clientGone{cerr}
-			}
-		}
-		if err != nil {
-			sp.abort(err)
-		}
-	}()
+// drainFetch writes the spooled answer to the client at the client's
+// pace, straight to the transport: imapserver flushed everything before
+// it called Fetch, and writes the tagged answer only after Fetch returns.
+// writeMu keeps a BYE from landing inside a response. Each write is
+// bounded; on failure the spool stops, so the upstream side stops too.
+func (sess *session) drainFetch(sp *fetchSpool) (err error) {
+	sess.writeMu.Lock()
+	defer sess.writeMu.Unlock()
+	w := deadlineWriter{c: transportOf(sess.conn.NetConn()), d: localWriteTimeout}
 	for {
 		r, ok := sp.next()
 		if !ok {
 			return nil
 		}
-		switch r.kind {
-		case recMessage:
-			resp = w.CreateMessage(r.seq)
-			if options.UID {
-				resp.WriteUID(r.uid)
-			}
-			mw = messageWriter{options: options, recent: sess.sel.v.IsRecent(r.uid)}
-		case recItem:
-			var lit *spoolLiteral
-			if r.lit {
-				lit = &spoolLiteral{sp, r.size}
-			}
-			if err := mw.write(resp, r.item, lit, r.size); err != nil {
-				return err
-			}
-		case recEnd:
-			err := resp.Close()
-			resp = nil
-			if err != nil {
-				return &clientGone{err}
-			}
+		if err := sp.writeLiteralTo(w, r.size); err != nil {
+			err = &clientGone{err}
+			sp.abort(err) // the upstream side stops with it
+			return err
 		}
 	}
 }
 
-// messageWriter writes one message's items, matching each returned section
-// to the pointer the client's command holds (imapserver names RFC822.*
-// items by pointer).
-type messageWriter struct {
-	options    *imap.FetchOptions
-	recent     bool // \Recent in this session (fanout/recent.go)
-	usedBody   []bool
-	usedBinary []bool
-	wroteBS    bool
+// deadlineWriter bounds each write to a client.
+type deadlineWriter struct {
+	c net.Conn
+	d time.Duration
 }
 
-// write writes item; a body section's size bytes come from lit, and are
-// read (and dropped) even when the client did not ask for the section.
-func (mw *messageWriter) write(resp *imapserver.FetchResponseWriter, item imapclient.FetchItemData, lit *spoolLiteral, size int64) error {
-	o := mw.options
-	switch it := item.(type) {
-	case imapclient.FetchItemDataFlags:
-		resp.WriteFlags(sessionFlags(it.Flags, mw.recent))
-	case imapclient.FetchItemDataEnvelope:
-		if o.Envelope {
-			resp.WriteEnvelope(it.Envelope)
-		}
-	case imapclient.FetchItemDataInternalDate:
-		if o.InternalDate {
-			resp.WriteInternalDate(it.Time)
-		}
-	case imapclient.FetchItemDataRFC822Size:
-		if o.RFC822Size {
-			resp.WriteRFC822Size(it.Size)
-		}
-	case imapclient.FetchItemDataBodyStructure:
-		// imapserver writes BODY and/or BODYSTRUCTURE, as asked, from one
-		// structure: write it once per message.
-		if o.BodyStructure != nil && !mw.wroteBS {
-			bs := it.BodyStructure
-			if o.BodyStructure.Extended {
-				bs = withExtended(bs)
-			}
-			resp.WriteBodyStructure(bs)
-			mw.wroteBS = true
-		}
-	case imapclient.FetchItemDataBodySection:
-		if mw.usedBody == nil {
-			mw.usedBody = make([]bool, len(o.BodySection))
-		}
-		var target *imap.FetchItemBodySection
-		for i, s := range o.BodySection {
-			if !mw.usedBody[i] && it.MatchCommand(s) {
-				target, mw.usedBody[i] = s, true
-				break
-			}
-		}
-		if target == nil {
-			return skipLiteral(lit) // not asked for
-		}
-		return copyLiteral(resp.WriteBodySection(target, size), lit)
-	case imapclient.FetchItemDataBinarySection:
-		if mw.usedBinary == nil {
-			mw.usedBinary = make([]bool, len(o.BinarySection))
-		}
-		var target *imap.FetchItemBinarySection
-		for i, s := range o.BinarySection {
-			if !mw.usedBinary[i] && it.MatchCommand(s) {
-				target, mw.usedBinary[i] = s, true
-				break
-			}
-		}
-		if target == nil {
-			return skipLiteral(lit)
-		}
-		return copyLiteral(resp.WriteBinarySection(target, size), lit)
-	case imapclient.FetchItemDataBinarySectionSize:
-		for _, s := range o.BinarySectionSize {
-			if it.MatchCommand(s) {
-				resp.WriteBinarySectionSize(s, it.Size)
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// spoolLiteral is the next literal's size bytes in the spool.
-type spoolLiteral struct {
-	sp   *fetchSpool
-	size int64
-}
-
-// skipLiteral reads a literal nobody asked for out of the spool.
-func skipLiteral(lit *spoolLiteral) error {
-	if lit == nil {
-		return nil
-	}
-	if err := lit.sp.writeLiteralTo(io.Discard, lit.size); err != nil {
-		return &clientGone{err}
-	}
-	return nil
-}
-
-// copyLiteral streams a body from the spool into the client's literal. A
-// literal that cannot be finished leaves the client's connection out of
-// step: either way the client is gone.
-func copyLiteral(wc io.WriteCloser, lit *spoolLiteral) error {
-	if lit != nil {
-		if err := lit.sp.writeLiteralTo(wc, lit.size); err != nil {
-			wc.Close()
-			return &clientGone{err}
-		}
-	}
-	if err := wc.Close(); err != nil {
-		return &clientGone{err}
-	}
-	return nil
-}
-
-// withExtended fills in empty extension data where the upstream sent none:
-// imapserver panics when BODYSTRUCTURE was asked for and it is missing.
-func withExtended(bs imap.BodyStructure) imap.BodyStructure {
-	switch b := bs.(type) {
-	case *imap.BodyStructureSinglePart:
-		c := *b
-		if c.Extended == nil {
-			c.Extended = &imap.BodyStructureSinglePartExt{}
-		}
-		if c.MessageRFC822 != nil {
-			m := *c.MessageRFC822
-			if m.BodyStructure != nil {
-				m.BodyStructure = withExtended(m.BodyStructure)
-			}
-			c.MessageRFC822 = &m
-		}
-		return &c
-	case *imap.BodyStructureMultiPart:
-		c := *b
-		if c.Extended == nil {
-			c.Extended = &imap.BodyStructureMultiPartExt{}
-		}
-		c.Children = make([]imap.BodyStructure, len(b.Children))
-		for i, ch := range b.Children {
-			c.Children[i] = withExtended(ch)
-		}
-		return &c
-	}
-	return bs
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(w.d))
+	n, err := w.c.Write(p)
+	w.c.SetWriteDeadline(time.Time{})
+	return n, err
 }
 
 // copyBufs holds the buffers bodies are copied through. The guard's
@@ -463,21 +252,4 @@ func (t touchReader) Read(p []byte) (int, error) {
 		t.touch()
 	}
 	return n, err
-}
-
-// setsSeen reports whether a FETCH sets \Seen: a body section without
-// PEEK does (RFC 3501 6.4.5), and so do RFC822 and RFC822.TEXT, which
-// imapserver turns into such sections.
-func setsSeen(o *imap.FetchOptions) bool {
-	for _, s := range o.BodySection {
-		if !s.Peek {
-			return true
-		}
-	}
-	for _, s := range o.BinarySection {
-		if !s.Peek {
-			return true
-		}
-	}
-	return false
 }

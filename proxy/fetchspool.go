@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-
 	"github.com/idlemux/idlemux/upstream"
 )
 
@@ -63,18 +60,13 @@ var spoolChunks = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunkSiz
 type recKind uint8
 
 const (
-	recMessage recKind = iota // a message starts: seq, uid
-	recItem                   // one item; size literal bytes follow
-	recEnd                    // the message is complete
+	recItem recKind = iota // a run of the answer; size bytes follow
 )
 
-// spoolRec is one step of the FETCH answer. An item's literal (lit) is not
-// in the record: its size bytes follow in the spool's byte stream.
+// spoolRec is one step of the FETCH answer. Its bytes (lit) are not in
+// the record: its size bytes follow in the spool's byte stream.
 type spoolRec struct {
 	kind recKind
-	seq  uint32
-	uid  imap.UID
-	item imapclient.FetchItemData
 	lit  bool
 	size int64
 	cost int64
@@ -130,7 +122,7 @@ var errSpoolCut = errors.New("upstream answer cut short")
 
 // Batch sizes that wake a sleeping client side.
 const (
-	spoolWakeBytes = 64 << 10
+	spoolWakeBytes = 16 << 10
 	spoolWakeCost  = 8 << 10
 )
 
@@ -170,7 +162,7 @@ func (sp *fetchSpool) wakeWriterLocked() {
 
 // put adds a record, waiting while records exceed their memory bound.
 func (sp *fetchSpool) put(r spoolRec) error {
-	r.cost = recCost(r.item)
+	r.cost = recCost
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	for sp.rerr == nil && len(sp.recs) > 0 && sp.recMem+r.cost > spoolRecMemPerFetch {
@@ -503,37 +495,5 @@ func (sp *fetchSpool) free() {
 	sp.recs, sp.recMem = nil, 0
 }
 
-// recCost estimates the memory a record holds.
-func recCost(item imapclient.FetchItemData) int64 {
-	const base = 128
-	switch it := item.(type) {
-	case imapclient.FetchItemDataFlags:
-		return base + int64(16*len(it.Flags))
-	case imapclient.FetchItemDataEnvelope:
-		if it.Envelope == nil {
-			return base
-		}
-		e := it.Envelope
-		n := len(e.From) + len(e.Sender) + len(e.ReplyTo) + len(e.To) + len(e.Cc) + len(e.Bcc)
-		return base + int64(len(e.Subject)+len(e.MessageID)+len(e.InReplyTo)+128*n)
-	case imapclient.FetchItemDataBodyStructure:
-		return base + 512*int64(countParts(it.BodyStructure))
-	}
-	return base
-}
-
-func countParts(bs imap.BodyStructure) int {
-	switch b := bs.(type) {
-	case *imap.BodyStructureMultiPart:
-		n := 1
-		for _, c := range b.Children {
-			n += countParts(c)
-		}
-		return n
-	case *imap.BodyStructureSinglePart:
-		if b.MessageRFC822 != nil && b.MessageRFC822.BodyStructure != nil {
-			return 1 + countParts(b.MessageRFC822.BodyStructure)
-		}
-	}
-	return 1
-}
+// recCost is the memory a record holds.
+const recCost = 64

@@ -72,7 +72,7 @@ func TestDovecotStoreSkipsExpunged(t *testing.T) {
 			}
 			if via.addr != dv.Addr {
 				// Until idlemux's model has it: FETCH never reports
-				// EXPUNGE, and answers NO [EXPUNGEISSUED] once it knows.
+				// EXPUNGE, and answers OK [EXPUNGEISSUED] once it knows.
 				deadline := time.Now().Add(waitLong)
 				for l := a.cmd("f", "FETCH 1 FLAGS"); !strings.Contains(l[len(l)-1], "EXPUNGEISSUED"); l = a.cmd("f", "FETCH 1 FLAGS") {
 					if time.Now().After(deadline) {

@@ -67,6 +67,8 @@ type Conn struct {
 	seen        uint64   // the account's write count of selected that this session's view includes (writes.go)
 	wrote       bool     // the command running now changed selected
 	lastUsed    time.Time
+	raw         *respConn // the framing under Client, for raw commands
+	rawTags     uint64    // raw commands run, for their tags
 }
 
 // User returns the account's user name.

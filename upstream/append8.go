@@ -2,10 +2,8 @@ package upstream
 
 import (
 	"bytes"
-	"runtime"
 	"strconv"
 	"sync"
-	"weak"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -19,30 +17,12 @@ import (
 // reports whether it did; without BINARY upstream the message goes as a
 // plain literal (a literal8 would only get BAD).
 func (c *Conn) AppendBinary(mailbox string, size int64, options *imap.AppendOptions) (cmd *imapclient.AppendCommand, binary bool) {
-	rc := framingOf(c.Client)
+	rc := c.raw
 	if rc != nil && c.Caps().Has(imap.CapBinary) {
 		rc.w.arm(size)
 		binary = true
 	}
 	return c.Append(mailbox, size, options), binary
-}
-
-// framings finds the respConn under each imapclient.Client, without
-// keeping either alive: an entry goes when its client is collected.
-var framings sync.Map // weak.Pointer[imapclient.Client] -> *respConn
-
-func registerFraming(cl *imapclient.Client, rc *respConn) {
-	k := weak.Make(cl)
-	framings.Store(k, rc)
-	runtime.AddCleanup(cl, func(k weak.Pointer[imapclient.Client]) { framings.Delete(k) }, k)
-}
-
-func framingOf(cl *imapclient.Client) *respConn {
-	v, ok := framings.Load(weak.Make(cl))
-	if !ok {
-		return nil
-	}
-	return v.(*respConn)
 }
 
 // maxAppendLine bounds the APPEND line held while looking for its literal

@@ -20,11 +20,18 @@ const keepAlive = 30 * time.Second
 // dial connects and logs in, counting the login under why. handler receives the connection's unilateral
 // data (nil for command connections, whose notifications the watcher gets).
 func (m *Manager) dial(ctx context.Context, why LoginReason, user, pass, mech string, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
+	c, _, err := m.dialFramed(ctx, why, user, pass, mech, handler)
+	return c, err
+}
+
+// dialFramed is dial that also returns the framing connection under the
+// client, through which a pool connection runs raw commands (rawcmd.go).
+func (m *Manager) dialFramed(ctx context.Context, why LoginReason, user, pass, mech string, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, *respConn, error) {
 	o := &m.opts
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: keepAlive}
 	raw, err := dialer.DialContext(ctx, "tcp", o.Address)
 	if err != nil {
-		return nil, unavailable("connect %s: %v", o.Address, err)
+		return nil, nil, unavailable("connect %s: %v", o.Address, err)
 	}
 	// No step below may hang on a silent server (one that accepts TCP but
 	// never greets, say at its process limit): bound them all, STARTTLS
@@ -53,27 +60,26 @@ func (m *Manager) dial(ctx context.Context, why LoginReason, user, pass, mech st
 		raw.Close()
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {
-			return nil, unavailable("TLS certificate of %s not trusted: %v", o.Address, verr)
+			return nil, nil, unavailable("TLS certificate of %s not trusted: %v", o.Address, verr)
 		}
-		return nil, unavailable("connect %s: %v", o.Address, err)
+		return nil, nil, unavailable("connect %s: %v", o.Address, err)
 	}
 	rc := m.frame(conn, src, lim, user)
 	c := imapclient.New(rc, &imapclient.Options{UnilateralDataHandler: handler})
-	registerFraming(c, rc)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, unavailable("greeting from %s: %v", o.Address, err)
+		return nil, nil, unavailable("greeting from %s: %v", o.Address, err)
 	}
 	m.logins[why].Add(1)
 	if err := login(c, user, pass, mech); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if watchdog.Stop() { // it fired just as login finished
 		c.Close()
-		return nil, unavailable("login to %s: no answer within %v", o.Address, o.ResponseTimeout)
+		return nil, nil, unavailable("login to %s: no answer within %v", o.Address, o.ResponseTimeout)
 	}
-	return c, nil
+	return c, rc, nil
 }
 
 // secure sets up the TLS mode configured on raw, and returns the

@@ -180,7 +180,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	if err := a.reserve(ctx, slotCheck); err != nil {
 		return err
 	}
-	cl, err := a.m.dial(ctx, LoginCheck, a.user, pass, mech, nil)
+	cl, rc, err := a.m.dialFramed(ctx, LoginCheck, a.user, pass, mech, nil)
 	if err != nil {
 		a.release(slotCheck)
 		return err
@@ -191,7 +191,7 @@ func (a *Account) verifyUpstream(ctx context.Context, pass, mech string) error {
 	a.cred.Store(pass)
 	a.m.mu.Unlock()
 	a.noteCaps(cl.Caps())
-	a.Release(&Conn{Client: cl, acct: a}, nil)
+	a.Release(&Conn{Client: cl, acct: a, raw: rc}, nil)
 	return nil
 }
 

@@ -65,6 +65,8 @@ type respReader struct {
 	rem   uint64 // literal bytes still to come
 	tail  []byte // the last tailLen bytes of the current line
 	err   error
+
+	rawState // a raw command waiting for the next response (rawcmd.go)
 }
 
 func newRespReader(src io.Reader, lim respLimits, onDrop func([]byte)) *respReader {
@@ -115,6 +117,12 @@ func (r *respReader) fill() ([]byte, error) {
 // start classifies the next response from its first bytes.
 func (r *respReader) start() error {
 	b, err := r.fill()
+	for len(b) > 0 && r.yield() {
+		if r.err != nil { // the raw command broke off mid-answer
+			return r.err
+		}
+		b, err = r.fill()
+	}
 	for err == nil {
 		kind, name, done := classifyHead(b[:min(len(b), headMax)])
 		if !done && len(b) < headMax {

@@ -249,7 +249,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 			a.release(slotCommand)
 			return nil, false, ErrAuthFailed // forgotten: never log in with nothing
 		}
-		cl, err := m.dial(ctx, LoginCommand, a.user, pass, mech, nil)
+		cl, rc, err := m.dialFramed(ctx, LoginCommand, a.user, pass, mech, nil)
 		if err != nil {
 			a.release(slotCommand)
 			a.forgetIfRejected(pass, err)
@@ -257,7 +257,7 @@ func (a *Account) get(ctx context.Context, mailbox string) (*Conn, bool, error) 
 		}
 		a.confirmed(pass)
 		a.noteCaps(cl.Caps())
-		return &Conn{Client: cl, acct: a}, false, nil
+		return &Conn{Client: cl, acct: a, raw: rc}, false, nil
 	}
 }
 
