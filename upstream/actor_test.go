@@ -15,7 +15,7 @@ import (
 
 // accountWith is an account on opts (Address set) with the mailboxes
 // named created upstream.
-func accountWith(t *testing.T, opts Options, boxes ...string) (*Manager, *Account) {
+func accountWith(t testing.TB, opts Options, boxes ...string) (*Manager, *Account) {
 	t.Helper()
 	m, a := testLogin(t, opts)
 	c, err := a.Acquire(testCtx(t), "", 0, 0)

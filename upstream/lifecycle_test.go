@@ -17,7 +17,7 @@ func lifecycleAccount(t *testing.T, boxes ...string) *Account {
 	return a
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
