@@ -158,6 +158,7 @@ func TestWatcherLinger(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Unwatch()
+	waitTaken(t, w) // the loop has its linger running now
 	w2, err := a.Watch(ctx, "INBOX")
 	if err != nil || w2 != w {
 		t.Fatalf("Watch within the linger: got %p (%v), want the lingering watcher %p", w2, err, w)
@@ -181,6 +182,22 @@ func TestWatcherLinger(t *testing.T) {
 		t.Fatalf("Watch after the linger: got %p (%v), want a new watcher", w3, err)
 	}
 	w3.Unwatch()
+}
+
+// waitTaken waits until w's loop has taken every message sent to it.
+func waitTaken(t *testing.T, w *Watcher) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		w.in.mu.Lock()
+		taken := w.in.refs == 0 && !w.in.idled && w.in.sync == nil
+		w.in.mu.Unlock()
+		if taken {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher's loop did not take its messages within 5s")
+		}
+	}
 }
 
 // TestLingeringWatcherGivesSlotUp: a lingering watcher nobody uses gives
