@@ -193,14 +193,13 @@ func (c *Conn) Forget() { c.selected, c.upTo = "", 0 }
 
 // stopLingeringLocked stops a watcher that no session uses any more (it
 // lingers in case one comes back), so a watcher that is needed gets its
-// slot now rather than after the linger. m.mu must be held.
+// slot now rather than after the linger. Its users count references sent
+// and not yet taken by its loop (inbox.go), so one a Watch just took is
+// kept. m.mu must be held.
 func (a *Account) stopLingeringLocked() bool {
 	for _, w := range a.watchers {
-		if w.refs == 0 && !w.stopped && !w.polled.Load() { // a polled one holds no slot
-			if w.linger != nil {
-				w.linger.Stop()
-			}
-			w.stopLocked()
+		if !w.polled.Load() && w.in.users() <= 0 { // a polled one holds no slot
+			a.retireLocked(w, nil)
 			return true
 		}
 	}

@@ -37,10 +37,9 @@ type eventQueue struct {
 	mu     sync.Mutex
 	gen    uint64 // events of older connections are dropped
 	events []event
-	dirty  bool // flags must be re-read
-	lost   bool // events were dropped: the mirror cannot be trusted
-	noop   bool // ask the upstream for news (polling without IDLE)
-	syncs  []chan struct{}
+	dirty  bool          // flags must be re-read
+	lost   bool          // events were dropped: the mirror cannot be trusted
+	noop   bool          // ask the upstream for news (polling without IDLE)
 	signal chan struct{} // capacity 1: "look at the queue"
 	// heard is when the oldest news not yet taken was read off the wire:
 	// fan-out latency counts from there, the upstream round trips the
@@ -121,19 +120,8 @@ func (q *eventQueue) reset() uint64 {
 	return q.gen
 }
 
-// takeSyncs returns the sessions waiting in Sync; the NOOP sent next
-// answers them.
-func (q *eventQueue) takeSyncs() []chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	syncs := q.syncs
-	q.syncs = nil
-	return syncs
-}
-
 // takeNews returns what arrived since take, and when the oldest of it was
-// read (zero when nothing was), leaving sync waiters queued: they wait for
-// a NOOP sent after they asked.
+// read (zero when nothing was).
 func (q *eventQueue) takeNews() ([]event, bool, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -166,25 +154,7 @@ func (q *eventQueue) requestNoop() {
 func (q *eventQueue) pending() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.events) > 0 || q.dirty || q.noop || len(q.syncs) > 0
-}
-
-// requeueSyncs puts back waiters a failed round could not answer.
-func (q *eventQueue) requeueSyncs(syncs []chan struct{}) {
-	if len(syncs) == 0 {
-		return
-	}
-	q.mu.Lock()
-	q.syncs = append(syncs, q.syncs...)
-	q.mu.Unlock()
-	q.poke()
-}
-
-func (q *eventQueue) addSync(ch chan struct{}) {
-	q.mu.Lock()
-	q.syncs = append(q.syncs, ch)
-	q.mu.Unlock()
-	q.poke()
+	return len(q.events) > 0 || q.dirty || q.noop
 }
 
 // listing is a mailbox as the watcher's own upstream session numbers it.

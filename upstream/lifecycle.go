@@ -32,16 +32,12 @@ func (a *Account) MailboxGone(name string, delim rune) {
 	for n, w := range a.watchers {
 		if under(n, name, delim) {
 			gone = append(gone, w)
-			if w.linger != nil {
-				w.linger.Stop()
-				w.linger = nil
-			}
-			w.stopLocked()
+			a.retireLocked(w, ErrMailboxGone)
 		}
 	}
 	m.mu.Unlock()
 	for _, w := range gone {
-		w.log.Info("mailbox gone upstream; watcher stopped", zap.Int("sessions", w.refsNow()))
+		w.log.Info("mailbox gone upstream; watcher stopped", zap.Int("sessions", w.in.users()))
 		if box := w.box.Load(); box != nil {
 			box.Close(ErrMailboxGone)
 		}
@@ -135,17 +131,10 @@ func (a *Account) Watching(mailbox string) *Watcher {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
 	w := a.watchers[mailbox]
-	if w == nil || w.stopped || w.refs == 0 {
+	if w == nil || w.in.users() <= 0 { // a stopped one is no longer in the map
 		return nil
 	}
 	return w
-}
-
-// refsNow is the number of sessions holding the watcher.
-func (w *Watcher) refsNow() int {
-	w.acct.m.mu.Lock()
-	defer w.acct.m.mu.Unlock()
-	return w.refs
 }
 
 // MailboxMissing reports an upstream answer saying the mailbox named by

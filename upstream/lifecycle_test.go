@@ -13,21 +13,11 @@ import (
 // and watchers that linger a minute.
 func lifecycleAccount(t *testing.T, boxes ...string) *Account {
 	t.Helper()
-	_, a := testLogin(t, Options{Address: memServer(t, 1), TLS: TLSNone, MaxConns: 6, WatcherLinger: time.Minute})
-	c, err := a.Acquire(testCtx(t), "", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range boxes {
-		if err := c.Create(b, nil).Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.Release(c, nil)
+	_, a := accountWith(t, Options{Address: memServer(t, 1), TLS: TLSNone, MaxConns: 6, WatcherLinger: time.Minute}, boxes...)
 	return a
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -237,7 +237,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		m.closed = true
 		for _, a := range m.accounts {
 			for _, w := range a.watchers {
-				w.stopLocked()
+				a.retireLocked(w, nil)
 			}
 			for _, c := range a.idle {
 				a.total--

@@ -29,12 +29,11 @@ import (
 
 // pollSlot polls the mailbox until it has a watcher slot for its own IDLE
 // connection. It asks for one only once a session idles on the mailbox
-// (IdleWanted): a client that SELECTs folder after folder to sync them
+// (Idling): a client that SELECTs folder after folder to sync them
 // (offlineimap, mbsync) is served on the command connections, without a
 // login per folder, and the watcher slots go to mailboxes clients idle on.
-func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) (err error) {
+func (w *Watcher) pollSlot(opened *time.Time) (err error) {
 	a := w.acct
-	want := w.idleWanted()
 	var wt *waiter
 	var granted <-chan struct{}
 	defer func() {
@@ -47,9 +46,7 @@ func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) (err error) {
 	t := time.NewTimer(0) // the first round at once: a SELECT waits for the model
 	defer t.Stop()
 	for {
-		select {
-		case <-want:
-			want = nil
+		if w.idleAsked && wt == nil {
 			wt = a.enqueue(slotWatcher, "")
 			granted = wt.done
 			select {
@@ -58,25 +55,26 @@ func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) (err error) {
 			default:
 			}
 			w.log.Info("no watcher slot free for a mailbox clients idle on; polling it", zap.Duration("every", a.m.opts.PollInterval))
-			continue
+		}
+		select {
 		case <-granted:
 			if wt.err == nil {
 				w.log.Info("watcher slot free; the mailbox is watched by IDLE")
 			}
 			return wt.err
-		case <-ctx.Done():
+		case <-w.ctx.Done():
 			return ErrClosed
 		case <-t.C:
-		case <-w.q.signal:
-		}
-		if err := w.pollRound(ctx, opened); err != nil {
-			return err
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
+		case <-w.in.signal:
+			if w.takeMail(); len(w.syncs) == 0 {
+				continue // nothing to poll for; maybe a slot to ask for
 			}
+		case <-w.lingerC():
+			w.lingerExpired() // a stop cancels ctx: the next select sees it
+			continue
+		}
+		if err := w.pollRound(w.ctx, opened); err != nil {
+			return err
 		}
 		t.Reset(a.m.opts.PollInterval)
 	}
@@ -84,9 +82,9 @@ func (w *Watcher) pollSlot(ctx context.Context, opened *time.Time) (err error) {
 
 // pollRound runs one poll and answers the Syncs waiting for it.
 func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
-	syncs := w.q.takeSyncs()
+	syncs := w.takeSyncs()
 	if err := w.pollOnce(ctx); err != nil {
-		w.q.requeueSyncs(syncs)
+		w.requeueSyncs(syncs)
 		return err
 	}
 	for _, ch := range syncs {
@@ -99,25 +97,14 @@ func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
 	return nil
 }
 
-// Idling counts the sessions idling on the mailbox (on true, one more; on
-// false, one fewer). The first makes the watcher ask for a slot of its own.
+// Idling tells the watcher whether a session idles on the mailbox. The
+// first time one does, a polled watcher asks for a slot of its own, and
+// keeps it while it runs: Idling(false) changes nothing.
 func (w *Watcher) Idling(on bool) {
-	m := w.acct.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !on {
-		w.idlers--
-		return
-	}
-	w.idlers++
-	if !w.idleAsked {
-		w.idleAsked = true
-		close(w.wantIdle)
+	if on {
+		w.in.idle()
 	}
 }
-
-// idleWanted is closed once a session has idled on the mailbox.
-func (w *Watcher) idleWanted() <-chan struct{} { return w.wantIdle }
 
 // Polled says whether the mailbox is polled (no IDLE connection of its own).
 func (w *Watcher) Polled() bool { return w.polled.Load() }

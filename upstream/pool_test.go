@@ -260,7 +260,7 @@ func TestPolledBeyondWatcherSlots(t *testing.T) {
 }
 
 // waitStats waits until the manager's stats satisfy ok.
-func waitStats(t *testing.T, m *Manager, what string, ok func(Stats) bool) {
+func waitStats(t testing.TB, m *Manager, what string, ok func(Stats) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !ok(m.Stats()); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

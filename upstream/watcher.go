@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,36 +18,65 @@ import (
 // one upstream change idlemux cannot hide (RFC 3501 section 2.3.1.1).
 var ErrUIDValidityChanged = errors.New("mailbox UIDVALIDITY changed upstream")
 
+// A Watcher is an actor: its run goroutine (the loop: run, session,
+// pollSlot, wait, process) is the only one that reads or writes its state —
+// the reference count, the linger timer, whether a session idled (the slot
+// request of polled.go), the Syncs waiting for a round, the upstream
+// connection and its mirror — and the model's only writer. Everyone else
+// sends it messages through its inbox (inbox.go), which never blocks the
+// sender, and the loop takes them in every select it waits in (the IDLE
+// wait, the poll loop, the reconnect backoff):
+//
+//	ref, unref   Watch, Unwatch: at 0 the loop starts its linger timer; at
+//	             expiry it stops if still unused (lingerExpired)
+//	idling       Idling: the first makes a polled watcher ask for a slot
+//	sync         Sync: requests taken together get one upstream round
+//	stop, gone   the account's retireLocked (the linger's expiry, a
+//	             lingering watcher's slot wanted by another, MailboxGone,
+//	             Shutdown, a permanent failure): also cancels the loop's
+//	             context, which ends a dial or a wait for a pool connection
+//
+// The loop publishes what others read, without a lock of the watcher's
+// own: the model (box), whether it is polled, the outcome of its last
+// connection attempt (for Watch), and its reference count, inside the
+// inbox (users), so that the account's decisions under m.mu — which
+// watcher Watching returns, which lingering one gives its slot up — count
+// the references sent and not yet taken too. The account's m.mu guards only
+// its watchers map; a watcher leaves it when stopped (retireLocked), and
+// Watch sends its ref under m.mu, so a watcher that stops for want of users
+// never misses one sent meanwhile. Lock order: m.mu, then an inbox's mu.
+//
 // Watcher holds the single upstream connection that SELECTs (read-only) and
 // IDLEs on one mailbox of one account, and keeps the fanout model current.
-// Its goroutine (run) is the only one that talks to that connection.
 type Watcher struct {
 	acct *Account
 	name string
 	log  *zap.Logger
-	q    *eventQueue
+	q    *eventQueue // upstream news, from the connection's reader
+	in   *inbox      // control messages, from everyone else
 
-	// guarded by acct.m.mu
-	refs      int
-	linger    *time.Timer
-	stopped   bool
-	idlers    int           // sessions idling on the mailbox
-	idleAsked bool          // wantIdle is closed
-	wantIdle  chan struct{} // closed when a session first idles (polled.go)
-
-	stop chan struct{} // closed to stop the watcher
-	done chan struct{} // closed when run returns
+	ctx    context.Context // cancelled with the stop message
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
 
 	box    atomic.Pointer[fanout.Mailbox]
 	polled atomic.Bool // no connection of its own: polled (polled.go)
+	tried  atomic.Pointer[attempt]
 
 	// Owned by the run goroutine.
-	modseq   uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
-	sessions int    // upstream connections started, for the login reason
+	refs      int
+	linger    *time.Timer // running while refs is 0
+	idleAsked bool        // a session idled on the mailbox: ask for a slot
+	syncs     []chan struct{}
+	modseq    uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
+	sessions  int    // upstream connections started, for the login reason
+}
 
-	stMu    sync.Mutex
-	lastErr error         // last failure while there is no model yet
-	attempt chan struct{} // closed and replaced after each connection attempt
+// attempt is the outcome of the loop's last connection attempt, for Watch
+// while there is no model yet; next is closed when the next one is known.
+type attempt struct {
+	err  error
+	next chan struct{}
 }
 
 // permanentError stops the watcher's retries.
@@ -68,86 +96,137 @@ func (a *Account) Watch(ctx context.Context, mailbox string) (*Watcher, error) {
 	}
 	w := a.watchers[mailbox]
 	if w == nil {
-		w = &Watcher{
-			acct:    a,
-			name:    mailbox,
-			log:     a.log.With(zap.String("mailbox", mailbox)),
-			q:       newEventQueue(),
-			stop:    make(chan struct{}),
-			done:    make(chan struct{}),
-			attempt: make(chan struct{}),
-
-			wantIdle: make(chan struct{}),
-		}
+		w = a.newWatcher(mailbox)
 		a.watchers[mailbox] = w
+		w.in.ref(1) // before the loop starts: it never lingers for nothing
 		m.wg.Add(1)
 		go w.run()
-	}
-	w.refs++
-	if w.linger != nil {
-		w.linger.Stop()
-		w.linger = nil
+	} else {
+		w.in.ref(1) // under m.mu: see lingerExpired
 	}
 	m.mu.Unlock()
+	if err := w.ready(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
 
+func (a *Account) newWatcher(mailbox string) *Watcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Watcher{
+		acct:   a,
+		name:   mailbox,
+		log:    a.log.With(zap.String("mailbox", mailbox)),
+		q:      newEventQueue(),
+		in:     newInbox(),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	w.tried.Store(&attempt{next: make(chan struct{})})
+	return w
+}
+
+// ready waits until the watcher has a model; on failure it drops the
+// caller's reference and returns the last connection attempt's error.
+func (w *Watcher) ready(ctx context.Context) error {
 	for {
 		if box := w.box.Load(); box != nil {
-			return w, nil
+			return nil
 		}
-		w.stMu.Lock()
-		err, ch := w.lastErr, w.attempt
-		w.stMu.Unlock()
-		if err != nil {
+		at := w.tried.Load()
+		if at.err != nil {
 			w.Unwatch()
-			return nil, err
+			return at.err
 		}
 		select {
-		case <-ch:
-		case <-w.done:
+		case <-at.next:
+		case <-w.ctx.Done(): // stopped: done follows, maybe only after an exchange
 			w.Unwatch()
-			w.stMu.Lock()
-			err := w.lastErr
-			w.stMu.Unlock()
-			if err == nil {
-				err = ErrClosed
+			if err := w.tried.Load().err; err != nil {
+				return err
 			}
-			return nil, err
+			return ErrClosed
 		case <-ctx.Done():
 			w.Unwatch()
-			return nil, unavailable("mailbox %q not ready: %v", mailbox, ctx.Err())
+			return unavailable("mailbox %q not ready: %v", w.name, ctx.Err())
 		}
 	}
 }
 
-// Unwatch drops a reference; the watcher stops WatcherLinger after the last.
-func (w *Watcher) Unwatch() {
-	m := w.acct.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	w.refs--
-	if w.refs > 0 || w.stopped {
+// Unwatch drops a reference; the watcher stops WatcherLinger after the
+// last. It never waits for the watcher.
+func (w *Watcher) Unwatch() { w.in.ref(-1) }
+
+// retireLocked sends w stop, with why (nil, ErrMailboxGone, or the loop's
+// own permanent failure), and forgets it: the next Watch of its mailbox
+// starts a new watcher. m.mu must be held.
+func (a *Account) retireLocked(w *Watcher, why error) {
+	if !w.in.stop(why) {
 		return
 	}
-	w.linger = time.AfterFunc(m.opts.WatcherLinger, func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if w.refs == 0 {
-			w.stopLocked()
-		}
-	})
+	w.cancel()
+	a.markRecentLocked(w.name, w.box.Load())
+	if a.watchers[w.name] == w {
+		delete(a.watchers, w.name)
+	}
 }
 
-// stopLocked stops the watcher and forgets it. m.mu must be held.
-func (w *Watcher) stopLocked() {
-	if w.stopped {
-		return
+// takeMail applies what the inbox holds (loop only): references start or
+// stop the linger, the first idling session asks for a slot, sync requests
+// wait for the next round.
+func (w *Watcher) takeMail() {
+	ml := w.in.take(w.refs)
+	w.refs = ml.refs
+	if ml.idled {
+		w.idleAsked = true
 	}
-	w.stopped = true
-	close(w.stop)
-	w.acct.markRecentLocked(w.name, w.box.Load())
-	if w.acct.watchers[w.name] == w {
-		delete(w.acct.watchers, w.name)
+	if ml.sync != nil {
+		w.syncs = append(w.syncs, ml.sync)
 	}
+	switch {
+	case w.refs > 0 && w.linger != nil:
+		w.linger.Stop()
+		w.linger = nil
+	case w.refs <= 0 && w.linger == nil && w.ctx.Err() == nil:
+		w.linger = time.NewTimer(w.acct.m.opts.WatcherLinger)
+	}
+}
+
+// lingerC is the linger timer's channel, nil (never ready) when none runs.
+func (w *Watcher) lingerC() <-chan time.Time {
+	if w.linger == nil {
+		return nil
+	}
+	return w.linger.C
+}
+
+// lingerExpired stops the watcher if still no one uses it. Under m.mu, no
+// Watch can add a reference meanwhile, and users counts those sent but not
+// yet taken; the stop cancels the loop's context, which its selects see.
+func (w *Watcher) lingerExpired() {
+	w.linger = nil
+	a := w.acct
+	a.m.mu.Lock()
+	if w.in.users() <= 0 {
+		a.retireLocked(w, nil)
+	}
+	a.m.mu.Unlock()
+}
+
+// takeSyncs returns the Syncs waiting, those still in the inbox included:
+// the round that starts now answers them.
+func (w *Watcher) takeSyncs() []chan struct{} {
+	w.takeMail()
+	syncs := w.syncs
+	w.syncs = nil
+	return syncs
+}
+
+// requeueSyncs puts back waiters a failed round could not answer; the next
+// connection's first round does.
+func (w *Watcher) requeueSyncs(syncs []chan struct{}) {
+	w.syncs = append(syncs, w.syncs...)
 }
 
 // Mailbox returns the current model (never nil after Watch succeeded). It
@@ -157,28 +236,30 @@ func (w *Watcher) Mailbox() *fanout.Mailbox { return w.box.Load() }
 // Sync makes the watcher ask the upstream for news now (NOOP) and returns
 // once the model includes everything the upstream had reported by then. A
 // session calls it after its own change so that the change reaches its own
-// responses, through the same path as everyone else's.
+// responses, through the same path as everyone else's. A stop sent to the
+// watcher ends it at once with ErrClosed, even while the loop is still in
+// an exchange.
 func (w *Watcher) Sync(ctx context.Context) error {
-	ch := make(chan struct{})
-	w.q.addSync(ch)
+	ch := w.in.askSync()
 	select {
 	case <-ch:
 		return nil
-	case <-w.done:
+	case <-w.ctx.Done():
 		return ErrClosed
 	case <-ctx.Done():
 		return unavailable("mailbox %q sync: %v", w.name, ctx.Err())
 	}
 }
 
+// noteAttempt publishes a connection attempt's outcome (loop only).
 func (w *Watcher) noteAttempt(err error) {
-	w.stMu.Lock()
+	old := w.tried.Load()
+	next := &attempt{err: old.err, next: make(chan struct{})}
 	if w.box.Load() == nil {
-		w.lastErr = err
+		next.err = err
 	}
-	close(w.attempt)
-	w.attempt = make(chan struct{})
-	w.stMu.Unlock()
+	w.tried.Store(next)
+	close(old.next)
 }
 
 // A watcher's logins are bounded by a budget: loginBurst quick ones, for
@@ -195,16 +276,14 @@ var (
 func (w *Watcher) run() {
 	m := w.acct.m
 	defer m.wg.Done()
-	defer close(w.done)
+	defer w.exit()
 	bo := newBackoff(500*time.Millisecond, 2*time.Minute)
 	logins := &budget{burst: loginBurst, refill: loginRefill}
 	for {
 		var opened time.Time
 		err := w.session(&opened)
-		select {
-		case <-w.stop:
+		if w.ctx.Err() != nil {
 			return
-		default:
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) || errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrClosed) {
@@ -214,7 +293,7 @@ func (w *Watcher) run() {
 				box.Close(err)
 			}
 			m.mu.Lock()
-			w.stopLocked()
+			w.acct.retireLocked(w, err)
 			m.mu.Unlock()
 			return
 		}
@@ -229,27 +308,45 @@ func (w *Watcher) run() {
 		d += logins.take(time.Now().Add(d))
 		m.reconnects.Add(1)
 		w.log.Info("mailbox watcher reconnecting", zap.Error(err), zap.Duration("in", d))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-w.stop:
-			t.Stop()
+		if !w.sleep(d) {
 			return
 		}
 	}
 }
 
-// stopCtx is a context cancelled when the watcher stops.
-func (w *Watcher) stopCtx() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
+// sleep waits d before a reconnect, taking messages meanwhile (Syncs wait
+// for the reconnect); false when the watcher stopped.
+func (w *Watcher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
 		select {
-		case <-w.stop:
-			cancel()
-		case <-ctx.Done():
+		case <-t.C:
+			return true
+		case <-w.ctx.Done():
+			return false
+		case <-w.in.signal:
+			w.takeMail()
+		case <-w.lingerC():
+			w.lingerExpired()
 		}
-	}()
-	return ctx, cancel
+	}
+}
+
+// exit ends the loop. A model stored after MailboxGone closed the old one
+// (by an EXAMINE that was under way then) is closed too; Syncs still
+// waiting see done.
+func (w *Watcher) exit() {
+	if w.linger != nil {
+		w.linger.Stop()
+	}
+	if why := w.in.reason(); errors.Is(why, ErrMailboxGone) {
+		if box := w.box.Load(); box != nil {
+			box.Close(ErrMailboxGone)
+		}
+	}
+	w.cancel()
+	close(w.done)
 }
 
 // session runs one upstream connection's life: login, EXAMINE, resync,
@@ -257,9 +354,8 @@ func (w *Watcher) stopCtx() (context.Context, context.CancelFunc) {
 // opened is set once the mailbox is open and resynced.
 func (w *Watcher) session(opened *time.Time) error {
 	a, m := w.acct, w.acct.m
-	ctx, cancel := w.stopCtx()
-	defer cancel()
-	if err := w.pollSlot(ctx, opened); err != nil {
+	ctx := w.ctx
+	if err := w.pollSlot(opened); err != nil {
 		return err
 	}
 	defer a.release(slotWatcher)
@@ -308,15 +404,13 @@ func (w *Watcher) session(opened *time.Time) error {
 	defer refresh.Stop()
 	canIdle := cl.Caps().Has(imap.CapIdle) || cl.Caps().Has(imap.CapIMAP4rev2)
 	for {
-		if !w.q.pending() {
+		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {
 				return err
 			}
 		}
-		select {
-		case <-w.stop:
+		if w.ctx.Err() != nil {
 			return nil
-		default:
 		}
 		if err := w.process(c, st); err != nil {
 			return err
@@ -325,7 +419,8 @@ func (w *Watcher) session(opened *time.Time) error {
 }
 
 // wait idles (or sleeps, without IDLE) until there is news, a sync request,
-// the refresh is due, or the watcher stops.
+// the refresh is due, or the watcher stops; other messages are taken
+// meanwhile.
 func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 	m := w.acct.m
 	var idle *imapclient.IdleCommand
@@ -340,13 +435,27 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		defer t.Stop()
 		poll = t.C
 	}
-	select {
-	case <-w.q.signal:
-	case <-refresh.C:
-	case <-poll:
-		w.q.requestNoop()
-	case <-w.stop:
-	case <-c.Closed():
+	for woke := false; !woke; {
+		select {
+		case <-w.q.signal:
+			woke = true
+		case <-refresh.C:
+			woke = true
+		case <-poll:
+			w.q.requestNoop()
+			woke = true
+		case <-w.ctx.Done():
+			woke = true
+		case <-c.Closed():
+			woke = true
+		case <-w.in.signal:
+			// References and idling change nothing upstream: IDLE goes
+			// on unless a session waits in Sync.
+			w.takeMail()
+			woke = len(w.syncs) > 0
+		case <-w.lingerC():
+			w.lingerExpired() // a stop cancels ctx: the next select sees it
+		}
 	}
 	refresh.Reset(m.opts.IdleRefresh)
 	if idle == nil {

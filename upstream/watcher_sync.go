@@ -181,11 +181,11 @@ func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (lis
 // EXISTS/EXPUNGE through the mirror, new messages' UIDs, changed flags; then
 // releases the sessions waiting in Sync.
 func (w *Watcher) process(c *wconn, st *wstate) (err error) {
-	syncs := w.q.takeSyncs()
+	syncs := w.takeSyncs()
 	defer func() {
 		if err != nil {
 			// The next connection's resync (and NOOP) answers them.
-			w.q.requeueSyncs(syncs)
+			w.requeueSyncs(syncs)
 		}
 	}()
 	noop := w.q.takeNoop() || len(syncs) > 0

@@ -16,7 +16,7 @@ import (
 	"github.com/idlemux/idlemux/internal/memidle"
 )
 
-func memServer(t *testing.T, msgs int) string {
+func memServer(t testing.TB, msgs int) string {
 	t.Helper()
 	mem := imapmemserver.New()
 	u := imapmemserver.NewUser("u", "p")
@@ -57,7 +57,7 @@ func memServer(t *testing.T, msgs int) string {
 
 // testLogin starts a manager with opts and logs in as u/p; both end with
 // the test.
-func testLogin(t *testing.T, opts Options) (*Manager, *Account) {
+func testLogin(t testing.TB, opts Options) (*Manager, *Account) {
 	t.Helper()
 	m := NewManager(opts, nil)
 	t.Cleanup(func() { m.Shutdown(context.Background()) })
