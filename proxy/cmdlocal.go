@@ -36,8 +36,11 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 	case "ENABLE":
 		return enableReply(f, cc.authenticated.Load()), nil
 	case "STARTTLS":
-		if len(bytes.TrimSpace(f.args)) == 0 && cc.canStartTLS() {
-			return handledLocally, cc.startTLS(f.tag)
+		if len(bytes.TrimSpace(f.args)) == 0 {
+			if cc.canStartTLS() {
+				return handledLocally, cc.startTLS(f.tag)
+			}
+			return startTLSRefusal(cc, f.tag), nil
 		}
 	case "CAPABILITY":
 		if len(bytes.TrimSpace(f.args)) == 0 && !cc.authenticated.Load() {
@@ -52,6 +55,19 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 		}
 	}
 	return nil, nil
+}
+
+// startTLSRefusal answers a STARTTLS that cannot be done, in Dovecot's
+// words: TLS already on, or a listener without STARTTLS (to which
+// Dovecot's own STARTTLS is an unknown command; imapserver would say NO).
+func startTLSRefusal(cc *clientConn, tag string) *refusal {
+	cc.mu.Lock()
+	tlsOn := cc.isTLS
+	cc.mu.Unlock()
+	if tlsOn {
+		return &refusal{line: tag + " BAD TLS is already active."}
+	}
+	return &refusal{line: tag + " BAD Error in IMAP command STARTTLS: Unknown command"}
 }
 
 // enableReply answers ENABLE (RFC 5161) in the reader: idlemux offers no
