@@ -16,6 +16,15 @@ func (sess *session) syncPolled(sel *selection) {
 	default:
 		return
 	}
+	// A session that polls with NOOP again and again wants news as it
+	// comes, as much as one that idles: at its second NOOP the mailbox
+	// asks for an IDLE connection of its own (upstream/polled.go). One
+	// NOOP per folder, as a folder-by-folder sync does, asks nothing.
+	if sel.noops < 2 {
+		if sel.noops++; sel.noops == 2 {
+			sel.w.Idling(true)
+		}
+	}
 	ctx, cancel := sess.ctx()
 	defer cancel()
 	if err := sel.w.Sync(ctx); err != nil {

@@ -77,6 +77,7 @@ type selection struct {
 	// uidValidity is the view's (RFC 3501 2.3.1.1): a pool connection that
 	// selects the mailbox and finds another is not used for the view's UIDs.
 	uidValidity uint32
+	noops       uint8 // NOOPs and CHECKs in a polled mailbox, up to 2 (pollsync.go)
 	// holdGone keeps the BYE for a mailbox this session's own command just
 	// deleted or renamed out of that command's Poll: Dovecot answers the
 	// command OK and says BYE at the next one. goneText is that BYE's text

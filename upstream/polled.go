@@ -154,14 +154,18 @@ func (w *Watcher) unchanged(c *wconn) (bool, error) {
 	if box == nil || w.modseq == 0 || !c.Caps().Has(imap.CapCondStore) {
 		return false, nil
 	}
-	if mb := c.Mailbox(); mb != nil && mb.Name == w.name {
-		// STATUS of the connection's own selected mailbox may answer from
-		// what that session was told (Dovecot does), not what is there now
-		// (RFC 3501 6.3.10 advises against it for this reason).
-		return false, nil
-	}
+	// STATUS of the connection's own selected mailbox may answer from
+	// what that session was told (Dovecot does), not what is there now
+	// (RFC 3501 6.3.10 advises against it for this reason): a NOOP first
+	// brings that session up to date. Not pipelined: Dovecot may run
+	// pipelined commands side by side.
 	var st *imap.StatusData
 	err := c.bounded(func() (err error) {
+		if mb := c.Mailbox(); mb != nil && mb.Name == w.name {
+			if err := c.Noop().Wait(); err != nil {
+				return err
+			}
+		}
 		st, err = c.Status(w.name, &imap.StatusOptions{NumMessages: true, UIDValidity: true, HighestModSeq: true}).Wait()
 		return err
 	})
