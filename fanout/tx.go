@@ -113,6 +113,9 @@ func (tx *Tx) SetMailboxFlags(flags, permanent []imap.Flag) {
 	}
 	changed := !FlagsEqual(tx.m.mboxFlags, flags)
 	tx.m.mboxFlags = slices.Clone(flags)
+	if permanent == nil {
+		tx.m.addPermanentLocked(flags)
+	}
 	if changed {
 		tx.logChange(change{kind: changeMailboxFlags})
 	}
@@ -139,15 +142,7 @@ func (tx *Tx) coverFlags(flags []imap.Flag) {
 		return
 	}
 	m.mboxFlags = append(slices.Clone(m.mboxFlags), add...)
-	if i := slices.Index(m.permFlags, imap.FlagWildcard); i >= 0 {
-		perm := slices.Clone(m.permFlags[:i])
-		for _, f := range add {
-			if !slices.Contains(perm, f) {
-				perm = append(perm, f)
-			}
-		}
-		m.permFlags = append(perm, m.permFlags[i:]...)
-	}
+	m.addPermanentLocked(add)
 	tx.logChange(change{kind: changeMailboxFlags})
 }
 
@@ -214,4 +209,27 @@ func FlagsEqual(a, b []imap.Flag) bool {
 		}
 	}
 	return true
+}
+
+// addPermanentLocked adds the keywords of flags to PERMANENTFLAGS when it
+// allows new ones (\*): Dovecot lists every keyword of FLAGS there, and a
+// FLAGS change heard on the watcher's read-only connection comes without
+// PERMANENTFLAGS (RFC 3501 7.1). The owner holds the write lock.
+func (m *Mailbox) addPermanentLocked(flags []imap.Flag) {
+	i := slices.Index(m.permFlags, imap.FlagWildcard)
+	if i < 0 {
+		return
+	}
+	var add []imap.Flag
+	for _, f := range flags {
+		if f != `\Recent` && f != imap.FlagWildcard && !slices.Contains(m.permFlags, f) && !slices.Contains(add, f) {
+			add = append(add, f)
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	perm := slices.Clone(m.permFlags[:i])
+	perm = append(perm, add...)
+	m.permFlags = append(perm, m.permFlags[i:]...)
 }

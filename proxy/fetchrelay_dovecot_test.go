@@ -194,8 +194,16 @@ func TestDovecotFetchExpungedElsewhere(t *testing.T) {
 			t.Errorf("%s, message 3: got %q, want %q", cmd, g, w)
 		}
 		for _, seq := range []int{1, 2} {
-			if g := responseOf(got, seq); g != "" && g != responseOf(want, seq) {
-				t.Errorf("%s, message %d: got %q, want nothing or %q", cmd, seq, g, responseOf(want, seq))
+			// Directly, Dovecot answers the message's items (its body
+			// NIL) and then repeats its new flags in an unsolicited
+			// FETCH. Through idlemux the pool connection's answer may be
+			// either nothing (its view no longer has the message) or the
+			// items; the repeated flags, which tell the client nothing
+			// the answer did not, are not relayed.
+			g, w := responseOf(got, seq), responseOf(want, seq)
+			first, _, _ := strings.Cut(w, "\n")
+			if g != "" && g != w && g != first {
+				t.Errorf("%s, message %d: got %q, want nothing, %q or %q", cmd, seq, g, first, w)
 			}
 		}
 	}

@@ -74,7 +74,7 @@ func (rl *fetchRelay) fastRest() bool {
 		return false
 	}
 	rest := b[:end-2] // the items after the current one, " item value..."
-	if !rl.flagsKnown(rest) {
+	if !rl.flagsKnown(rest) || bytes.Contains(rest, modseqItem) {
 		return false
 	}
 	if rl.count(int64(len(rest))) != nil {
@@ -121,6 +121,11 @@ func (rl *fetchRelay) item() error {
 	switch string(up) {
 	case "UID":
 		return rl.uidItem()
+	case "MODSEQ":
+		// A pool connection has CONDSTORE enabled (the watcher's polls
+		// use it, RFC 7162 3.1), and the upstream may then add MODSEQ to
+		// a FETCH; no client of idlemux enabled it.
+		return rl.skipValue()
 	case "FLAGS":
 		flags, err := rl.flagList()
 		if err != nil {
@@ -569,6 +574,9 @@ func (rl *fetchRelay) markSeen(seq uint32) {
 
 var flagsPrefix = []byte("FLAGS ")
 
+// modseqItem is a MODSEQ item the fast path leaves to the item path.
+var modseqItem = []byte("MODSEQ (")
+
 func hasLower(b []byte) bool {
 	for _, c := range b {
 		if 'a' <= c && c <= 'z' {
@@ -632,6 +640,25 @@ func (rl *fetchRelay) announceFlags(flags []byte) {
 	for _, f := range toks {
 		if len(rl.okFlags) < 1024 { // bounded: a hostile upstream's flags
 			rl.okFlags[string(f)] = true
+		}
+	}
+}
+
+// skipValue reads a MODSEQ value, "(" number ")", and drops it.
+func (rl *fetchRelay) skipValue() error {
+	if err := rl.expect('('); err != nil {
+		return err
+	}
+	for n := 0; ; n++ {
+		c, err := rl.br.ReadByte()
+		if err != nil {
+			return relayEOF(err)
+		}
+		if c == ')' {
+			return nil
+		}
+		if c < '0' || c > '9' || n >= 20 {
+			return relayErr("got %q in MODSEQ", c)
 		}
 	}
 }

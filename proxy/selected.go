@@ -20,15 +20,18 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	name := canonical(mailbox)
 	ctx, cancel := sess.ctx()
 	defer cancel()
-	w, err := sess.acct.Watch(ctx, name)
+	w, started, err := sess.acct.WatchNew(ctx, name)
 	if err != nil {
 		return nil, sess.fail("SELECT", err)
 	}
 	// The watcher may be hearing of a change only after Dovecot's notify
 	// delay; SELECT must report the mailbox as it is now (RFC 3501 6.3.1),
-	// so have the watcher ask first. Concurrent SELECTs share one NOOP.
-	if err := w.Sync(ctx); err != nil {
-		sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
+	// so have the watcher ask first (concurrent SELECTs share one round),
+	// unless it read the mailbox for this very SELECT.
+	if !started {
+		if err := w.Sync(ctx); err != nil {
+			sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
+		}
 	}
 	readOnly := options != nil && options.ReadOnly
 	v, sd, err := w.Mailbox().OpenView(readOnly)

@@ -126,26 +126,19 @@ func (w *Watcher) pollOnce(ctx context.Context) error {
 		a.Release(c, err)
 		return err
 	}
-	c.Forget() // the EXAMINE replaces the connection's selected mailbox
-	if _, err = w.open(wc); err == nil {
-		err = leave(wc)
+	// SELECTed read-write, as the pool's commands select it, and left
+	// selected: the command that follows a SELECT (a FETCH of the flags,
+	// say) finds the connection ready, and a folder-by-folder sync costs
+	// the upstream what it would directly.
+	epoch, writes := a.curEpoch(), a.writesOf(w.name)
+	c.Forget()
+	_, uidValidity, err := w.openAs(wc, false)
+	if err == nil {
+		c.selected, c.epoch, c.uidValidity, c.seen = w.name, epoch, uidValidity, writes
+		c.upTo = w.box.Load().MaxUID()
 	}
 	a.Release(c, err)
 	return err
-}
-
-// leave closes the mailbox a poll EXAMINEd, so the pooled connection has
-// none open: Dovecot answers every command of a session whose open
-// mailbox was deleted with BYE, and the pool tracks only the mailboxes it
-// selected itself (lifecycle.go). UNSELECT (RFC 3691) where offered, else
-// CLOSE, which expunges nothing in a read-only mailbox (RFC 3501 6.4.2).
-func leave(c *wconn) error {
-	return c.bounded(func() error {
-		if c.Caps().Has(imap.CapUnselect) {
-			return c.Unselect().Wait()
-		}
-		return c.UnselectAndExpunge().Wait()
-	})
 }
 
 // unchanged says whether STATUS shows the model is current (CONDSTORE only).

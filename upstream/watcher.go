@@ -88,13 +88,22 @@ func (e *permanentError) Unwrap() error { return e.err }
 // Watch returns the running watcher of mailbox, starting it if needed, once
 // it has a model. The caller must call Unwatch.
 func (a *Account) Watch(ctx context.Context, mailbox string) (*Watcher, error) {
+	w, _, err := a.WatchNew(ctx, mailbox)
+	return w, err
+}
+
+// WatchNew is Watch that also says whether this call started the
+// watcher: its model was then read from the upstream just now, and a
+// SELECT need not ask the upstream again.
+func (a *Account) WatchNew(ctx context.Context, mailbox string) (*Watcher, bool, error) {
 	m := a.m
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	w := a.watchers[mailbox]
+	started := w == nil
 	if w == nil {
 		w = a.newWatcher(mailbox)
 		a.watchers[mailbox] = w
@@ -106,9 +115,9 @@ func (a *Account) Watch(ctx context.Context, mailbox string) (*Watcher, error) {
 	}
 	m.mu.Unlock()
 	if err := w.ready(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return w, nil
+	return w, started, nil
 }
 
 func (a *Account) newWatcher(mailbox string) *Watcher {

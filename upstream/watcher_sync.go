@@ -28,18 +28,26 @@ var errMirror = errors.New("upstream sequence numbers out of step; resyncing")
 // model the first time or after a UIDVALIDITY change, the net difference
 // otherwise (RFC 3501 section 2.3.1.1: UIDs persist while UIDVALIDITY does).
 func (w *Watcher) open(c *wconn) (*wstate, error) {
+	st, _, err := w.openAs(c, true)
+	return st, err
+}
+
+// openAs is open with the mailbox SELECTed read-write (readOnly false):
+// a poll on a pool connection leaves it selected for the commands that
+// follow (polled.go). It also returns the upstream's UIDVALIDITY.
+func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	condstore := c.Caps().Has(imap.CapCondStore)
 	var sel *imap.SelectData
 	err := c.bounded(func() (err error) {
-		sel, err = c.Select(w.name, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
+		sel, err = c.Select(w.name, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}).Wait()
 		return err
 	})
 	if err != nil {
 		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
 			w.acct.forgetSelected(w.name) // pool connections must not keep it selected either
-			return nil, &permanentError{fmt.Errorf("%w: EXAMINE %q: %w", ErrMailboxGone, w.name, err)}
+			return nil, 0, &permanentError{fmt.Errorf("%w: EXAMINE %q: %w", ErrMailboxGone, w.name, err)}
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	box := w.box.Load()
 	var lst listing
@@ -50,11 +58,11 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		lst, err = w.fetchListing(c, 1, sel.NumMessages)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	st := &wstate{mirror: lst.uids, condstore: condstore && sel.HighestModSeq > 0, modseq: sel.HighestModSeq}
 	if slices.Contains(lst.uids, 0) {
-		return nil, errMirror
+		return nil, 0, errMirror
 	}
 	w.modseq = st.modseq
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
@@ -67,7 +75,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		})
 		if rerr == nil {
 			w.log.Info("mailbox resynced", zap.Int("changes", n), zap.Int("messages", len(lst.uids)), zap.Bool("changedsince", since))
-			return st, nil
+			return st, sel.UIDValidity, nil
 		}
 		w.log.Warn("model inconsistent with upstream; rebuilding", zap.Error(rerr))
 		box.Close(rerr)
@@ -86,7 +94,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 		MsgFlags:       lst.flags,
 		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
-	return st, nil
+	return st, sel.UIDValidity, nil
 }
 
 // listingChunk bounds one FETCH of a listing: a large mailbox is read in
