@@ -210,6 +210,32 @@ func TestResolveUIDSet(t *testing.T) {
 	}
 }
 
+// TestExpungedIn: the UIDs of a set that the view still shows but the
+// model has expunged, and only those (a COPY or MOVE naming one is
+// refused whole, as Dovecot does).
+func TestExpungedIn(t *testing.T) {
+	m := newBox(t, []imap.UID{10, 20, 30, 40}, 100)
+	v, _, _ := m.NewView()
+	m.Update(func(tx *Tx) { tx.Expunge(20); tx.Expunge(40); tx.Add(50, nil) })
+	tests := []struct {
+		name string
+		set  imap.UIDSet
+		want []imap.UID
+	}{
+		{"none expunged", imap.UIDSet{{Start: 10, Stop: 10}, {Start: 30, Stop: 30}}, nil},
+		{"one of a range", imap.UIDSet{{Start: 10, Stop: 30}}, []imap.UID{20}},
+		{"both", imap.UIDSet{{Start: 1, Stop: 100}}, []imap.UID{20, 40}},
+		{"new, not yet told", imap.UIDSetNum(50), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := v.ExpungedIn(tt.set); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLaggingViewIsFailedAndLogBounded(t *testing.T) {
 	m := newBox(t, uidsN(1, 10), 300)
 	slow, _, _ := m.NewView()

@@ -230,6 +230,25 @@ func (v *View) ResolveUIDSet(set imap.UIDSet) (uids imap.UIDSet, ok bool) {
 	return uids, len(uids) > 0
 }
 
+// ExpungedIn lists the UIDs of uids (resolved: no "*") that the session
+// still shows but the model has expunged since: messages a command names
+// that were expunged elsewhere and not yet reported to it (RFC 2180 4).
+// ResolveSeqSet reports the same for sequence numbers.
+func (v *View) ExpungedIn(uids imap.UIDSet) []imap.UID {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	if v.err != nil {
+		return nil
+	}
+	var out []imap.UID
+	for _, e := range v.m.numberingAt(v.cursor.Load()).extra {
+		if uids.Contains(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // starRange resolves "*" (0) in a range to star, the largest number or UID
 // the session knows, and orders the range: RFC 3501 section 9 lets a
 // client write n:m in either order.

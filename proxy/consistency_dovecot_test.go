@@ -36,6 +36,7 @@ var ckEnforced = map[imapcheck.Rule]bool{
 	imapcheck.OwnWrite:       true,
 	imapcheck.OthersWrite:    true,
 	imapcheck.FinalState:     true,
+	imapcheck.TargetState:    true,
 }
 
 const ckSessions = 5
@@ -156,22 +157,29 @@ func ckRun(t *testing.T, dv *dovecottest.Server, addr, user string, seed int64, 
 	for _, w := range workers {
 		commands += w.tags
 	}
-	final := ckDirectState(t, dv, user, seed)
+	final := ckState(t, dv.Addr, user, "INBOX", seed)
 	h.Finish(final)
-	t.Logf("%s: %d sessions sent %d commands in %v; %d messages at the end; violations by rule:\n%s",
-		addr, len(workers), commands, dur, len(final), h.Report())
+	other := ckState(t, dv.Addr, user, "Other", seed)
+	h.FinishTarget(other, ckState(t, addr, user, "Other", seed))
+	t.Logf("%s: %d sessions sent %d commands in %v; %d messages at the end, %d in Other; violations by rule:\n%s",
+		addr, len(workers), commands, dur, len(final), len(other), h.Report())
 	return h
 }
 
 // ckLogin dials, logs in and selects INBOX.
 func ckLogin(t *testing.T, addr, user, name string, s *imapcheck.Session, seed int64) *ckWorker {
+	return ckLoginTo(t, addr, user, "INBOX", name, s, seed)
+}
+
+// ckLoginTo dials, logs in and selects box.
+func ckLoginTo(t *testing.T, addr, user, box, name string, s *imapcheck.Session, seed int64) *ckWorker {
 	t.Helper()
 	w, err := dialCk(addr, name, s, seed, []string{"$x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.c.Close() })
-	for _, l := range []string{"LOGIN " + user + " " + testPass, "SELECT INBOX"} {
+	for _, l := range []string{"LOGIN " + user + " " + testPass, "SELECT " + box} {
 		r, err := w.cmd(imapcheck.Command{Name: "SELECT"}, l, nil)
 		if err != nil || r.Name != "OK" {
 			t.Fatalf("%s %s: %v %v", name, l, r, err)
@@ -180,9 +188,10 @@ func ckLogin(t *testing.T, addr, user, name string, s *imapcheck.Session, seed i
 	return w
 }
 
-// ckDirectState reads the mailbox's UIDs and flags directly from Dovecot.
-func ckDirectState(t *testing.T, dv *dovecottest.Server, user string, seed int64) map[uint32][]string {
-	w := ckLogin(t, dv.Addr, user, "final", imapcheck.NewHub().NewSession("final"), seed)
+// ckState reads box's UIDs and flags at addr (Dovecot's own address: the
+// upstream's state).
+func ckState(t *testing.T, addr, user, box string, seed int64) map[uint32][]string {
+	w := ckLoginTo(t, addr, user, box, "final", imapcheck.NewHub().NewSession("final"), seed)
 	w.fill()
 	w.cmd(imapcheck.Command{Name: "FETCH"}, "FETCH 1:* (UID FLAGS)", nil)
 	if w.err != nil {

@@ -116,10 +116,12 @@ func (w *ckWorker) opAppend() {
 	}
 	msg := []byte(testMessage(fmt.Sprintf("%s %d", w.name, w.tags)) + strings.Repeat("body line\r\n", w.rng.Intn(20)))
 	flags := ""
+	var fs []string
 	if w.rng.Intn(2) == 0 {
-		flags = "(" + strings.Join(w.someFlags(), " ") + ") "
+		fs = w.someFlags()
+		flags = "(" + strings.Join(fs, " ") + ") "
 	}
-	w.cmd(imapcheck.Command{Name: "APPEND", Self: self},
+	w.cmd(imapcheck.Command{Name: "APPEND", Self: self, Flags: fs},
 		fmt.Sprintf("APPEND %s %s{%d}", box, flags, len(msg)), msg)
 }
 

@@ -12,9 +12,12 @@ var errMoveUnsupported = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap
 // Copy runs UID COPY upstream; COPYUID names UIDs, so it passes unchanged.
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	sess.settle()
-	uids, expunged, err := sess.resolve(numSet)
+	uids, expunged, err := sess.resolveWhole(numSet)
 	if err != nil {
 		return nil, err
+	}
+	if len(expunged) > 0 {
+		return nil, sess.refuseExpunged()
 	}
 	var data *imap.CopyData
 	if len(uids) > 0 {
@@ -28,9 +31,6 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 		}
 		sess.syncMailboxes(dest) // the copies reach every session of dest before OK
 	}
-	if len(expunged) > 0 {
-		return nil, errExpungeIssued
-	}
 	if data != nil && data.UIDValidity == 0 {
 		data = nil // no UIDPLUS upstream: no COPYUID to give
 	}
@@ -43,12 +43,15 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 // in this session's view (RFC 6851 section 3.3).
 func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
 	sess.settle()
-	uids, expunged, err := sess.resolve(numSet)
+	uids, expunged, err := sess.resolveWhole(numSet)
 	if err != nil {
 		return err
 	}
 	if sess.sel.readOnly {
 		return errReadOnly
+	}
+	if len(expunged) > 0 {
+		return sess.refuseExpunged()
 	}
 	if len(uids) > 0 {
 		var data *imap.CopyData
@@ -96,10 +99,31 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 		}
 		sess.syncMailboxes(sess.sel.name, dest)
 	}
-	if len(expunged) > 0 {
-		return errExpungeIssued
-	}
 	return nil
+}
+
+// resolveWhole resolves a COPY's or MOVE's set and lists the messages it
+// names that were expunged elsewhere and not told to the session yet, in
+// the sequence and the UID form alike: Dovecot then refuses the command
+// whole (refuseExpunged).
+func (sess *session) resolveWhole(numSet imap.NumSet) (imap.UIDSet, []imap.UID, error) {
+	uids, expunged, err := sess.resolve(numSet)
+	if _, byUID := numSet.(imap.UIDSet); err == nil && byUID && len(uids) > 0 {
+		expunged = sess.sel.v.ExpungedIn(uids)
+	}
+	return uids, expunged, err
+}
+
+// refuseExpunged answers a COPY or MOVE that names a message expunged
+// elsewhere as Dovecot does: nothing is copied (RFC 3501 6.4.7: an
+// unsuccessful COPY leaves the destination as it was), the pending
+// updates go out, then NO [EXPUNGEISSUED] (RFC 2180 4.4.1). imapserver
+// polls only after OK, so the updates are told here.
+func (sess *session) refuseExpunged() error {
+	if err := sess.Poll(nil, true); err != nil {
+		return err
+	}
+	return errExpungeIssued
 }
 
 // Expunge runs EXPUNGE (or UID EXPUNGE) upstream; the EXPUNGE responses

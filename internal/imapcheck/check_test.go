@@ -174,3 +174,53 @@ func TestMalformedCounted(t *testing.T) {
 		t.Errorf("got %d malformed, want 1", got)
 	}
 }
+
+// TestTargetMailbox: the other mailbox must hold exactly what completed
+// APPEND, COPY and MOVE into it created, with the flags they must carry,
+// and read the same through the server as directly.
+func TestTargetMailbox(t *testing.T) {
+	appendF := Command{Name: "APPEND", Flags: []string{"$a", `\Seen`}, Line: "APPEND Other ($a \\Seen)"}
+	cp := Command{Name: "COPY", Seqs: []uint32{1}, Line: "COPY 1 Other"}
+	sel := "C: s\nS: * FLAGS (\\Seen \\Deleted $a)\nS: * 2 EXISTS\nS: s OK done\nC: f\nS: * 1 FETCH (UID 5 FLAGS ())\nS: * 2 FETCH (UID 6 FLAGS ())\nS: f OK done\n"
+	tests := []struct {
+		name        string
+		cmds        []Command
+		a           string
+		final, seen map[uint32][]string // seen nil: as final
+		want        int
+	}{
+		{name: "append and copy there", cmds: []Command{appendF, store(true, "$a"), cp},
+			a:     "C: a\nS: a OK [APPENDUID 9 1] done\nC: t\nS: * 1 FETCH (FLAGS ($a))\nS: t OK\nC: c\nS: c OK [COPYUID 9 5 2] done",
+			final: map[uint32][]string{1: {"$a", `\Seen`, `\Recent`}, 2: {"$a", `\Flagged`}}},
+		{name: "append flags lost", cmds: []Command{appendF},
+			a: "C: a\nS: a OK [APPENDUID 9 1] done", final: map[uint32][]string{1: {"$a"}}, want: 1},
+		{name: "copy loses the copier's keyword", cmds: []Command{store(true, "$a"), cp},
+			a:     "C: t\nS: * 1 FETCH (FLAGS ($a))\nS: t OK\nC: c\nS: c OK [COPYUID 9 5 2] done",
+			final: map[uint32][]string{2: nil}, want: 1},
+		{name: "copy made twice", cmds: []Command{cp},
+			a: "C: c\nS: c OK [COPYUID 9 5 2] done", final: map[uint32][]string{2: nil, 3: nil}, want: 1},
+		{name: "refused copy created one", cmds: []Command{cp},
+			a: "C: c\nS: c NO [EXPUNGEISSUED] gone", final: map[uint32][]string{2: nil}, want: 1},
+		{name: "completed copy missing", cmds: []Command{cp},
+			a: "C: c\nS: c OK [COPYUID 9 5 2] done", final: map[uint32][]string{}, want: 1},
+		{name: "server shows other flags", cmds: []Command{cp},
+			a:     "C: c\nS: c OK [COPYUID 9 5 2] done",
+			final: map[uint32][]string{2: nil}, seen: map[uint32][]string{2: {`\Seen`}}, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewHub()
+			a := h.NewSession("a", "$a")
+			script(t, a, []Command{{Name: "SELECT"}, fetch}, sel)
+			script(t, a, tt.cmds, tt.a)
+			seen := tt.seen
+			if seen == nil {
+				seen = tt.final
+			}
+			h.FinishTarget(tt.final, seen)
+			if got := h.Counts()[TargetState]; got != tt.want {
+				t.Errorf("got %d target-mailbox violations, want %d\n%s", got, tt.want, strings.Join(allExamples(h), "\n"))
+			}
+		})
+	}
+}

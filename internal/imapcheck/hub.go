@@ -30,6 +30,10 @@ type Hub struct {
 	gone    map[uint32]uint64 // UID -> earliest tick a session was told of its expunge
 	deleted map[uint32]uint64 // UID -> tick a STORE +FLAGS (\Deleted) on it completed
 	kw      map[kwKey]*kwState
+	target  map[uint32]targetMsg // UID in the other mailbox -> what created it
+	// targetRefused: the first commands into the other mailbox refused,
+	// for the examples
+	targetRefused []string
 	// The logs, in tick order, that each session's NOOP checks from its
 	// own cursor on, so every change is checked once per session.
 	createdLog []created
@@ -78,6 +82,7 @@ func NewHub() *Hub {
 		counts: map[Rule]int{}, examples: map[Rule][]string{},
 		created: map[uint32]uint64{}, gone: map[uint32]uint64{},
 		deleted: map[uint32]uint64{}, kw: map[kwKey]*kwState{},
+		target: map[uint32]targetMsg{},
 	}
 }
 

@@ -45,10 +45,17 @@ const (
 	// FinalState: after every session stopped and sent one NOOP, each
 	// view's UIDs and flags equal what the upstream shows directly.
 	FinalState Rule = "final-state"
+	// TargetState: the other mailbox, which sessions only APPEND, COPY and
+	// MOVE into, holds at the end exactly the messages the completed
+	// commands' APPENDUID and COPYUID name, each once (RFC 4315 3), with
+	// an APPEND's flags (RFC 3501 6.3.11) or the copier's own keywords of
+	// the source (RFC 3501 6.4.7); a refused command created nothing.
+	TargetState Rule = "target-mailbox"
 )
 
 // AllRules lists every rule, in report order.
 var AllRules = []Rule{
 	Malformed, FetchRange, SearchRange, ExpungeRange, ExistsShrink, UIDStable,
 	ExpungeInFetch, KeywordInFlags, BadAnswer, OwnWrite, OthersWrite, FinalState,
+	TargetState,
 }

@@ -15,6 +15,8 @@ type Command struct {
 	UIDs []uint32 // the UIDs it names (UID forms)
 	// Self: APPEND, COPY or MOVE into the selected mailbox itself.
 	Self bool
+	// Flags: for APPEND, the flags it sets.
+	Flags []string
 	// Store: for STORE, the flags and how.
 	Store *Store
 	Line  string // the wire line, for examples
@@ -51,6 +53,9 @@ type inflight struct {
 	begin   uint64
 	targets []uint32        // STORE, MOVE: the UIDs it acts on, as the view names them
 	echoed  map[uint32]bool // STORE: UIDs answered with FETCH FLAGS
+	// copyUID: a MOVE's COPYUID, which comes untagged before its
+	// EXPUNGEs (RFC 6851 4.3)
+	copyUID string
 }
 
 const wireKept = 12
@@ -185,6 +190,10 @@ func (s *Session) Receive(r *Response) {
 		}
 	case "SEARCH":
 		s.search(r.Nums)
+	case "OK":
+		if c := s.cur; c != nil && c.cmd.Name == "MOVE" && r.Code == "COPYUID" {
+			c.copyUID = r.CodeArg
+		}
 	}
 }
 

@@ -122,6 +122,9 @@ func (s *Session) End(r *Response) {
 	if c.cmd.Name == "STORE" {
 		s.storeDone(c, end, r.Name == "OK")
 	}
+	if !c.cmd.Self && (c.cmd.Name == "APPEND" || c.cmd.Name == "COPY" || c.cmd.Name == "MOVE") {
+		s.target(c, r)
+	}
 	if r.Name != "OK" {
 		// RFC 2180 4.1.2, 4.4: NO [EXPUNGEISSUED] for messages expunged
 		// elsewhere is the one refusal a valid command may get.
@@ -150,10 +153,10 @@ func (s *Session) created(c *inflight, r *Response, end uint64) {
 		return
 	}
 	var set string
-	switch f := strings.Fields(r.CodeArg); {
-	case r.Code == "APPENDUID" && len(f) == 2:
+	switch code, f := uidCode(c, r); {
+	case code == "APPENDUID" && len(f) == 2:
 		set = f[1]
-	case r.Code == "COPYUID" && len(f) == 3:
+	case code == "COPYUID" && len(f) == 3:
 		set = f[2]
 	default:
 		return
@@ -173,7 +176,7 @@ func (s *Session) created(c *inflight, r *Response, end uint64) {
 // (RFC 6851 3.3: the server sends their EXPUNGE before the tagged OK).
 func (s *Session) moved(c *inflight, r *Response) {
 	src := c.targets
-	if f := strings.Fields(r.CodeArg); r.Code == "COPYUID" && len(f) == 3 {
+	if code, f := uidCode(c, r); code == "COPYUID" && len(f) == 3 {
 		src = parseUIDSet(f[1])
 	}
 	for _, u := range src {
@@ -185,14 +188,16 @@ func (s *Session) moved(c *inflight, r *Response) {
 
 // expunged checks that a completed EXPUNGE (or UID EXPUNGE) removed every
 // message whose \Deleted STORE had completed before it began (RFC 3501
-// 6.4.3, RFC 4315 2.1).
+// 6.4.3, RFC 4315 2.1), unless the message is gone at the end anyway.
 func (s *Session) expunged(c *inflight) {
 	for _, u := range s.uids {
 		t, ok := s.h.deleted[u]
 		if !ok || u == 0 || t >= c.begin || (c.cmd.UID && !slices.Contains(c.cmd.UIDs, u)) {
 			continue
 		}
-		s.h.violate(s, OwnWrite, "EXPUNGE completed, UID %d (\\Deleted before it began) still in the view", u)
+		// Deferred: another session's EXPUNGE or MOVE of the same message
+		// may have taken it first, and Dovecot tells this one later.
+		s.h.defer_(s, OwnWrite, u, "EXPUNGE completed, UID %d (\\Deleted before it began) still in the view", u)
 	}
 }
 
