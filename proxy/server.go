@@ -97,7 +97,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 
 		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
 		Log:                  log.Named("upstream"),
-	}, nil)
+	})
 	s.metrics = newMetrics(s)
 	return s, nil
 }

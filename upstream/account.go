@@ -145,7 +145,6 @@ func (a *Account) noteCaps(caps imap.CapSet) {
 	a.m.mu.Lock()
 	a.caps = caps
 	a.m.mu.Unlock()
-	a.m.learnCaps(caps)
 }
 
 // logout ends a connection politely, bounded by the response timeout.

@@ -124,7 +124,7 @@ func TestAccountCountsRefsInFlight(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := NewManager(Options{Address: "127.0.0.1:1", TLS: TLSNone}, nil)
+			m := NewManager(Options{Address: "127.0.0.1:1", TLS: TLSNone})
 			defer m.Shutdown(context.Background())
 			a := &Account{m: m, log: zap.NewNop(), watchers: map[string]*Watcher{}}
 			w := a.newWatcher("INBOX")

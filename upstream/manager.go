@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
 )
 
@@ -23,8 +22,6 @@ type Manager struct {
 	mu       sync.Mutex
 	accounts map[string]*Account
 	closed   bool
-	onCaps   func(imap.CapSet)
-	capsSeen bool
 	vsalt    [16]byte
 
 	reconnects atomic.Uint64
@@ -36,13 +33,11 @@ type Manager struct {
 	closing sync.Once
 }
 
-// NewManager starts a manager. onCaps, if not nil, is called once with the
-// upstream's post-login capabilities, the first time any login succeeds.
-func NewManager(opts Options, onCaps func(imap.CapSet)) *Manager {
+// NewManager starts a manager.
+func NewManager(opts Options) *Manager {
 	m := &Manager{
 		opts:     opts.withDefaults(),
 		accounts: make(map[string]*Account),
-		onCaps:   onCaps,
 		stop:     make(chan struct{}),
 	}
 	m.log = m.opts.Log
@@ -96,16 +91,6 @@ func (m *Manager) Stats() Stats {
 	}
 	s.Ignored = m.ignored.Load()
 	return s
-}
-
-func (m *Manager) learnCaps(caps imap.CapSet) {
-	m.mu.Lock()
-	first := !m.capsSeen
-	m.capsSeen = true
-	m.mu.Unlock()
-	if first && m.onCaps != nil {
-		m.onCaps(caps)
-	}
 }
 
 // Login checks user/pass (from the cache of verified credentials, or by a

@@ -27,7 +27,7 @@ func TestStartTLSToDovecot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := NewManager(Options{Address: dc.Addr, TLS: TLSStartTLS, TLSConfig: tt.cfg}, nil)
+			m := NewManager(Options{Address: dc.Addr, TLS: TLSStartTLS, TLSConfig: tt.cfg})
 			defer m.Shutdown(context.Background())
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -59,7 +59,7 @@ func memServer(t testing.TB, msgs int) string {
 // the test.
 func testLogin(t testing.TB, opts Options) (*Manager, *Account) {
 	t.Helper()
-	m := NewManager(opts, nil)
+	m := NewManager(opts)
 	t.Cleanup(func() { m.Shutdown(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
