@@ -593,13 +593,16 @@ func (rl *fetchRelay) flagsKnown(rest []byte) bool {
 	if rl.announce == nil && rl.isRecent == nil {
 		return true
 	}
+	if !bytes.Contains(rest, flagsPrefix) {
+		return true
+	}
+	if rl.isRecent != nil && rl.isRecent(rl.uid) {
+		return false // \Recent is added on the item path
+	}
 	for b := rest; ; {
 		i := bytes.Index(b, flagsPrefix)
 		if i < 0 {
 			return true
-		}
-		if rl.isRecent != nil && rl.isRecent(rl.uid) {
-			return false
 		}
 		b = b[i+len(flagsPrefix):]
 		end := bytes.IndexByte(b, ')')
