@@ -24,6 +24,7 @@ type metrics struct {
 	laggingClosed   prometheus.Counter
 	fanoutEvents    prometheus.Counter
 	fanoutLatency   prometheus.Histogram
+	localAnswers    *prometheus.CounterVec
 	authenticated   atomic.Int64
 	selected        atomic.Int64
 	ready           atomic.Bool
@@ -48,8 +49,12 @@ func newMetrics(s *Server) *metrics {
 		Help:    "Time from the watcher reading a change off the upstream connection to a session writing it.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .075, .1, .15, .25, .5, 1, 5},
 	})
+	m.localAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_commands_local_total",
+		Help: "Client commands answered without an upstream round trip (from the shared model or cache), by command.",
+	}, []string{"command"})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
-	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency,
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
 			func() float64 { return float64(s.mgr.Stats().Watchers) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those polled (every upstream.poll_interval) for want of a watcher slot under upstream.max_connections_per_account."},
@@ -146,4 +151,12 @@ func (c *loginCollector) Collect(ch chan<- prometheus.Metric) {
 	for r, n := range st.LoginsBy {
 		ch <- prometheus.MustNewConstMetric(loginDesc, prometheus.CounterValue, float64(n), upstream.LoginReason(r).String())
 	}
+}
+
+// answeredLocally counts a client command answered from the shared model
+// or cache, with no upstream round trip (issue 11): the figure operators
+// compare with idlemux_upstream_commands_total to see the load taken off
+// the provider. command is the IMAP command name in upper case ("FETCH").
+func (m *metrics) answeredLocally(command string) {
+	m.localAnswers.WithLabelValues(command).Inc()
 }
