@@ -27,6 +27,7 @@ type Manager struct {
 	reconnects atomic.Uint64
 	logins     [numLoginReasons]atomic.Uint64
 	ignored    atomic.Uint64
+	cmds       cmdCounts // commands written upstream, by name (cmdcount.go)
 
 	stop    chan struct{}
 	wg      sync.WaitGroup // janitor, watchers and logouts
@@ -65,6 +66,7 @@ type Stats struct {
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
 	Ignored      uint64                  // untagged responses of unknown types dropped, ever
+	Commands     map[string]uint64       // commands sent upstream, ever, by name (cmdcount.go); zero counts left out
 }
 
 // Stats returns current counts.
@@ -90,6 +92,7 @@ func (m *Manager) Stats() Stats {
 		s.Logins += s.LoginsBy[i]
 	}
 	s.Ignored = m.ignored.Load()
+	s.Commands = m.cmds.snapshot()
 	return s
 }
 
