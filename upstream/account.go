@@ -35,9 +35,11 @@ type Account struct {
 	checking int       // connections held by login checks (dialing or logging in)
 	idle     []*Conn   // idle command connections, most recently used last
 	queue    []*waiter // callers waiting for a connection or a slot, oldest first
-	watchers map[string]*Watcher
-	refs     int                   // sessions holding the account
-	recent   map[string]recentMark // by mailbox, once a watcher of it stopped
+	// queuedOther counts the watchers and login checks in queue.
+	queuedOther int
+	watchers    map[string]*Watcher
+	refs        int                   // sessions holding the account
+	recent      map[string]recentMark // by mailbox, once a watcher of it stopped
 	// epoch moves whenever a mailbox of the account is known to have
 	// gone or been replaced (lifecycle.go): a pool connection selected in
 	// an older epoch selects again before use.
