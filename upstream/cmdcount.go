@@ -161,7 +161,7 @@ func (s *cmdScanner) endLine(counts *cmdCounts) {
 // without a tag is a continuation (a SASL response, RFC 3501 6.2.2) or
 // IDLE's DONE.
 func (s *cmdScanner) commandOf(head []byte) (int, bool) {
-	head = bytes.TrimSuffix(head, []byte{'\r'})
+	head = trimCR(head)
 	wasIdle := s.afterIdle
 	s.afterIdle = false
 	sp := bytes.IndexByte(head, ' ')
@@ -179,12 +179,17 @@ func (s *cmdScanner) commandOf(head []byte) (int, bool) {
 		key = append(key, ' ')
 		key = upperInto(key, token(rest[len(name)+1:]))
 	}
-	idx, ok := cmdIndex[string(key)]
-	if !ok {
-		idx = 0
-	}
+	idx := cmdIndex[string(key)] // 0, OTHER, when unknown
 	s.afterIdle = idx == cmdIDLE
 	return idx, true
+}
+
+// trimCR drops a line's CR.
+func trimCR(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\r' {
+		return p[:n-1]
+	}
+	return p
 }
 
 // token returns p up to its first SP or CR.
@@ -197,30 +202,35 @@ func token(p []byte) []byte {
 	return p
 }
 
-// upperInto appends p in ASCII upper case to dst.
+// upperInto appends p in ASCII upper case to dst, which has room.
 func upperInto(dst, p []byte) []byte {
-	for _, c := range p {
+	n := len(dst)
+	dst = append(dst, p...)
+	for i, c := range dst[n:] {
 		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
+			dst[n+i] = c - ('a' - 'A')
 		}
-		dst = append(dst, c)
 	}
 	return dst
 }
 
+// asciiEqualFold says whether p is s (upper case) in any case.
 func asciiEqualFold(p []byte, s string) bool {
-	return len(p) == len(s) && string(upperInto(make([]byte, 0, 8), p)) == s
+	var buf [8]byte
+	return len(p) == len(s) && len(p) <= len(buf) && string(upperInto(buf[:0], p)) == s
 }
 
 // literalAtEnd reports whether a line (without its LF) ends with a
 // literal marker, "{n}" or "{n+}" (optionally "~{...}") then CR, and n.
 func literalAtEnd(line []byte) (int64, bool) {
-	line = bytes.TrimSuffix(line, []byte{'\r'})
+	line = trimCR(line)
 	if len(line) < 3 || line[len(line)-1] != '}' {
 		return 0, false
 	}
 	line = line[:len(line)-1]
-	line = bytes.TrimSuffix(line, []byte{'+'})
+	if line[len(line)-1] == '+' {
+		line = line[:len(line)-1]
+	}
 	open := bytes.LastIndexByte(line, '{')
 	if open < 0 || open == len(line)-1 || len(line)-open-1 > 19 {
 		return 0, false
