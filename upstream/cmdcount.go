@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
 // Upstream commands by name (idlemux_upstream_commands_total{command},
@@ -84,8 +86,9 @@ func (c *cmdCounts) snapshot() map[string]uint64 {
 const maxCmdHead = 48
 
 // maxLitTail bounds the end of a line kept to find a literal marker:
-// " ~{" 20 digits "+}" and CR.
-const maxLitTail = 26
+// "~{", imapframe.MaxLiteralDigits digits, "+}" and CR, and a byte more
+// so that a longer run of digits is not taken for a size.
+const maxLitTail = imapframe.MaxLiteralDigits + 6
 
 // cmdScanner finds command starts in the bytes written on one upstream
 // connection. Writes may split a command anywhere; the scanner keeps what
@@ -151,10 +154,11 @@ func (s *cmdScanner) endLine(counts *cmdCounts) {
 			counts.add(idx)
 		}
 	}
-	n, lit := literalAtEnd(s.tail[:s.ntail])
+	lit, _, ok := imapframe.LiteralMarker(trimCR(s.tail[:s.ntail]))
+	ok = ok && lit.Valid // a size IMAP does not allow: the upstream refuses the line
 	s.nhead, s.ntail = 0, 0
-	s.midCmd = lit
-	s.skip = n
+	s.midCmd = ok
+	s.skip = int64(lit.Size)
 }
 
 // commandOf names the command a line starts, if it starts one. A line
@@ -218,31 +222,6 @@ func upperInto(dst, p []byte) []byte {
 func asciiEqualFold(p []byte, s string) bool {
 	var buf [8]byte
 	return len(p) == len(s) && len(p) <= len(buf) && string(upperInto(buf[:0], p)) == s
-}
-
-// literalAtEnd reports whether a line (without its LF) ends with a
-// literal marker, "{n}" or "{n+}" (optionally "~{...}") then CR, and n.
-func literalAtEnd(line []byte) (int64, bool) {
-	line = trimCR(line)
-	if len(line) < 3 || line[len(line)-1] != '}' {
-		return 0, false
-	}
-	line = line[:len(line)-1]
-	if line[len(line)-1] == '+' {
-		line = line[:len(line)-1]
-	}
-	open := bytes.LastIndexByte(line, '{')
-	if open < 0 || open == len(line)-1 || len(line)-open-1 > 19 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range line[open+1:] {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // cmdCounter is an upstream connection whose writes are scanned for
