@@ -206,7 +206,8 @@ var stormUncounted = []string{"LOGIN", "AUTHENTICATE", "IDLE", "DONE"}
 // answers of the direct sessions (the mailbox does not change). Reported
 // per storm: idlemux's wall time over direct's; idlemux's upstream
 // commands but logins, IDLE and DONE (issue 11's target: at most 40
-// whatever N), each by name (up-NAME/op); its upstream logins.
+// whatever N), each by name (up-NAME/op); its upstream logins; the most
+// upstream connections it held (direct: N).
 func BenchmarkDovecotReconnectStorm(b *testing.B) {
 	const maxN = 1000
 	dv := dovecottest.Start(b, dovecottest.Options{Users: map[string]string{testUser: testPass}, MaxSessions: maxN + 100})
@@ -227,11 +228,14 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 			var d, v time.Duration
+			peak := 0
 			before := p.mgr.Stats()
 			b.ResetTimer()
 			for range b.N {
 				direct := storm(b, dv.Addr, n, cmds)
+				stop := sampleConns(p, &peak)
 				via := storm(b, p.Addrs()[0], n, cmds)
+				stop()
 				sameAnswers(b, direct, via)
 				d += direct.took
 				v += via.took
@@ -239,8 +243,30 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 			b.StopTimer()
 			after := p.mgr.Stats()
 			reportStorm(b, d, v, before, after)
+			b.ReportMetric(float64(peak), "upstream-conns-peak")
 		})
 	}
+}
+
+// sampleConns records in peak the most upstream connections idlemux
+// holds, sampled every 20 ms until stop is called.
+func sampleConns(p *Server, peak *int) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, p.mgr.Stats().Conns)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // reportStorm reports a storm benchmark's figures per storm: time ratio,
