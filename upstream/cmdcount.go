@@ -20,8 +20,9 @@ import (
 // command-any/-auth/-nonauth/-select CRLF) and skips literal data
 // announced by "{n}", "{n+}" (RFC 7888) or "~{n}" (RFC 3516) at a line's
 // end, so a message's bytes are never read as commands. The commands
-// written before it takes the connection (STARTTLS, ID) are counted where
-// they are written (dial.go, clientid.go).
+// written before it takes the connection are counted apart: ID where it
+// is written (clientid.go), STARTTLS once the connection it secured is
+// framed (dial.go; a refused STARTTLS drops the connection uncounted).
 //
 // Names: a "UID" prefix makes a command of its own ("UID FETCH",
 // "UID SEARCH", ...), since a FETCH by sequence number and one by UID
