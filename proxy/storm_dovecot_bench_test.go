@@ -129,7 +129,7 @@ type stormRun struct {
 const maxStormSamples = 3
 
 // storm runs n sessions at once against addr.
-func storm(b *testing.B, addr string, n int, cmds []string) stormRun {
+func storm(b testing.TB, addr string, n int, cmds []string) stormRun {
 	b.Helper()
 	run := stormRun{answers: map[[32]byte]int{}, sample: map[[32]byte][]string{}}
 	var mu sync.Mutex
@@ -162,7 +162,7 @@ func storm(b *testing.B, addr string, n int, cmds []string) stormRun {
 
 // sameAnswers fails b unless every session through idlemux got exactly
 // the answer every direct session got.
-func sameAnswers(b *testing.B, direct, via stormRun) {
+func sameAnswers(b testing.TB, direct, via stormRun) {
 	b.Helper()
 	if len(direct.answers) != 1 {
 		b.Fatalf("direct sessions got %d distinct answers, want 1 (the mailbox changed during the storm?)", len(direct.answers))
@@ -197,6 +197,43 @@ func firstDiff(want, got []string) string {
 // logins (counted apart) and the watcher's IDLE and DONE.
 var stormUncounted = []string{"LOGIN", "AUTHENTICATE", "IDLE", "DONE"}
 
+// stormMailbox starts Dovecot for up to maxN sessions of testUser with
+// the storm's INBOX: msgs messages, none \Recent, modseqs on.
+func stormMailbox(t testing.TB, maxN, msgs int) *dovecottest.Server {
+	dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}, MaxSessions: maxN + 100})
+	seed := dv.Dial(t, testUser, testPass)
+	for i := range msgs {
+		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("storm %d", i)))
+	}
+	// Selecting takes the messages' \Recent (RFC 3501 2.3.2), which would
+	// otherwise go to whichever session selects first. With CONDSTORE it
+	// turns on the mailbox's modseqs, as idlemux's watcher would: from then
+	// on Dovecot sends every SELECT [HIGHESTMODSEQ] (see selectShape).
+	if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	seed.Logout().Wait()
+	return dv
+}
+
+// TestDovecotStormAnswersMatchDirect: 30 sessions at once get through
+// idlemux the answers 30 sessions get directly from Dovecot (SELECT as
+// selectShape keeps it, both FETCHes byte for byte), twice over one
+// idlemux: cold, and with its watcher and pool warm. The benchmark's
+// storm, smaller: 100 messages, the newest 10 fetched.
+func TestDovecotStormAnswersMatchDirect(t *testing.T) {
+	const n = 30
+	dv := stormMailbox(t, n, 100)
+	p := startProxy(t, testConfig(dv.Addr))
+	cmds := stormCommands("91:100")
+	for _, round := range []string{"cold", "warm"} {
+		t.Run(round, func(t *testing.T) {
+			direct := storm(t, dv.Addr, n, cmds)
+			sameAnswers(t, direct, storm(t, p.Addrs()[0], n, cmds))
+		})
+	}
+}
+
 // BenchmarkDovecotReconnectStorm: N sessions of one account come back at
 // once (a fleet of phones after a network switch, issues 10 and 11):
 // LOGIN, SELECT INBOX (500 messages), UID FETCH 1:* (FLAGS), the newest
@@ -210,19 +247,7 @@ var stormUncounted = []string{"LOGIN", "AUTHENTICATE", "IDLE", "DONE"}
 // upstream connections it held (direct: N).
 func BenchmarkDovecotReconnectStorm(b *testing.B) {
 	const maxN = 1000
-	dv := dovecottest.Start(b, dovecottest.Options{Users: map[string]string{testUser: testPass}, MaxSessions: maxN + 100})
-	seed := dv.Dial(b, testUser, testPass)
-	for i := range 500 {
-		appendMsg(b, seed, "INBOX", testMessage(fmt.Sprintf("storm %d", i)))
-	}
-	// Selecting takes the messages' \Recent (RFC 3501 2.3.2), which would
-	// otherwise go to whichever session selects first. With CONDSTORE it
-	// turns on the mailbox's modseqs, as idlemux's watcher would: from then
-	// on Dovecot sends every SELECT [HIGHESTMODSEQ] (see selectShape).
-	if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
-		b.Fatal(err)
-	}
-	seed.Logout().Wait()
+	dv := stormMailbox(b, maxN, 500)
 	cmds := stormCommands("451:500")
 	for _, n := range []int{200, maxN} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
