@@ -251,6 +251,9 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 	}
 	out := cc.parserRefusal(p)
 	out = cc.capabilityLine(out)
+	if cc.lineStart && cc.cur != nil && !cc.answered && (cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH") {
+		out = esearchOrder(out)
+	}
 	cc.observe(p)
 	conn := cc.conn
 	cc.mu.Unlock()
