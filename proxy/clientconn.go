@@ -251,8 +251,13 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 	}
 	out := cc.parserRefusal(p)
 	out = cc.capabilityLine(out)
-	if cc.lineStart && cc.cur != nil && !cc.answered && (cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH") {
-		out = esearchOrder(out)
+	if cc.lineStart && cc.cur != nil && !cc.answered {
+		switch {
+		case cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH":
+			out = esearchOrder(out)
+		case cc.cur.name == "STATUS":
+			out = statusOrder(out)
+		}
 	}
 	cc.observe(p)
 	conn := cc.conn

@@ -285,3 +285,122 @@ func searchLines(lines []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// rawAppend APPENDs msg to box with a synchronizing literal and returns
+// the answer's lines.
+func rawAppend(t *testing.T, rc *rawConn, tag, box, flags, msg string) []string {
+	t.Helper()
+	fmt.Fprintf(rc.c, "%s APPEND %s (%s) {%d}\r\n", tag, box, flags, len(msg))
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND %s: got %q, want +", box, l)
+	}
+	fmt.Fprintf(rc.c, "%s\r\n", msg)
+	return rc.answer(tag)
+}
+
+// statusItems is the item list of the STATUS response among lines, with
+// the tagged answer's status: imapserver quotes every mailbox name where
+// Dovecot writes an atom bare (a difference of imapserver's encoder, not
+// of the items).
+func statusItems(lines []string) string {
+	re := regexp.MustCompile(`^\* STATUS \S+ (\(.*\))$`)
+	for _, l := range lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			return m[1] + " " + status(lines)
+		}
+	}
+	return "(none) " + status(lines)
+}
+
+// TestDovecotStatusFromModel: STATUS of a mailbox watched by IDLE is
+// answered from the model (MESSAGES, UIDVALIDITY, UNSEEN, RECENT) and
+// equals Dovecot's, in Dovecot's item order; with UIDNEXT, or of a
+// mailbox not watched, it goes upstream. Recency again needs the twin
+// mailboxes (A directly, B through idlemux); UIDVALIDITY is B's on both
+// sides. The same after an APPEND through idlemux (read-your-writes,
+// also for the unwatched C) and one made directly on Dovecot.
+func TestDovecotStatusFromModel(t *testing.T) {
+	tw := startTwins(t)
+	dvAddr := tw.direct.c.RemoteAddr().String()
+	if err := tw.setup.Create("C", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	appendMsg(t, tw.setup, "C", testMessage("c1"), imap.FlagSeen)
+	appendMsg(t, tw.setup, "C", testMessage("c2"))
+	otherDirect, otherVia := dialRaw(t, dvAddr), dialRaw(t, tw.p.Addrs()[0])
+	otherDirect.cmd("l", "LOGIN "+testUser+" "+testPass)
+	otherVia.cmd("l", "LOGIN "+testUser+" "+testPass)
+	type pair struct{ direct, via *rawConn }
+	selected, other := pair{tw.direct, tw.via}, pair{otherDirect, otherVia}
+	tests := []struct {
+		name        string
+		who         pair
+		direct, via string // mailboxes
+		items       string
+		local       bool
+	}{
+		{"own mailbox, counts", selected, "A", "B", "(MESSAGES UNSEEN RECENT)", true},
+		{"own mailbox, Dovecot's order", selected, "A", "B", "(RECENT UNSEEN MESSAGES)", true},
+		{"own mailbox, UIDVALIDITY", selected, "B", "B", "(UNSEEN UIDVALIDITY MESSAGES)", true},
+		{"another session, counts", other, "A", "B", "(MESSAGES RECENT UNSEEN)", true},
+		{"another session, UIDVALIDITY", other, "B", "B", "(UIDVALIDITY)", true},
+		{"UIDNEXT goes upstream", other, "B", "B", "(MESSAGES UIDNEXT)", false},
+		{"UIDNEXT on the own mailbox", selected, "B", "B", "(UIDNEXT UNSEEN)", false},
+		{"unwatched", other, "C", "C", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)", false},
+		{"unwatched, one item", selected, "C", "C", "(MESSAGES)", false},
+	}
+	run := func(phase string) {
+		for i, tt := range tests {
+			tag := fmt.Sprintf("t%d", i)
+			before := tw.local("STATUS")
+			direct := tt.who.direct.cmd(tag, "STATUS "+tt.direct+" "+tt.items)
+			via := tt.who.via.cmd(tag, "STATUS "+tt.via+" "+tt.items)
+			// Dovecot adds [CLIENTBUG] to the tagged OK of a STATUS of
+			// the session's own selected mailbox (RFC 3501 6.3.10 advises
+			// against it); imapserver writes the tagged answer itself
+			// and idlemux does not add the code yet.
+			direct[len(direct)-1] = strings.Replace(direct[len(direct)-1], " OK [CLIENTBUG] ", " OK ", 1)
+			if got, want := statusItems(via), statusItems(direct); got != want {
+				t.Errorf("%s: %s: STATUS %s: through idlemux %q, directly %q", phase, tt.name, tt.items, via, direct)
+			}
+			if got := tw.local("STATUS") - before; got != map[bool]float64{true: 1, false: 0}[tt.local] {
+				t.Errorf("%s: %s: answered locally %v times, want local %v", phase, tt.name, got, tt.local)
+			}
+		}
+	}
+	run("initial")
+
+	msg := testMessage("appended")
+	rawAppend(t, tw.direct, "a", "A", `\Seen`, msg)
+	rawAppend(t, tw.via, "a", "B", `\Seen`, msg)
+	rawAppend(t, otherVia, "a", "C", "", msg)
+	run("after APPEND through idlemux")
+
+	// The observer saw B's eighth message arrive (through idlemux) too.
+	tw.change(t, regexp.MustCompile(`^\* 9 EXISTS`), 1, func(c *imapclient.Client, box string) {
+		appendMsg(t, c, box, testMessage("direct"))
+	})
+	tw.direct.cmd("n", "NOOP")
+	tw.via.cmd("n", "NOOP")
+	run("after APPEND directly")
+}
+
+// TestDovecotSearchReadsOwnWrites: a session's own change through idlemux
+// is in the next SEARCH answered from the model, as on Dovecot directly:
+// a STORE (which syncs the watcher before its OK) and a FETCH of a body,
+// which sets \Seen upstream without syncing the watcher: the model is
+// not Current then, and one Sync comes first.
+func TestDovecotSearchReadsOwnWrites(t *testing.T) {
+	tw := startTwins(t)
+	steps := []struct{ name, cmd string }{
+		{"STORE", "STORE 4 +FLAGS.SILENT (\\Seen)"},
+		{"FETCH of a body", "FETCH 2 BODY[TEXT]"},
+		{"UID STORE -FLAGS", "UID STORE 1 -FLAGS.SILENT (\\Seen)"},
+	}
+	for i, st := range steps {
+		tw.direct.cmd(fmt.Sprint("w", i), st.cmd)
+		tw.via.cmd(fmt.Sprint("w", i), st.cmd)
+		tw.compareSearch(t, "after "+st.name, fmt.Sprint("r", i), "SEARCH UNSEEN", true)
+		tw.compareSearch(t, "after "+st.name, fmt.Sprint("u", i), "UID SEARCH RETURN (COUNT MIN) SEEN", true)
+	}
+}

@@ -2,6 +2,8 @@ package proxy
 
 import "bytes"
 
+// Response item order: Dovecot's, where imapserver writes its own.
+
 // esearchOrder puts the result items of the ESEARCH responses in p in
 // Dovecot's order: imapserver writes ALL before MIN and MAX, Dovecot
 // (imap-search.c) writes MIN, MAX, ALL, COUNT. RFC 4731 section 3.1 lets
@@ -70,4 +72,39 @@ func esearchLine(line []byte) ([]byte, bool) {
 	out = append(out, item...)
 	out = append(out, after[at:]...)
 	return append(out, '\r', '\n'), true
+}
+
+// statusOrder puts RECENT where Dovecot writes it in STATUS responses
+// (imap-status.c: MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN ...):
+// imapserver writes it last. p is what imapserver writes while a STATUS
+// runs, starting at a line; a mailbox name that needs a literal leaves
+// its line as it is (the name may hold "(": the items are the last list).
+func statusOrder(p []byte) []byte {
+	if !bytes.HasPrefix(p, []byte("* STATUS ")) {
+		return p
+	}
+	n := bytes.IndexByte(p, '\n') + 1
+	if n < 2 || p[n-2] != '\r' || p[n-3] != ')' {
+		return p
+	}
+	open := bytes.LastIndexByte(p[:n], '(')
+	rec := bytes.LastIndex(p[:n], []byte(" RECENT "))
+	if open < 0 || rec < open || bytes.IndexByte(p[rec+len(" RECENT "):n-3], ' ') >= 0 {
+		return p // RECENT is not the last item
+	}
+	item := p[rec+1 : n-3] // "RECENT n"
+	at := open + 1         // first, unless MESSAGES is
+	if bytes.HasPrefix(p[at:rec], []byte("MESSAGES ")) {
+		sp := bytes.IndexByte(p[at+len("MESSAGES "):rec+1], ' ')
+		at += len("MESSAGES ") + sp + 1
+	}
+	if at > rec {
+		return p // RECENT is in place already
+	}
+	out := make([]byte, 0, len(p))
+	out = append(out, p[:at]...)
+	out = append(out, item...)
+	out = append(out, ' ')
+	out = append(out, p[at:rec]...)
+	return append(out, p[n-3:]...)
 }
