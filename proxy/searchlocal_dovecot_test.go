@@ -93,8 +93,13 @@ func (tw *twinBoxes) change(t *testing.T, want *regexp.Regexp, n int, fn func(c 
 
 // local reads idlemux_commands_local_total{command}.
 func (tw *twinBoxes) local(command string) float64 {
+	return localCount(tw.p.metrics.localAnswers.WithLabelValues(command))
+}
+
+// localCount reads a counter.
+func localCount(c interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
-	if err := tw.p.metrics.localAnswers.WithLabelValues(command).Write(&m); err != nil {
+	if err := c.Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
