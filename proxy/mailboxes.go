@@ -107,6 +107,9 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 // upstream, sharing one command among identical requests (statuslocal.go).
 // It fills every item asked for: imapserver dereferences them all.
 func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	if cc := sess.reader(); cc != nil && sess.sel != nil && sess.sel.name == canonical(mailbox) {
+		cc.statusOfSelected()
+	}
 	if data, ok := sess.statusLocal(mailbox, options); ok {
 		sess.s.metrics.answeredLocally("STATUS")
 		return data, nil

@@ -108,3 +108,26 @@ func statusOrder(p []byte) []byte {
 	out = append(out, p[at:rec]...)
 	return append(out, p[n-3:]...)
 }
+
+// statusOfSelected marks the running STATUS as naming the session's own
+// selected mailbox: Dovecot answers it with OK [CLIENTBUG] (RFC 5530:
+// RFC 3501 6.3.10 advises against STATUS there), which imapserver's
+// tagged answer lacks.
+func (cc *clientConn) statusOfSelected() {
+	cc.mu.Lock()
+	cc.ownStatus = true
+	cc.mu.Unlock()
+}
+
+// ownStatusCode adds [CLIENTBUG] to imapserver's tagged OK of STATUS in p.
+func ownStatusCode(p []byte, tag string) []byte {
+	ok := []byte(tag + " OK STATUS completed\r\n")
+	i := bytes.Index(p, ok)
+	if i < 0 || (i > 0 && p[i-1] != '\n') {
+		return p
+	}
+	out := make([]byte, 0, len(p)+len("[CLIENTBUG] "))
+	out = append(out, p[:i+len(tag)+len(" OK ")]...)
+	out = append(out, "[CLIENTBUG] "...)
+	return append(out, p[i+len(tag)+len(" OK "):]...)
+}

@@ -78,3 +78,18 @@ func FuzzStatusOrder(f *testing.F) {
 	f.Add([]byte("* STATUS ( RECENT )\r\n"))
 	f.Fuzz(func(t *testing.T, p []byte) { sameBytes(t, p, statusOrder(p)) })
 }
+
+// TestOwnStatusCode: [CLIENTBUG] in the tagged OK only.
+func TestOwnStatusCode(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"tagged alone", "s OK STATUS completed\r\n", "s OK [CLIENTBUG] STATUS completed\r\n"},
+		{"after the data", "* STATUS \"B\" (MESSAGES 1)\r\ns OK STATUS completed\r\n", "* STATUS \"B\" (MESSAGES 1)\r\ns OK [CLIENTBUG] STATUS completed\r\n"},
+		{"another tag's", "xs OK STATUS completed\r\n", "xs OK STATUS completed\r\n"},
+		{"a NO", "s NO [NONEXISTENT] Mailbox doesn't exist\r\n", "s NO [NONEXISTENT] Mailbox doesn't exist\r\n"},
+	}
+	for _, tt := range tests {
+		if got := string(ownStatusCode([]byte(tt.in), "s")); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -317,12 +317,14 @@ func statusItems(lines []string) string {
 	return "(none) " + status(lines)
 }
 
+var uidValidity = regexp.MustCompile(`UIDVALIDITY \d+`)
+
 // TestDovecotStatusFromModel: STATUS of a mailbox watched by IDLE is
 // answered from the model (MESSAGES, UIDVALIDITY, UNSEEN, RECENT) and
 // equals Dovecot's, in Dovecot's item order; with UIDNEXT, or of a
 // mailbox not watched, it goes upstream. Recency again needs the twin
-// mailboxes (A directly, B through idlemux); UIDVALIDITY is B's on both
-// sides. The same after an APPEND through idlemux (read-your-writes,
+// mailboxes (A directly, B through idlemux); UIDVALIDITY is compared
+// where both sides ask for B. The same after an APPEND through idlemux (read-your-writes,
 // also for the unwatched C) and one made directly on Dovecot.
 func TestDovecotStatusFromModel(t *testing.T) {
 	tw := startTwins(t)
@@ -346,11 +348,11 @@ func TestDovecotStatusFromModel(t *testing.T) {
 	}{
 		{"own mailbox, counts", selected, "A", "B", "(MESSAGES UNSEEN RECENT)", true},
 		{"own mailbox, Dovecot's order", selected, "A", "B", "(RECENT UNSEEN MESSAGES)", true},
-		{"own mailbox, UIDVALIDITY", selected, "B", "B", "(UNSEEN UIDVALIDITY MESSAGES)", true},
+		{"own mailbox, UIDVALIDITY", selected, "A", "B", "(UNSEEN UIDVALIDITY MESSAGES)", true},
 		{"another session, counts", other, "A", "B", "(MESSAGES RECENT UNSEEN)", true},
 		{"another session, UIDVALIDITY", other, "B", "B", "(UIDVALIDITY)", true},
 		{"UIDNEXT goes upstream", other, "B", "B", "(MESSAGES UIDNEXT)", false},
-		{"UIDNEXT on the own mailbox", selected, "B", "B", "(UIDNEXT UNSEEN)", false},
+		{"UIDNEXT on the own mailbox", selected, "A", "B", "(UIDNEXT UNSEEN)", false},
 		{"unwatched", other, "C", "C", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)", false},
 		{"unwatched, one item", selected, "C", "C", "(MESSAGES)", false},
 	}
@@ -360,12 +362,11 @@ func TestDovecotStatusFromModel(t *testing.T) {
 			before := tw.local("STATUS")
 			direct := tt.who.direct.cmd(tag, "STATUS "+tt.direct+" "+tt.items)
 			via := tt.who.via.cmd(tag, "STATUS "+tt.via+" "+tt.items)
-			// Dovecot adds [CLIENTBUG] to the tagged OK of a STATUS of
-			// the session's own selected mailbox (RFC 3501 6.3.10 advises
-			// against it); imapserver writes the tagged answer itself
-			// and idlemux does not add the code yet.
-			direct[len(direct)-1] = strings.Replace(direct[len(direct)-1], " OK [CLIENTBUG] ", " OK ", 1)
-			if got, want := statusItems(via), statusItems(direct); got != want {
+			got, want := statusItems(via), statusItems(direct)
+			if tt.direct != tt.via { // the twins' UIDVALIDITY differ: B's is compared from other sessions
+				got, want = uidValidity.ReplaceAllString(got, "UIDVALIDITY v"), uidValidity.ReplaceAllString(want, "UIDVALIDITY v")
+			}
+			if got != want {
 				t.Errorf("%s: %s: STATUS %s: through idlemux %q, directly %q", phase, tt.name, tt.items, via, direct)
 			}
 			if got := tw.local("STATUS") - before; got != map[bool]float64{true: 1, false: 0}[tt.local] {
