@@ -192,7 +192,8 @@ func knownKeywords(c *imap.SearchCriteria, mboxFlags []imap.Flag) bool {
 // atoms (RFC 3501 section 9, flag-keyword and "\" atom).
 func hasFlag(flags []imap.Flag, f imap.Flag) bool {
 	for _, g := range flags {
-		if strings.EqualFold(string(g), string(f)) {
+		// Flags are atoms (ASCII): a different length never folds equal.
+		if len(g) == len(f) && (g == f || strings.EqualFold(string(g), string(f))) {
 			return true
 		}
 	}

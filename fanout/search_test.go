@@ -163,3 +163,25 @@ func TestMailboxStatus(t *testing.T) {
 		t.Errorf("Status of a closed model: got ok")
 	}
 }
+
+// BenchmarkViewSearchUnseen: SEARCH UNSEEN from the model of a 100,000
+// message mailbox, one in ten unseen; it checks the count.
+func BenchmarkViewSearchUnseen(b *testing.B) {
+	const n = 100_000
+	flags := make([][]imap.Flag, n)
+	for i := range flags {
+		if i%10 != 0 {
+			flags[i] = []imap.Flag{imap.FlagSeen, "$Junk"}
+		}
+	}
+	m := NewMailbox(Snapshot{UIDValidity: 1, Flags: []imap.Flag{imap.FlagSeen, "$Junk"}, UIDs: uidsN(1, n), MsgFlags: flags}, 10)
+	v, _, _ := m.NewView()
+	c := &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, ok := v.Search(c)
+		if !ok || len(got) != n/10 {
+			b.Fatalf("got %d, %v; want %d", len(got), ok, n/10)
+		}
+	}
+}
