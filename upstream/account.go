@@ -47,8 +47,13 @@ type Account struct {
 	// writes counts, per mailbox, the changes made through idlemux
 	// (writes.go); a mailbox's entry lives as long as the account.
 	writes map[string]uint64
-	gone   []goneMark // the latest mailboxes gone, for connections busy then
-	verify map[[32]byte]*verifyCall
+	// gen numbers the changes through idlemux; changedAt holds, per
+	// mailbox, the latest one's (changes.go). An entry lives as long as
+	// the account, as writes' do.
+	gen       uint64
+	changedAt map[string]uint64
+	gone      []goneMark // the latest mailboxes gone, for connections busy then
+	verify    map[[32]byte]*verifyCall
 }
 
 // verifyCall lets concurrent logins with the same password share one

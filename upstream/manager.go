@@ -62,6 +62,7 @@ type Stats struct {
 	CheckConns   int                     // of which held by login checks
 	Watchers     int                     // running mailbox watchers
 	Polled       int                     // of which polled, for want of a watcher slot (polled.go)
+	Live         int                     // of which watching by IDLE, resynced (changes.go Live)
 	Reconnects   uint64                  // watcher reconnects after failures, ever
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
@@ -83,6 +84,9 @@ func (m *Manager) Stats() Stats {
 		for _, w := range a.watchers {
 			if w.polled.Load() {
 				s.Polled++
+			}
+			if w.live.Load() {
+				s.Live++
 			}
 		}
 	}

@@ -62,6 +62,8 @@ type Watcher struct {
 	box    atomic.Pointer[fanout.Mailbox]
 	polled atomic.Bool // no connection of its own: polled (polled.go)
 	tried  atomic.Pointer[attempt]
+	live   atomic.Bool   // IDLE on its own connection, resynced (changes.go)
+	synced atomic.Uint64 // the account's generation at the last round's start
 
 	// Owned by the run goroutine.
 	refs      int
@@ -402,6 +404,7 @@ func (w *Watcher) session(opened *time.Time) error {
 	}()
 	a.noteCaps(cl.Caps())
 
+	changes := a.Generation()
 	st, err := w.open(c)
 	if err != nil {
 		return err
@@ -412,6 +415,9 @@ func (w *Watcher) session(opened *time.Time) error {
 	refresh := time.NewTimer(m.opts.IdleRefresh)
 	defer refresh.Stop()
 	canIdle := cl.Caps().Has(imap.CapIdle) || cl.Caps().Has(imap.CapIMAP4rev2)
+	w.synced.Store(changes)
+	w.live.Store(canIdle)
+	defer w.live.Store(false)
 	for {
 		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {
