@@ -17,16 +17,28 @@ import (
 // upstream is asked the LIST-EXTENDED question that carries the same
 // answer (RFC 5258 3, 6: SUBSCRIBED RECURSIVEMATCH, with the special-use
 // attributes LSUB shows) and each entry is turned back into LSUB's.
+//
+// Identical concurrent requests share one upstream command (listshare.go).
 func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
-	return sess.withConn("LSUB", "", func(c *upstream.Conn) error {
-		opts := &imap.ListOptions{
+	opts := func(c *upstream.Conn) *imap.ListOptions {
+		return &imap.ListOptions{
 			SelectSubscribed:     true,
 			SelectRecursiveMatch: true,
 			ReturnSpecialUse:     c.Caps().Has(imap.CapSpecialUse),
 		}
-		cmd := c.List(ref, pattern, opts)
+	}
+	pctEnd := strings.HasSuffix(pattern, "%")
+	conv := func(d *imap.ListData) *imap.ListData { return lsubData(d, pctEnd) }
+	fetch := func() (*listAnswer, error) {
+		return sess.collectList("LSUB", ref, []string{pattern}, opts, conv)
+	}
+	if ans, err, ok := sess.sharedListing("LSUB", listKey("LSUB", ref, []string{pattern}, nil), fetch); ok {
+		return writeLists(w, ans, err)
+	}
+	return sess.withConn("LSUB", "", func(c *upstream.Conn) error {
+		cmd := c.List(ref, pattern, opts(c))
 		for data := cmd.Next(); data != nil; data = cmd.Next() {
-			d := lsubData(data, strings.HasSuffix(pattern, "%"))
+			d := conv(data)
 			if d == nil {
 				continue
 			}
