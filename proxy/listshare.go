@@ -25,6 +25,7 @@ const listShareMax = 4 << 20
 // upstream answered at all (an error then is its NO or BAD, the same for
 // everyone who asked; otherwise the error was the asking session's own).
 type listAnswer struct {
+	raw      []byte // the responses as the upstream sent them (listrelay.go)
 	lists    []*imap.ListData
 	ns       *imap.NamespaceData
 	answered bool

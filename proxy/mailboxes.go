@@ -69,7 +69,9 @@ func (sess *session) Unsubscribe(mailbox string) error {
 
 // List relays LIST, and LSUB, which imapserver turns into LIST with
 // SelectSubscribed and writes the answers as LSUB (lsub.go). Special-use
-// and child attributes pass through as the upstream sends them.
+// and child attributes pass through as the upstream sends them: byte for
+// byte (listrelay.go), but for RETURN (STATUS), a command with a literal
+// and an answer too large to hold, which are decoded and re-encoded.
 //
 // imapserver drops an empty pattern: a List without patterns is
 // `LIST ref ""`, which asks for the hierarchy delimiter and the root of
@@ -86,10 +88,18 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		o, st := *options, upstreamStatusOptions(options.ReturnStatus)
 		o.ReturnStatus = st
 		up = &o
+	} else if cmd, ok := sess.rawCommand(); ok {
+		// Relayed as the upstream answers it (listrelay.go), shared with
+		// identical requests in flight (listshare.go). Not with RETURN
+		// (STATUS) (RFC 5819): a mailbox's counts change with every
+		// write, which no listing generation follows, and RECENT is the
+		// session's own.
+		fetch := func() (*listAnswer, error) { return sess.listRaw("LIST", cmd) }
+		if ans, err, ok := sess.sharedListing("LIST", "raw "+cmd, fetch); ok {
+			return sess.writeRelayed(ans, err)
+		}
 	} else {
-		// Shared with identical requests in flight (listshare.go). Not
-		// with RETURN (STATUS) (RFC 5819): a mailbox's counts change
-		// with every write, which no listing generation follows.
+		// A command with a literal: decoded and re-encoded, shared.
 		fetch := func() (*listAnswer, error) {
 			return sess.collectList("LIST", ref, patterns, func(*upstream.Conn) *imap.ListOptions { return up }, nil)
 		}
