@@ -17,9 +17,11 @@ import (
 // encoder exactly as it writes an answer it asked for alone: mailbox
 // names, quoting, extended data and order do not depend on who asked.
 
-// listShareMax bounds the bytes (about) a shared answer holds. A listing
-// larger than that is not shared: each request streams its own, as before.
-const listShareMax = 4 << 20
+// listShareMax bounds the bytes (about) a shared answer holds: about
+// 15,000 mailboxes of Dovecot's LIST. A listing larger than that is not
+// held or shared: each request streams its own, decoded and re-encoded.
+// At most one answer per distinct request in flight is held.
+const listShareMax = 1 << 20
 
 // listAnswer is one shared answer: the responses, and whether the
 // upstream answered at all (an error then is its NO or BAD, the same for
