@@ -102,7 +102,7 @@ func untagged(lines []string, tag string) ([]string, error) {
 }
 
 // localAnswers scrapes idlemux_commands_local_total for command.
-func localAnswers(t *testing.T, p *Server, command string) int {
+func localAnswers(t testing.TB, p *Server, command string) int {
 	t.Helper()
 	_, body := scrape(t, "http://"+p.MetricsAddr()+"/metrics")
 	m := regexp.MustCompile(`(?m)^idlemux_commands_local_total\{command="` + command + `"\} (\d+)$`).FindStringSubmatch(body)
