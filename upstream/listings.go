@@ -12,7 +12,12 @@ import "sync"
 // change made through idlemux to what those commands answer moves
 // (Changed, after the change's upstream answer): a request that follows
 // a completed CREATE, DELETE, RENAME, SUBSCRIBE or UNSUBSCRIBE never
-// joins a call that started before it (read-your-writes).
+// joins a call that started before it (read-your-writes). Nothing else
+// changes those answers on Dovecot 2.3: it shows no \Marked or \Unmarked
+// (RFC 3501 7.2.2; an APPEND leaves its LIST as it was), and \HasChildren
+// (RFC 3348) moves only with CREATE, DELETE and RENAME. LIST RETURN
+// (STATUS), whose counts move with every write, is never shared (proxy).
+// A change made elsewhere shows from the next call on.
 //
 // In flight at once: one call per distinct request being answered, so
 // the map is bounded by the sessions of the account.
