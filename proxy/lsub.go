@@ -10,23 +10,47 @@ import (
 	"github.com/idlemux/idlemux/upstream"
 )
 
-// lsub answers LSUB (RFC 3501 6.3.9), which imapserver hands to List as a
-// LIST (SUBSCRIBED): that loses LSUB's own rule, that a "%" stopping at
-// an unsubscribed parent of a subscribed mailbox lists the parent as
-// \Noselect, and adds \Subscribed. imapclient has no LSUB, so the
-// upstream is asked the LIST-EXTENDED question that carries the same
-// answer (RFC 5258 3, 6: SUBSCRIBED RECURSIVEMATCH, with the special-use
-// attributes LSUB shows) and each entry is turned back into LSUB's.
+// lsub answers LSUB (RFC 3501 6.3.9), which imapserver hands to List as
+// a LIST (SUBSCRIBED). The upstream's own LSUB is relayed as it is. Where
+// that cannot be, LSUB is emulated: imapserver's LIST (SUBSCRIBED) loses
+// LSUB's own rule, that a "%" stopping at an unsubscribed parent of a
+// subscribed mailbox lists the parent as \Noselect, and adds \Subscribed.
+// imapclient has no LSUB, so the upstream is asked the LIST-EXTENDED
+// question that carries the same answer (RFC 5258 3, 6: SUBSCRIBED
+// RECURSIVEMATCH, with the special-use attributes LSUB shows) and each
+// entry is turned back into LSUB's.
+//
+// Identical concurrent requests share one upstream command (listshare.go).
 func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
-	return sess.withConn("LSUB", "", func(c *upstream.Conn) error {
-		opts := &imap.ListOptions{
+	opts := func(c *upstream.Conn) *imap.ListOptions {
+		return &imap.ListOptions{
 			SelectSubscribed:     true,
 			SelectRecursiveMatch: true,
 			ReturnSpecialUse:     c.Caps().Has(imap.CapSpecialUse),
 		}
-		cmd := c.List(ref, pattern, opts)
+	}
+	if cmd, ok := sess.rawCommand(); ok {
+		// The upstream's own LSUB, relayed (listrelay.go); emulated
+		// below where it has none (BAD), a command with a literal, or an
+		// answer too large to hold.
+		fetch := func() (*listAnswer, error) { return sess.listRaw("LSUB", cmd) }
+		ans, err, ok := sess.sharedListing("LSUB", "raw "+cmd, fetch)
+		if ie, _ := upstream.IsProtocol(err); ok && (ie == nil || ie.Type != imap.StatusResponseTypeBad) {
+			return sess.writeRelayed(ans, err)
+		}
+	}
+	pctEnd := strings.HasSuffix(pattern, "%")
+	conv := func(d *imap.ListData) *imap.ListData { return lsubData(d, pctEnd) }
+	fetch := func() (*listAnswer, error) {
+		return sess.collectList("LSUB", ref, []string{pattern}, opts, conv)
+	}
+	if ans, err, ok := sess.sharedListing("LSUB", listKey("LSUB", ref, []string{pattern}, nil), fetch); ok {
+		return writeLists(w, ans, err)
+	}
+	return sess.withConn("LSUB", "", func(c *upstream.Conn) error {
+		cmd := c.List(ref, pattern, opts(c))
 		for data := cmd.Next(); data != nil; data = cmd.Next() {
-			d := lsubData(data, strings.HasSuffix(pattern, "%"))
+			d := conv(data)
 			if d == nil {
 				continue
 			}

@@ -17,6 +17,7 @@ func (sess *session) Create(mailbox string, options *imap.CreateOptions) error {
 	err := sess.withConn("CREATE", "", func(c *upstream.Conn) error {
 		return c.Create(mailbox, options).Wait()
 	})
+	sess.acct.Listings().Changed()
 	if err == nil {
 		sess.mailboxGone("CREATE", mailbox, 0)
 	}
@@ -27,6 +28,7 @@ func (sess *session) Delete(mailbox string) error {
 	err := sess.withConn("DELETE", "", func(c *upstream.Conn) error {
 		return c.Delete(mailbox).Wait()
 	})
+	sess.acct.Listings().Changed()
 	if err == nil || upstream.MailboxMissing(err) {
 		sess.mailboxGone("DELETE", mailbox, 0)
 	}
@@ -41,6 +43,7 @@ func (sess *session) Rename(mailbox, newName string, options *imap.RenameOptions
 		delim, _ = hierarchyDelim(c) // without it, only the names themselves
 		return c.Rename(mailbox, newName, options).Wait()
 	})
+	sess.acct.Listings().Changed()
 	if err == nil || upstream.MailboxMissing(err) {
 		sess.mailboxGone("RENAME", mailbox, delim)
 	}
@@ -51,12 +54,14 @@ func (sess *session) Rename(mailbox, newName string, options *imap.RenameOptions
 }
 
 func (sess *session) Subscribe(mailbox string) error {
+	defer sess.acct.Listings().Changed()
 	return sess.withConn("SUBSCRIBE", "", func(c *upstream.Conn) error {
 		return c.Subscribe(mailbox).Wait()
 	})
 }
 
 func (sess *session) Unsubscribe(mailbox string) error {
+	defer sess.acct.Listings().Changed()
 	return sess.withConn("UNSUBSCRIBE", "", func(c *upstream.Conn) error {
 		return c.Unsubscribe(mailbox).Wait()
 	})
@@ -64,7 +69,9 @@ func (sess *session) Unsubscribe(mailbox string) error {
 
 // List relays LIST, and LSUB, which imapserver turns into LIST with
 // SelectSubscribed and writes the answers as LSUB (lsub.go). Special-use
-// and child attributes pass through as the upstream sends them.
+// and child attributes pass through as the upstream sends them: byte for
+// byte (listrelay.go), but for RETURN (STATUS), a command with a literal
+// and an answer too large to hold, which are decoded and re-encoded.
 //
 // imapserver drops an empty pattern: a List without patterns is
 // `LIST ref ""`, which asks for the hierarchy delimiter and the root of
@@ -81,6 +88,24 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		o, st := *options, upstreamStatusOptions(options.ReturnStatus)
 		o.ReturnStatus = st
 		up = &o
+	} else if cmd, ok := sess.rawCommand(); ok {
+		// Relayed as the upstream answers it (listrelay.go), shared with
+		// identical requests in flight (listshare.go). Not with RETURN
+		// (STATUS) (RFC 5819): a mailbox's counts change with every
+		// write, which no listing generation follows, and RECENT is the
+		// session's own.
+		fetch := func() (*listAnswer, error) { return sess.listRaw("LIST", cmd) }
+		if ans, err, ok := sess.sharedListing("LIST", "raw "+cmd, fetch); ok {
+			return sess.writeRelayed(ans, err)
+		}
+	} else {
+		// A command with a literal: decoded and re-encoded, shared.
+		fetch := func() (*listAnswer, error) {
+			return sess.collectList("LIST", ref, patterns, func(*upstream.Conn) *imap.ListOptions { return up }, nil)
+		}
+		if ans, err, ok := sess.sharedListing("LIST", listKey("LIST", ref, patterns, options), fetch); ok {
+			return writeLists(w, ans, err)
+		}
 	}
 	return sess.withConn("LIST", "", func(c *upstream.Conn) error {
 		for _, pattern := range patterns {
@@ -161,17 +186,34 @@ func fillStatus(data *imap.StatusData, options *imap.StatusOptions) {
 
 // Namespace relays the upstream's, or derives the personal namespace from
 // the hierarchy delimiter when the upstream has no NAMESPACE (RFC 2342).
+//
+// Identical concurrent requests share one upstream command
+// (listshare.go): the namespaces change only with the upstream's
+// configuration.
 func (sess *session) Namespace() (*imap.NamespaceData, error) {
-	var data *imap.NamespaceData
+	ans, err, ok := sess.sharedListing("NAMESPACE", "NAMESPACE", sess.namespaceUp)
+	if !ok {
+		ans, err = sess.namespaceUp()
+	}
+	if err != nil || ans == nil {
+		return nil, err
+	}
+	return ans.ns, nil
+}
+
+// namespaceUp asks the upstream.
+func (sess *session) namespaceUp() (*listAnswer, error) {
+	ans := &listAnswer{}
 	err := sess.withConn("NAMESPACE", "", func(c *upstream.Conn) error {
-		if c.Caps().Has(imap.CapNamespace) {
-			var err error
-			data, err = c.Namespace().Wait()
-			return err
-		}
 		var err error
-		data, err = listDelimData(c)
+		if c.Caps().Has(imap.CapNamespace) {
+			ans.ns, err = c.Namespace().Wait()
+		} else {
+			ans.ns, err = listDelimData(c)
+		}
+		_, proto := upstream.IsProtocol(err)
+		ans.answered = err == nil || proto
 		return err
 	})
-	return data, err
+	return ans, err
 }

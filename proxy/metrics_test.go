@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func scrape(t *testing.T, url string) (int, string) {
+func scrape(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

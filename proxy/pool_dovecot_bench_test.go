@@ -107,23 +107,31 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 		appendMsg(b, seed, "INBOX", testMessage(fmt.Sprintf("mix %d", i)))
 	}
 	seed.Logout().Wait()
-	p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
+	cfg := testConfig(dv.Addr)
+	cfg.Metrics.Address = "127.0.0.1:0"
+	p := startProxyLogging(b, cfg, zap.NewNop())
 	const n = 10
 	direct := benchSessions(b, dv.Addr, n)
 	through := benchSessions(b, p.Addrs()[0], n)
 	runCommands(b, direct, 1, cmds) // warm both: Dovecot's caches, idlemux's pool
 	runCommands(b, through, 1, cmds)
 	logins := p.mgr.Stats().Logins
+	joined := localAnswers(b, p, "LIST")
 	b.ResetTimer()
 	var d, v float64
 	for range b.N {
 		d += runCommands(b, direct, rounds, cmds)
 		v += runCommands(b, through, rounds, cmds)
 	}
+	b.StopTimer()
 	b.ReportMetric(d/float64(b.N), "direct-cmds/s")
 	b.ReportMetric(v/float64(b.N), "idlemux-cmds/s")
 	b.ReportMetric(v/d, "idlemux/direct")
 	b.ReportMetric(float64(p.mgr.Stats().Logins-logins)/float64(b.N), "upstream-logins/op")
+	// Identical concurrent LISTs share one upstream command (listshare.go).
+	if lists := n * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
+		b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
+	}
 }
 
 // BenchmarkDovecotFolderWalk: one client SELECTs 41 folders in turn (a

@@ -54,6 +54,8 @@ type Account struct {
 	changedAt map[string]uint64
 	gone      []goneMark // the latest mailboxes gone, for connections busy then
 	verify    map[[32]byte]*verifyCall
+
+	listings Listings // its own lock: shared LIST, LSUB, NAMESPACE calls
 }
 
 // verifyCall lets concurrent logins with the same password share one

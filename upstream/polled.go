@@ -83,7 +83,7 @@ func (w *Watcher) pollSlot(opened *time.Time) (err error) {
 // pollRound runs one poll and answers the Syncs waiting for it.
 func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
 	syncs := w.takeSyncs()
-	if err := w.pollOnce(ctx); err != nil {
+	if err := w.pollOnce(ctx, len(syncs) > 0); err != nil {
 		w.requeueSyncs(syncs)
 		return err
 	}
@@ -110,19 +110,27 @@ func (w *Watcher) Idling(on bool) {
 func (w *Watcher) Polled() bool { return w.polled.Load() }
 
 // pollOnce brings the model up to date on a borrowed command connection.
-// With CONDSTORE, a STATUS that shows the same UIDVALIDITY, message count
-// and HIGHESTMODSEQ means nothing changed (RFC 7162 section 3.1.2.1: every
-// change to a message raises the mailbox's HIGHESTMODSEQ), and the
-// connection keeps its selected mailbox. Otherwise the mailbox is
-// EXAMINEd and resynced as after a reconnect (open).
-func (w *Watcher) pollOnce(ctx context.Context) error {
+// A poll of the timer: with CONDSTORE, a STATUS that shows the same
+// UIDVALIDITY, message count and HIGHESTMODSEQ means nothing changed (RFC
+// 7162 section 3.1.2.1: every change to a message raises the mailbox's
+// HIGHESTMODSEQ), and the connection keeps its selected mailbox.
+// Otherwise, and always when a session asked (asked: a SELECT, a NOOP,
+// its own change; it is about to use the mailbox), the mailbox is
+// SELECTed, which answers the same question (current), and resynced
+// if it changed: the session's next command finds the connection
+// selected, and a folder-by-folder sync revisiting a folder costs the
+// upstream what it would directly (SELECT, then the client's command),
+// not a STATUS more.
+func (w *Watcher) pollOnce(ctx context.Context, asked bool) error {
 	a := w.acct
 	c, err := a.Acquire(ctx, "", 0, 0)
 	if err != nil {
 		return err
 	}
 	wc := &wconn{Client: c.Client, timeout: a.m.opts.ResponseTimeout}
-	if same, err := w.unchanged(wc); err != nil || same {
+	if asked {
+		// no STATUS: the SELECT below says whether anything changed
+	} else if same, err := w.unchanged(wc); err != nil || same {
 		a.Release(c, err)
 		return err
 	}

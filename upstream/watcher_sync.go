@@ -37,11 +37,19 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 // follow (polled.go). It also returns the upstream's UIDVALIDITY.
 func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	condstore := c.Caps().Has(imap.CapCondStore)
+	opts := &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}
 	var sel *imap.SelectData
-	err := c.bounded(func() (err error) {
-		sel, err = c.Select(w.name, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}).Wait()
-		return err
-	})
+	var lst listing
+	var listed bool
+	var err error
+	if w.box.Load() == nil {
+		sel, lst, listed, err = w.selectListing(c, opts)
+	} else {
+		err = c.bounded(func() (err error) {
+			sel, err = c.Select(w.name, opts).Wait()
+			return err
+		})
+	}
 	if err != nil {
 		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
 			w.acct.forgetSelected(w.name) // pool connections must not keep it selected either
@@ -50,11 +58,15 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		return nil, 0, err
 	}
 	box := w.box.Load()
-	var lst listing
+	if !readOnly && w.current(box, sel) {
+		return nil, sel.UIDValidity, nil
+	}
 	since := box != nil && box.UIDValidity() == sel.UIDValidity && condstore && w.modseq > 0 && sel.HighestModSeq > 0
-	if since {
+	switch {
+	case listed:
+	case since:
 		lst, err = w.listingSince(c, box, sel.NumMessages)
-	} else {
+	default:
 		lst, err = w.fetchListing(c, 1, sel.NumMessages)
 	}
 	if err != nil {
@@ -95,6 +107,15 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
 	return st, sel.UIDValidity, nil
+}
+
+// current says whether a SELECT shows the model up to date: the same
+// UIDVALIDITY, message count and HIGHESTMODSEQ (RFC 7162 3.1.2.1: every
+// change to a message raises HIGHESTMODSEQ). A poll (openAs read-write,
+// polled.go) stops there: its caller needs no mirror of the session.
+func (w *Watcher) current(box *fanout.Mailbox, sel *imap.SelectData) bool {
+	return box != nil && w.modseq > 0 && sel.HighestModSeq == w.modseq &&
+		sel.UIDValidity == box.UIDValidity() && int(sel.NumMessages) == box.Len()
 }
 
 // listingChunk bounds one FETCH of a listing: a large mailbox is read in
