@@ -60,7 +60,9 @@ type Stats struct {
 	WatcherConns int                     // of which held by watchers
 	CheckConns   int                     // of which held by login checks
 	Watchers     int                     // running mailbox watchers
-	Polled       int                     // of which polled, for want of a watcher slot (polled.go)
+	Polled       int                     // of which polled, for want of a watcher slot (polled.go), Notify included
+	Notify       int                     // of which pushed by the account's NOTIFY connection (notifier.go)
+	NotifyConns  int                     // connections held by NOTIFY loops (notifier.go)
 	Reconnects   uint64                  // watcher reconnects after failures, ever
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
@@ -79,10 +81,15 @@ func (m *Manager) Stats() Stats {
 		s.CheckConns += a.checking
 		s.Watchers += len(a.watchers)
 		for _, w := range a.watchers {
-			if w.polled.Load() {
+			switch w.Mode() {
+			case ModeNotify:
+				s.Notify++
+				s.Polled++
+			case ModePolled:
 				s.Polled++
 			}
 		}
+		s.NotifyConns += a.notifying
 	}
 	s.Reconnects = m.reconnects.Load()
 	for i := range m.logins {
