@@ -242,3 +242,37 @@ func TestDovecotNotifyConnectionCut(t *testing.T) {
 		t.Fatalf("W2 after NOTIFY came back: got %q within %v, want \"* 2 EXISTS\" (poll interval 30 s)", lines, took)
 	}
 }
+
+// TestDovecotNotifyNotOffered: Dovecot without mailbox list indexes does
+// not advertise NOTIFY (and answers NOTIFY SET with NO
+// [NOTIFICATIONOVERFLOW]: notes/dovecot.md). idlemux then keeps no slot
+// for it: the watchers get MaxConns-1 IDLE connections, the rest are
+// polled, no NOTIFY login is made, and changes arrive by the poll.
+func TestDovecotNotifyNotOffered(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}, ExtraConf: "mailbox_list_index = no"})
+	direct := dv.Dial(t, testUser, testPass)
+	const boxes = 3
+	for i := range boxes {
+		if err := direct.Create(fmt.Sprintf("W%d", i), nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.MaxConnectionsPerAccount = 3
+	cfg.Upstream.PollInterval = 2 * time.Second
+	p := startProxy(t, cfg)
+	var got []*rawConn
+	for i := range boxes {
+		got = append(got, idleOn(t, p.Addrs()[0], fmt.Sprintf("W%d", i)))
+	}
+	waitProxyStats(t, p, "two IDLE watchers, one polled", func(st upstream.Stats) bool {
+		return st.WatcherConns == 2 && st.Polled == 1
+	})
+	appendMsg(t, direct, "W2", testMessage("second"))
+	if lines, took, ok := got[2].until("* 1 EXISTS", 2*time.Second+5*time.Second, 100*time.Millisecond); !ok {
+		t.Fatalf("W2 polled: got %q within %v, want \"* 1 EXISTS\"", lines, took)
+	}
+	if st := p.mgr.Stats(); st.Notify != 0 || st.NotifyConns != 0 || st.LoginsBy[upstream.LoginNotify] != 0 {
+		t.Errorf("without NOTIFY offered: got %+v, want no NOTIFY connection nor login", st)
+	}
+}
