@@ -77,7 +77,7 @@ func notifyWire(lines []string) []string {
 
 // dovecotWithBoxes starts Dovecot with mailboxes W0..W<n-1>, one message
 // in each, and returns a client logged in directly.
-func dovecotWithBoxes(t *testing.T, n int) (*dovecottest.Server, *imapclient.Client) {
+func dovecotWithBoxes(t testing.TB, n int) (*dovecottest.Server, *imapclient.Client) {
 	t.Helper()
 	dv := startDovecot(t)
 	direct := dv.Dial(t, testUser, testPass)
@@ -92,7 +92,7 @@ func dovecotWithBoxes(t *testing.T, n int) (*dovecottest.Server, *imapclient.Cli
 }
 
 // idleOn logs a raw connection in, selects box and starts IDLE.
-func idleOn(t *testing.T, addr, box string) *rawConn {
+func idleOn(t testing.TB, addr, box string) *rawConn {
 	t.Helper()
 	rc := dialRaw(t, addr)
 	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
