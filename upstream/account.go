@@ -43,6 +43,7 @@ type Account struct {
 	// running loop touches it; one loop ends (under m.mu) before the next
 	// starts (under m.mu).
 	notifyDown bool
+	notifyBack bool                  // its recovery was logged (once per incident too)
 	refs       int                   // sessions holding the account
 	recent     map[string]recentMark // by mailbox, once a watcher of it stopped
 	// epoch moves whenever a mailbox of the account is known to have

@@ -45,6 +45,7 @@ type notifier struct {
 	mu       sync.Mutex
 	heard    map[string]struct{} // wire names reported and not yet delivered
 	overflow bool                // an event could not be kept: resync every mailbox
+	stopped  bool                // the upstream said NOTIFICATIONOVERFLOW: it notifies no more
 }
 
 // capNotify is RFC 5465's capability.
@@ -58,10 +59,15 @@ const maxHeard = 4096
 // (a mass delete, say) becomes one round per mailbox.
 const notifyGap = 20 * time.Millisecond
 
-// Backoff of the notify connection's retries.
+// Backoff of the notify connection's retries. A session counts as healthy
+// (the backoff starts again from notifyRetryMin, and the next trouble is a
+// new incident, logged again) once NOTIFY has been up for notifyStable: an
+// upstream that accepts NOTIFY and then fails at once, again and again,
+// backs off and is logged once.
 var (
 	notifyRetryMin = time.Second
 	notifyRetryMax = 5 * time.Minute
+	notifyStable   = time.Minute
 )
 
 func poke(ch chan struct{}) {
@@ -148,16 +154,19 @@ func (n *notifier) run() {
 			return
 		}
 		m.mu.Unlock()
-		healthy, err := n.session()
+		accepted, err := n.session()
 		n.fallBack()
 		if errors.Is(err, ErrClosed) {
 			return
 		}
+		if !accepted.IsZero() && time.Since(accepted) >= notifyStable {
+			// A healthy session: the next trouble is a new incident,
+			// logged again and retried within a second.
+			bo.reset()
+			a.notifyDown, a.notifyBack = false, false
+		}
 		if err == nil {
 			continue // no longer wanted, or wanted again: the top decides
-		}
-		if healthy {
-			bo.reset()
 		}
 		d := bo.next()
 		d += logins.take(time.Now().Add(d))
@@ -193,24 +202,24 @@ func (n *notifier) fallBack() {
 
 // session holds one notify connection: a watcher slot, a login, NOTIFY
 // SET whenever the set of polled mailboxes changes, events to watchers.
-// It returns nil once no longer wanted; healthy says the upstream
-// accepted a NOTIFY SET.
-func (n *notifier) session() (healthy bool, err error) {
+// It returns nil once no longer wanted; accepted is when the upstream
+// first accepted a NOTIFY SET (zero if it never did).
+func (n *notifier) session() (accepted time.Time, err error) {
 	a, m := n.a, n.a.m
 	if err := n.slot(); errors.Is(err, errUnwanted) {
-		return false, nil
+		return accepted, nil
 	} else if err != nil {
-		return false, err
+		return accepted, err
 	}
 	defer a.release(slotNotify)
 	if _, names := a.pushSet(); names == nil {
-		return false, nil
+		return accepted, nil
 	}
 	m.mu.Lock()
 	pass, mech := a.pass, a.mech
 	m.mu.Unlock()
 	if pass == "" {
-		return false, ErrAuthFailed
+		return accepted, ErrAuthFailed
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -223,7 +232,7 @@ func (n *notifier) session() (healthy bool, err error) {
 	}()
 	cl, rc, err := m.dialFramed(ctx, LoginNotify, a.user, pass, mech, nil)
 	if err != nil {
-		return false, err
+		return accepted, err
 	}
 	c := &Conn{Client: cl, acct: a, raw: rc}
 	wc := &wconn{Client: cl, timeout: m.opts.ResponseTimeout}
@@ -237,7 +246,7 @@ func (n *notifier) session() (healthy bool, err error) {
 		// new HIGHESTMODSEQ (RFC 7162 section 3.1.2.1).
 		// imapclient's Enable refuses CONDSTORE: a raw command.
 		if err := n.exchange(c, "ENABLE CONDSTORE"); err != nil {
-			return false, err
+			return accepted, err
 		}
 	}
 	return n.watch(c, wc)
@@ -269,32 +278,35 @@ var errUnwanted = errors.New("NOTIFY no longer wanted")
 
 // watch re-issues NOTIFY SET as the set changes and delivers events, until
 // the set empties (nil), the connection fails, or the manager closes.
-func (n *notifier) watch(c *Conn, wc *wconn) (healthy bool, err error) {
-	m := n.a.m
+func (n *notifier) watch(c *Conn, wc *wconn) (accepted time.Time, err error) {
+	a, m := n.a, n.a.m
 	var cur map[string]*Watcher
-	var curNames []string
+	var curNames, inSet []string // the polled mailboxes; those in the NOTIFY set
 	refresh := time.NewTicker(m.opts.IdleRefresh)
 	defer refresh.Stop()
 	for {
-		set, names := n.a.pushSet()
+		set, names := a.pushSet()
 		if names == nil {
-			return healthy, nil
+			return accepted, nil
 		}
 		if !slices.Equal(names, curNames) {
 			included, err := n.set(c, names)
 			if err != nil {
-				return healthy, err
+				return accepted, err
 			}
-			if !healthy && n.a.notifyDown {
-				n.log.Info("NOTIFY connection back; its mailboxes are pushed again")
+			if accepted.IsZero() {
+				accepted = time.Now()
+				if a.notifyDown && !a.notifyBack {
+					a.notifyBack = true
+					n.log.Info("NOTIFY connection back; its mailboxes are pushed again")
+				}
 			}
-			healthy, n.a.notifyDown = true, false
-			curNames = names
-			cur = n.adopt(set, cur, names[:included])
-		} else {
-			cur = n.adopt(set, cur, names)
+			curNames, inSet = names, names[:included]
 		}
-		n.deliver(cur)
+		cur = n.adopt(set, cur, inSet)
+		if n.deliver(cur) {
+			return accepted, unavailable("upstream stopped notifying: NOTIFICATIONOVERFLOW")
+		}
 		select {
 		case <-n.kick:
 		case <-n.signal:
@@ -303,12 +315,12 @@ func (n *notifier) watch(c *Conn, wc *wconn) (healthy bool, err error) {
 			// Keep the session from the upstream's inactivity logout
 			// (RFC 3501 5.4: at least 30 minutes).
 			if err := wc.bounded(func() error { return c.Noop().Wait() }); err != nil {
-				return healthy, err
+				return accepted, err
 			}
 		case <-c.Closed():
-			return healthy, unavailable("NOTIFY connection closed by the upstream")
+			return accepted, unavailable("NOTIFY connection closed by the upstream")
 		case <-m.stop:
-			return healthy, ErrClosed
+			return accepted, ErrClosed
 		}
 	}
 }
@@ -361,10 +373,13 @@ func (n *notifier) exchange(c *Conn, cmd string) error {
 		for {
 			resp, err := readResponse(r.Reader, maxEventLen)
 			if err != nil {
-				return err
+				return unavailable("reading the answer to %s: %v", cmd, err)
 			}
 			if rest, ok := bytes.CutPrefix(resp, []byte(r.Tag+" ")); ok {
 				return taggedResult(rest)
+			}
+			if bytes.HasPrefix(bytes.ToUpper(resp), []byte("* BYE")) {
+				return unavailable("upstream closed the NOTIFY connection: %s", bytes.TrimSpace(resp))
 			}
 			n.onStatus(resp, false)
 		}
@@ -393,10 +408,19 @@ func taggedResult(rest []byte) error {
 }
 
 // onStatus takes one untagged response from the notify connection (on the
-// reader goroutine: it never blocks): a STATUS names a mailbox to resync.
+// reader goroutine: it never blocks): a STATUS names a mailbox to resync;
+// an OK [NOTIFICATIONOVERFLOW] says the upstream stopped notifying (RFC
+// 5465 section 5.8), which the loop answers as a failure: poll, then
+// start again.
 func (n *notifier) onStatus(resp []byte, over bool) {
 	name, err := parseStatusEvent(resp)
 	if errors.Is(err, errNotStatus) && !over {
+		if bytes.Contains(bytes.ToUpper(resp), []byte("[NOTIFICATIONOVERFLOW]")) {
+			n.mu.Lock()
+			n.stopped = true
+			n.mu.Unlock()
+			poke(n.signal)
+		}
 		return
 	}
 	n.mu.Lock()
@@ -410,9 +434,11 @@ func (n *notifier) onStatus(resp []byte, over bool) {
 	poke(n.signal)
 }
 
-// deliver nudges the watchers of the mailboxes heard of.
-func (n *notifier) deliver(cur map[string]*Watcher) {
+// deliver nudges the watchers of the mailboxes heard of, and says
+// whether the upstream stopped notifying.
+func (n *notifier) deliver(cur map[string]*Watcher) (stopped bool) {
 	n.mu.Lock()
+	stopped, n.stopped = n.stopped, false
 	var heard map[string]struct{}
 	if len(n.heard) > 0 {
 		heard, n.heard = n.heard, make(map[string]struct{})
@@ -425,11 +451,12 @@ func (n *notifier) deliver(cur map[string]*Watcher) {
 		for _, w := range cur {
 			w.in.nudge()
 		}
-		return
+		return stopped
 	}
 	for name := range heard {
 		if w := cur[name]; w != nil {
 			w.in.nudge()
 		}
 	}
+	return stopped
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -142,13 +143,15 @@ func FuzzParseStatusEvent(f *testing.F) {
 
 // TestRespReaderTapsStatus: on a connection with a tap (the notify
 // connection), a STATUS response, literal included, goes to the tap whole
-// and not to imapclient; others pass; an oversized one is flagged.
+// and not to imapclient; others pass; an oversized one is flagged; an
+// untagged OK goes to both (NOTIFICATIONOVERFLOW, RFC 5465 section 5.8).
 func TestRespReaderTapsStatus(t *testing.T) {
 	long := strings.Repeat("x", maxEventLen)
 	in := "* STATUS A (MESSAGES 1)\r\n" +
 		"* 3 EXISTS\r\n" +
 		"* STATUS {5}\r\na b c (UNSEEN 0)\r\n" +
 		"* STATUS \"" + long + "\" (MESSAGES 1)\r\n" +
+		"* OK [NOTIFICATIONOVERFLOW] gone\r\n" +
 		"T1 OK done\r\n"
 	r := newRespReader(strings.NewReader(in), defaultRespLimits, nil)
 	var got []string
@@ -156,6 +159,10 @@ func TestRespReaderTapsStatus(t *testing.T) {
 		name, err := parseStatusEvent(resp)
 		if over {
 			got = append(got, "over")
+			return
+		}
+		if errors.Is(err, errNotStatus) {
+			got = append(got, strings.TrimSpace(string(resp)))
 			return
 		}
 		if err != nil {
@@ -172,10 +179,10 @@ func TestRespReaderTapsStatus(t *testing.T) {
 			break
 		}
 	}
-	if want := "* 3 EXISTS\r\nT1 OK done\r\n"; passed.String() != want {
+	if want := "* 3 EXISTS\r\n* OK [NOTIFICATIONOVERFLOW] gone\r\nT1 OK done\r\n"; passed.String() != want {
 		t.Errorf("imapclient got %q, want %q", passed.String(), want)
 	}
-	if want := []string{"A", "a b c", "over"}; strings.Join(got, "|") != strings.Join(want, "|") {
+	if want := []string{"A", "a b c", "over", "* OK [NOTIFICATIONOVERFLOW] gone"}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("tap got %q, want %q", got, want)
 	}
 }

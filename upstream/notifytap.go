@@ -8,10 +8,12 @@ import (
 // tapState lets the notify connection (notifier.go) take the upstream's
 // untagged STATUS responses off its stream: imapclient drops a STATUS no
 // command of its own asked for, and RFC 5465 events for mailboxes that
-// are not selected are just that. A tapped response is dropped for
+// are not selected are just that. A tapped STATUS is dropped for
 // imapclient and handed whole (line and literals, at most maxEventLen
 // bytes; over is set when it was longer) to the tap, on imapclient's
-// reader goroutine: the tap must not block.
+// reader goroutine: the tap must not block. An untagged OK is handed to
+// the tap too, and still passed on: RFC 5465 section 5.8's
+// NOTIFICATIONOVERFLOW comes as one.
 type tapState struct {
 	tap     atomic.Pointer[func(resp []byte, over bool)]
 	tapping bool // the current response is a tapped STATUS
@@ -26,10 +28,15 @@ func (r *respReader) setTap(f func(resp []byte, over bool)) { r.tap.Store(&f) }
 // installed and it is a STATUS.
 func (r *respReader) tapStart(kind respKind, name []byte) {
 	r.tapping = false
-	if r.tap.Load() == nil || kind != kindData || !bytes.EqualFold(name, []byte("STATUS")) {
+	if r.tap.Load() == nil {
 		return
 	}
-	r.tapping, r.drop, r.tapOver = true, true, false
+	status := kind == kindData && bytes.EqualFold(name, []byte("STATUS"))
+	if !status && (kind != kindText || !bytes.EqualFold(name, []byte("OK"))) {
+		return
+	}
+	r.tapping, r.tapOver = true, false
+	r.drop = r.drop || status
 	r.tapBuf = r.tapBuf[:0]
 }
 

@@ -205,6 +205,7 @@ func (r *respReader) endLine() error {
 	cut := len(r.tail) < r.seg // the line is longer than the tail kept
 	r.seg, r.st = 0, stStart
 	if r.kind == kindText {
+		r.tapEnd()
 		return nil
 	}
 	lit, at, ok := imapframe.LiteralMarker(line)
