@@ -276,3 +276,39 @@ func TestDovecotNotifyNotOffered(t *testing.T) {
 		t.Errorf("without NOTIFY offered: got %+v, want no NOTIFY connection nor login", st)
 	}
 }
+
+// TestDovecotNotifyMailboxNames: mailboxes whose names need quoting or
+// modified UTF-7 (RFC 3501 5.1.3) are pushed too: idlemux spells them in
+// NOTIFY SET as Dovecot spells them in its STATUS events.
+func TestDovecotNotifyMailboxNames(t *testing.T) {
+	names := []struct{ utf8, wire string }{
+		{"W0", "W0"}, // takes the one IDLE watcher slot
+		{"Ünï", `"&ANw-n&AO8-"`},
+		{"with space", `"with space"`},
+		{"Tom & Jerry", `"Tom &- Jerry"`},
+		{`q"uo\te`, `"q\"uo\\te"`},
+		{"日本語", `"&ZeVnLIqe-"`},
+	}
+	dv := startDovecot(t)
+	direct := dv.Dial(t, testUser, testPass)
+	for _, n := range names {
+		if err := direct.Create(n.utf8, nil).Wait(); err != nil {
+			t.Fatalf("CREATE %q: %v", n.utf8, err)
+		}
+	}
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.MaxConnectionsPerAccount = 3
+	cfg.Upstream.PollInterval = 30 * time.Second
+	p := startProxy(t, cfg)
+	var got []*rawConn
+	for _, n := range names {
+		got = append(got, idleOn(t, p.Addrs()[0], n.wire))
+	}
+	waitProxyStats(t, p, "every mailbox but W0 pushed", func(st upstream.Stats) bool { return st.Notify == len(names)-1 })
+	for i, n := range names {
+		appendMsg(t, direct, n.utf8, testMessage("hello"))
+		if lines, took, ok := got[i].until("* 1 EXISTS", 5*time.Second, 0); !ok {
+			t.Errorf("%s: got %q within %v, want \"* 1 EXISTS\" pushed (poll interval 30 s)", n.wire, lines, took)
+		}
+	}
+}

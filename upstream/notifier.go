@@ -43,9 +43,11 @@ type notifier struct {
 	signal chan struct{} // capacity 1: events were heard
 
 	mu       sync.Mutex
-	heard    map[string]struct{} // wire names reported and not yet delivered
+	heard    map[string]struct{} // names reported (as the upstream spelt them) and not yet delivered
 	overflow bool                // an event could not be kept: resync every mailbox
 	stopped  bool                // the upstream said NOTIFICATIONOVERFLOW: it notifies no more
+
+	rfcOnly bool // loop only: the upstream refused names spelt in UTF-8 too (notifyCommand)
 }
 
 // capNotify is RFC 5465's capability.
@@ -117,8 +119,8 @@ func (a *Account) wantsNotifyLocked() bool {
 	return false
 }
 
-// pushSet returns the polled watchers by wire name, and the names sorted,
-// when the notifier is still wanted (nil otherwise).
+// pushSet returns the polled watchers by name, and the names sorted, when
+// the notifier is still wanted (nil otherwise).
 func (a *Account) pushSet() (map[string]*Watcher, []string) {
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
@@ -128,7 +130,7 @@ func (a *Account) pushSet() (map[string]*Watcher, []string) {
 	set := make(map[string]*Watcher)
 	for name, w := range a.watchers {
 		if w.polled.Load() {
-			set[encodeMailboxName(name)] = w
+			set[name] = w
 		}
 	}
 	names := make([]string, 0, len(set))
@@ -304,7 +306,7 @@ func (n *notifier) watch(c *Conn, wc *wconn) (accepted time.Time, err error) {
 			curNames, inSet = names, names[:included]
 		}
 		cur = n.adopt(set, cur, inSet)
-		if n.deliver(cur) {
+		if n.deliver(cur, inSet) {
 			return accepted, unavailable("upstream stopped notifying: NOTIFICATIONOVERFLOW")
 		}
 		select {
@@ -325,7 +327,7 @@ func (n *notifier) watch(c *Conn, wc *wconn) (accepted time.Time, err error) {
 	}
 }
 
-// adopt puts the watchers of included (wire names the upstream accepted
+// adopt puts the watchers of included (the names the upstream accepted
 // in its set) in notify mode, nudging those new to it (a change between
 // their last poll and the NOTIFY SET would otherwise wait for the next
 // poll), and takes the others out. It returns the set now pushed.
@@ -349,14 +351,23 @@ func (n *notifier) adopt(set, cur map[string]*Watcher, included []string) map[st
 }
 
 // set sends NOTIFY SET for names and returns how many of them fit in the
-// command (maxNotifyLen); the rest stay polled.
+// command (maxNotifyLen); the rest stay polled. Names whose UTF-8 differs
+// from their modified UTF-7 are named both ways (notifyCommand) while the
+// upstream takes it; one that refuses it gets the RFC spelling alone.
 func (n *notifier) set(c *Conn, names []string) (int, error) {
-	cmd, k := notifyCommand(names, maxNotifyLen)
+	dual := !n.rfcOnly && c.Caps().Has(imap.CapLiteralPlus)
+	cmd, k := notifyCommand(names, maxNotifyLen, dual)
 	if k < len(names) {
 		n.log.Warn("too many mailboxes for one NOTIFY command; the rest stay polled",
 			zap.Int("notified", k), zap.Int("polled", len(names)-k))
 	}
-	if err := n.exchange(c, cmd); err != nil {
+	err := n.exchange(c, cmd)
+	if _, proto := IsProtocol(err); proto && dual && needsDual(names[:k]) {
+		n.log.Info("upstream refuses mailbox names in UTF-8 in NOTIFY; naming them in modified UTF-7 only", zap.Error(err))
+		n.rfcOnly = true
+		return n.set(c, names)
+	}
+	if err != nil {
 		return 0, err
 	}
 	n.log.Debug("NOTIFY SET accepted", zap.Int("mailboxes", k))
@@ -434,9 +445,10 @@ func (n *notifier) onStatus(resp []byte, over bool) {
 	poke(n.signal)
 }
 
-// deliver nudges the watchers of the mailboxes heard of, and says
-// whether the upstream stopped notifying.
-func (n *notifier) deliver(cur map[string]*Watcher) (stopped bool) {
+// deliver nudges the watchers of the mailboxes heard of (named in UTF-8,
+// as Dovecot does, or in modified UTF-7, as RFC 3501 says; inSet are the
+// names notified), and says whether the upstream stopped notifying.
+func (n *notifier) deliver(cur map[string]*Watcher, inSet []string) (stopped bool) {
 	n.mu.Lock()
 	stopped, n.stopped = n.stopped, false
 	var heard map[string]struct{}
@@ -453,8 +465,14 @@ func (n *notifier) deliver(cur map[string]*Watcher) (stopped bool) {
 		}
 		return stopped
 	}
-	for name := range heard {
-		if w := cur[name]; w != nil {
+	if len(heard) == 0 {
+		return stopped
+	}
+	for _, name := range inSet {
+		_, utf8 := heard[name]
+		_, wire := heard[encodeMailboxName(name)]
+		if w := cur[name]; w != nil && (utf8 || wire) {
+			n.log.Debug("NOTIFY reported a change", zap.String("mailbox", name))
 			w.in.nudge()
 		}
 	}

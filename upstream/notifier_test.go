@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,22 @@ import (
 
 	"github.com/idlemux/idlemux/internal/hostileup"
 )
+
+// notifyFake is a fake upstream that offers NOTIFY (and LITERAL+) and
+// answers NOTIFY with notify; everything else is hostileup's default.
+func notifyFake(t *testing.T, notify func(c *hostileup.Conn, tag, args string)) *hostileup.Server {
+	return hostileup.Start(t, func(c *hostileup.Conn, tag, verb, args string) bool {
+		switch verb {
+		case "LOGIN":
+			c.Send(tag + " OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ NOTIFY] logged in\r\n")
+			return true
+		case "NOTIFY":
+			notify(c, tag, args)
+			return true
+		}
+		return false
+	})
+}
 
 // TestNotifyTroubleFallsBackToPolling: an upstream that offers NOTIFY but
 // answers NOTIFY SET with NO or BAD, or with BYE, leaves the mailbox
@@ -30,22 +48,14 @@ func TestNotifyTroubleFallsBackToPolling(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tries atomic.Int64
-			fake := hostileup.Start(t, func(c *hostileup.Conn, tag, verb, args string) bool {
-				switch verb {
-				case "LOGIN":
-					c.Send(tag + " OK [CAPABILITY IMAP4rev1 IDLE LITERAL+ NOTIFY] logged in\r\n")
-					return true
-				case "NOTIFY":
-					tries.Add(1)
-					if tc.answer == "" {
-						c.Send("* BYE going away\r\n")
-						c.Close()
-					} else {
-						c.Send(tag + " " + tc.answer + "\r\n")
-					}
-					return true
+			fake := notifyFake(t, func(c *hostileup.Conn, tag, args string) {
+				tries.Add(1)
+				if tc.answer == "" {
+					c.Send("* BYE going away\r\n")
+					c.Close()
+				} else {
+					c.Send(tag + " " + tc.answer + "\r\n")
 				}
-				return false
 			})
 			core, logs := observer.New(zapcore.DebugLevel)
 			m, a := testLogin(t, Options{Address: fake.Addr, TLS: TLSNone, MaxConns: 3, PollInterval: time.Hour, Log: zap.New(core)})
@@ -67,6 +77,7 @@ func TestNotifyTroubleFallsBackToPolling(t *testing.T) {
 					t.Errorf("stats: got %+v, want one IDLE watcher, one mailbox polled, none pushed", st)
 				}
 				modes := []string{ws[0].Mode(), ws[1].Mode()}
+				slices.Sort(modes) // either may have won the IDLE slot
 				if strings.Join(modes, ",") != "idle,polled" {
 					t.Errorf("modes: got %v, want [idle polled]", modes)
 				}
@@ -81,5 +92,52 @@ func TestNotifyTroubleFallsBackToPolling(t *testing.T) {
 				t.Errorf("notify logins: got %d, want one per try (3 or more)", n)
 			}
 		})
+	}
+}
+
+// TestNotifyRefusedUTF8Names: NOTIFY SET names a mailbox whose UTF-8
+// differs from its modified UTF-7 both ways (Dovecot 2.3 matches only
+// the UTF-8); an upstream that refuses that gets the RFC 3501 spelling
+// alone at once, on the same connection, and the mailbox is pushed.
+func TestNotifyRefusedUTF8Names(t *testing.T) {
+	var sets []string
+	var mu sync.Mutex
+	fake := notifyFake(t, func(c *hostileup.Conn, tag, args string) {
+		mu.Lock()
+		sets = append(sets, args)
+		mu.Unlock()
+		if strings.Contains(args, "{") {
+			c.Send(tag + " BAD [CLIENTBUG] mailbox names are modified UTF-7\r\n")
+		} else {
+			c.Send(tag + " OK done\r\n")
+		}
+	})
+	m, a := testLogin(t, Options{Address: fake.Addr, TLS: TLSNone, MaxConns: 3, PollInterval: time.Hour})
+	ctx := poolCtx(t)
+	inbox, err := a.Watch(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inbox.Unwatch()
+	inbox.Idling(true)
+	waitStats(t, m, "INBOX's own IDLE", func(st Stats) bool { return st.WatcherConns == 1 })
+	w, err := a.Watch(ctx, "Ünï")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Unwatch()
+	w.Idling(true)
+	waitStats(t, m, "Ünï pushed", func(st Stats) bool { return st.Notify == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{ // hostileup joins a literal to its line without the CRLF
+		"SET (mailboxes (\"&ANw-n&AO8-\" {5+}Ünï) (MessageNew MessageExpunge FlagChange))",
+		"SET (mailboxes (\"&ANw-n&AO8-\") (MessageNew MessageExpunge FlagChange))",
+	}
+	if !slices.Equal(sets, want) {
+		t.Errorf("NOTIFY commands: got %q, want %q", sets, want)
+	}
+	if got := w.Mode(); got != ModeNotify {
+		t.Errorf("mode: got %q, want %q", got, ModeNotify)
 	}
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/idlemux/idlemux/internal/imapframe"
@@ -23,29 +24,28 @@ const maxNotifyLen = 16 << 10
 const notifyEvents = "(MessageNew MessageExpunge FlagChange)"
 
 // notifyCommand builds "NOTIFY SET (mailboxes (<names>) <events>)" (RFC
-// 5465 section 3.1, filter-mailboxes) for wire, the mailbox names as the
-// upstream spells them (modified UTF-7), each quoted: a quoted string
-// carries any name of printable US-ASCII, which modified UTF-7 always is,
-// and needs no literal round trip. Names are taken in order while the
-// command stays within maxLen; n says how many were. With no name at
-// all it returns "".
-func notifyCommand(wire []string, maxLen int) (cmd string, n int) {
+// 5465 section 3.1, filter-mailboxes) for names (UTF-8, as imapclient
+// decodes them). Each is spelled as RFC 3501 section 5.1.3 wants, in
+// modified UTF-7, quoted: a quoted string carries any name of printable
+// US-ASCII, which modified UTF-7 always is. With dual, a name whose UTF-8
+// differs from that is named a second time in UTF-8 (quoted, or a LITERAL+
+// literal when it has 8-bit bytes): Dovecot 2.3 matches NOTIFY names as
+// UTF-8 and ignores the modified UTF-7 spelling (notes/dovecot.md). Names
+// are taken in order while the command stays within maxLen; n says how
+// many were. With no name at all it returns "".
+func notifyCommand(names []string, maxLen int, dual bool) (cmd string, n int) {
 	const head, tail = "NOTIFY SET (mailboxes (", ") " + notifyEvents + ")"
 	var b strings.Builder
 	b.WriteString(head)
-	for _, name := range wire {
-		q := quoteIMAP(name)
-		sep := 0
-		if n > 0 {
-			sep = 1
-		}
-		if b.Len()+sep+len(q)+len(tail) > maxLen {
+	for _, name := range names {
+		spelt := spellings(name, dual)
+		if b.Len()+len(spelt)+len(tail) > maxLen {
 			break
 		}
-		if sep > 0 {
+		if n > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(q)
+		b.WriteString(spelt[1:]) // spellings starts with the separator
 		n++
 	}
 	if n == 0 {
@@ -53,6 +53,33 @@ func notifyCommand(wire []string, maxLen int) (cmd string, n int) {
 	}
 	b.WriteString(tail)
 	return b.String(), n
+}
+
+// spellings is name as NOTIFY SET lists it, after a space: its modified
+// UTF-7, and with dual its UTF-8 when that differs and can be sent (no
+// NUL, CR or LF).
+func spellings(name string, dual bool) string {
+	wire := encodeMailboxName(name)
+	out := " " + quoteIMAP(wire)
+	if !dual || wire == name || strings.ContainsAny(name, "\x00\r\n") {
+		return out
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] > 0x7e {
+			return out + " {" + strconv.Itoa(len(name)) + "+}\r\n" + name
+		}
+	}
+	return out + " " + quoteIMAP(name)
+}
+
+// needsDual says whether some name is spelled twice with dual.
+func needsDual(names []string) bool {
+	for _, name := range names {
+		if spellings(name, true) != spellings(name, false) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxEventLen bounds one STATUS event as the notify connection keeps it:
