@@ -140,6 +140,7 @@ func TestDovecotNotifyPolledMailboxes(t *testing.T) {
 			if tc.hide {
 				cfg.Upstream.Capabilities = dovecotCapsWithoutNotify
 			}
+			cfg.Metrics.Address = "127.0.0.1:0"
 			p := startProxy(t, cfg)
 			var got []*rawConn
 			for i := range boxes {
@@ -150,6 +151,19 @@ func TestDovecotNotifyPolledMailboxes(t *testing.T) {
 			waitProxyStats(t, p, "mailbox modes", func(st upstream.Stats) bool {
 				return st.Watchers == boxes && st.Polled == tc.wantPolled && st.Notify == tc.wantNotify && st.Conns <= 3
 			})
+			_, body := scrape(t, "http://"+p.MetricsAddr()+"/metrics")
+			notifyConns := min(tc.wantNotify, 1)
+			for _, want := range []string{
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="idle"} %d`, boxes-tc.wantPolled),
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="notify"} %d`, tc.wantNotify),
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="polled"} %d`, tc.wantPolled-tc.wantNotify),
+				fmt.Sprintf(`idlemux_upstream_connections{role="notify"} %d`, notifyConns),
+				fmt.Sprintf(`idlemux_upstream_logins_total{reason="notify"} %d`, notifyConns),
+			} {
+				if !strings.Contains(body, want+"\n") {
+					t.Errorf("/metrics lacks %q", want)
+				}
+			}
 			for i := range boxes {
 				appendMsg(t, direct, fmt.Sprintf("W%d", i), testMessage("second"))
 			}
