@@ -197,6 +197,7 @@ func (n *notifier) fallBack() {
 	defer a.m.mu.Unlock()
 	for _, w := range a.watchers {
 		if w.notify.Swap(false) {
+			w.log.Debug("mailbox no longer pushed by NOTIFY; polled", zap.String("mode", w.Mode()))
 			w.in.nudge()
 		}
 	}
@@ -339,12 +340,12 @@ func (n *notifier) adopt(set, cur map[string]*Watcher, included []string) map[st
 		if cur[name] != w {
 			w.notify.Store(true)
 			w.in.nudge()
-			n.log.Debug("mailbox watched by NOTIFY", zap.String("mailbox", w.name))
+			w.log.Debug("mailbox pushed by NOTIFY", zap.String("mode", w.Mode()))
 		}
 	}
 	for name, w := range cur {
-		if next[name] != w {
-			w.notify.Store(false)
+		if next[name] != w && w.notify.Swap(false) {
+			w.log.Debug("mailbox left the NOTIFY set", zap.String("mode", w.Mode()))
 		}
 	}
 	return next
