@@ -41,6 +41,7 @@ type clientConn struct {
 	lineStart bool    // the next byte imapserver writes starts a line
 	partial   []byte  // the start of a line imapserver wrote in pieces
 	askedCaps bool    // the client sent CAPABILITY before login
+	ownStatus bool    // the running STATUS names the selected mailbox (resporder.go)
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
@@ -204,7 +205,7 @@ func (cc *clientConn) appendBinary() bool {
 
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
-	cc.cur, cc.answered, cc.cont = f, false, false
+	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
 	cc.mu.Unlock()
 }
 
@@ -251,6 +252,17 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 	}
 	out := cc.parserRefusal(p)
 	out = cc.capabilityLine(out)
+	if cc.lineStart && cc.cur != nil && !cc.answered {
+		switch {
+		case cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH":
+			out = esearchOrder(out)
+		case cc.cur.name == "STATUS":
+			out = statusOrder(out)
+			if cc.ownStatus {
+				out = ownStatusCode(out, cc.cur.tag)
+			}
+		}
+	}
 	cc.observe(p)
 	conn := cc.conn
 	cc.mu.Unlock()

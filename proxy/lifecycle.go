@@ -53,7 +53,15 @@ func (sess *session) noteMissing(op, name string, err error) {
 // command, as it would on the upstream itself (RFC 3501 7: a server sends
 // the updates at any command). Only watchers already running are asked;
 // concurrent requests share one NOOP of the watcher (Watcher.Sync).
+//
+// It first counts the change (upstream/changes.go): a later read that
+// would answer from a model or share an upstream STATUS waits for it.
 func (sess *session) syncMailboxes(names ...string) {
+	canon := make([]string, len(names))
+	for i, name := range names {
+		canon[i] = canonical(name)
+	}
+	sess.acct.Changed(canon...)
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
 	for i, name := range names {

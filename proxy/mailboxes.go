@@ -103,13 +103,18 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 	})
 }
 
-// Status fills every item asked for: imapserver dereferences them all.
+// Status answers from a watched mailbox's model when it can, else
+// upstream, sharing one command among identical requests (statuslocal.go).
+// It fills every item asked for: imapserver dereferences them all.
 func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	var data *imap.StatusData
-	err := sess.withConn("STATUS", "", func(c *upstream.Conn) (err error) {
-		data, err = c.Status(mailbox, upstreamStatusOptions(options)).Wait()
-		return err
-	})
+	if cc := sess.reader(); cc != nil && sess.sel != nil && sess.sel.name == canonical(mailbox) {
+		cc.statusOfSelected()
+	}
+	if data, ok := sess.statusLocal(mailbox, options); ok {
+		sess.s.metrics.answeredLocally("STATUS")
+		return data, nil
+	}
+	data, err := sess.statusShared(mailbox, options)
 	if err != nil {
 		sess.noteMissing("STATUS", mailbox, err)
 		return nil, err

@@ -65,6 +65,7 @@ func newMetrics(s *Server) *metrics {
 		&connCollector{s: s},
 		&loginCollector{s: s},
 		&modeCollector{s: s},
+		&upstreamCmdCollector{s: s},
 	)
 	return m
 }
@@ -169,6 +170,22 @@ func (c *loginCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.mgr.Stats()
 	for r, n := range st.LoginsBy {
 		ch <- prometheus.MustNewConstMetric(loginDesc, prometheus.CounterValue, float64(n), upstream.LoginReason(r).String())
+	}
+}
+
+// upstreamCmdCollector reports idlemux_upstream_commands_total{command}:
+// what idlemux asks of the provider, to set against
+// idlemux_commands_local_total (issue 11).
+type upstreamCmdCollector struct{ s *Server }
+
+var upstreamCmdDesc = prometheus.NewDesc("idlemux_upstream_commands_total",
+	"Commands sent to the upstream, on watcher and pool connections alike, by name: a UID command is named with its prefix (\"UID FETCH\"), IDLE's end is DONE, names idlemux does not know are OTHER.",
+	[]string{"command"}, nil)
+
+func (c *upstreamCmdCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamCmdDesc }
+func (c *upstreamCmdCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, n := range c.s.mgr.Stats().Commands {
+		ch <- prometheus.MustNewConstMetric(upstreamCmdDesc, prometheus.CounterValue, float64(n), name)
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,20 @@ func scrape(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// metricValue returns the value of the series named exactly series in a
+// /metrics body, or -1 when it is not there.
+func metricValue(body, series string) float64 {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // TestMetricsAfterKnownTraffic: /metrics reports what happened: one failed
@@ -86,6 +101,19 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	}
 	if got := up.logins.Load() - 1; got != 3 {
 		t.Errorf("logins the upstream counted (but the test's own): got %d, want 3", got)
+	}
+	// Commands by name, checked against what the upstream itself counted.
+	for _, c := range []struct {
+		name string
+		want int64
+	}{{"LOGIN", up.logins.Load() - 1}, {"IDLE", up.idles.Load()}} {
+		if got := metricValue(body, `idlemux_upstream_commands_total{command="`+c.name+`"}`); got != float64(c.want) {
+			t.Errorf("idlemux_upstream_commands_total{command=%q}: got %v, want %d (the upstream's count)", c.name, got, c.want)
+		}
+	}
+	if got := max(0, metricValue(body, `idlemux_upstream_commands_total{command="SELECT"}`)) +
+		max(0, metricValue(body, `idlemux_upstream_commands_total{command="EXAMINE"}`)); got < 1 {
+		t.Errorf("upstream SELECT and EXAMINE: got %v, want at least the watcher's", got)
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", body)

@@ -15,9 +15,11 @@ import (
 	"github.com/idlemux/idlemux/upstream"
 )
 
-// Search runs UID SEARCH upstream and answers in the session's numbering,
-// keeping only messages the session knows. ESEARCH results (RFC 4731) are
-// computed here from the UIDs, so they need nothing from the upstream.
+// Search answers from the watcher's model when it can (searchlocal.go),
+// else runs UID SEARCH upstream; either way it answers in the session's
+// numbering, keeping only messages the session knows. ESEARCH results
+// (RFC 4731) are computed here from the UIDs, so they need nothing from
+// the upstream.
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (_ *imap.SearchData, err error) {
 	sess.settle()
 	sess.noExpunge = true
@@ -28,6 +30,10 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	crit, size, err := sess.translateCriteria(criteria)
 	if err != nil {
 		return nil, err
+	}
+	if found, ok := sess.searchLocal(criteria, crit, options); ok {
+		sess.s.metrics.answeredLocally("SEARCH")
+		return searchData(kind, found), nil
 	}
 	if size > maxUpstreamSearch {
 		return nil, errSearchTooLarge
@@ -44,7 +50,14 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	if err != nil {
 		return nil, err
 	}
-	members := sess.sel.v.Lookup(found)
+	return searchData(kind, sess.sel.v.Lookup(found)), nil
+}
+
+// searchData is the answer for the session's matching messages
+// (ascending), in its numbering: ESEARCH's MIN, MAX and COUNT (RFC 4731
+// section 3.1) are computed from them; imapserver writes what the client
+// asked for.
+func searchData(kind imapserver.NumKind, members []fanout.Member) *imap.SearchData {
 	out := &imap.SearchData{Count: uint32(len(members))}
 	if kind == imapserver.NumKindUID {
 		var set imap.UIDSet
@@ -76,7 +89,7 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 			out.All = imap.SeqSet{}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // maxUpstreamSearch bounds the criteria of the UID SEARCH sent upstream.

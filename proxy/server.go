@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/fanout"
@@ -49,6 +50,10 @@ type Server struct {
 
 	idleMu   sync.Mutex
 	idleSets map[*fanout.Mailbox]*idleSet // plain-TCP sessions idling, by mailbox
+
+	// statusFlight lets identical STATUS requests share one upstream
+	// command (statuslocal.go statusShared).
+	statusFlight singleflight.Group
 
 	sessions  atomic.Int64
 	sessionID atomic.Uint64

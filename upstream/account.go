@@ -36,8 +36,10 @@ type Account struct {
 	notifying int       // connections held by the NOTIFY loop (0 or 1)
 	idle      []*Conn   // idle command connections, most recently used last
 	queue     []*waiter // callers waiting for a connection or a slot, oldest first
-	watchers  map[string]*Watcher
-	notifier  *notifier // the NOTIFY connection's loop while it runs (notifier.go)
+	// queuedOther counts the watchers, login checks and NOTIFY loops in queue.
+	queuedOther int
+	watchers    map[string]*Watcher
+	notifier    *notifier // the NOTIFY connection's loop while it runs (notifier.go)
 	// notifyDown: NOTIFY trouble was logged and is not over yet, so that
 	// it is logged once per incident, across notifier loops. Only the
 	// running loop touches it; one loop ends (under m.mu) before the next
@@ -53,8 +55,13 @@ type Account struct {
 	// writes counts, per mailbox, the changes made through idlemux
 	// (writes.go); a mailbox's entry lives as long as the account.
 	writes map[string]uint64
-	gone   []goneMark // the latest mailboxes gone, for connections busy then
-	verify map[[32]byte]*verifyCall
+	// gen numbers the changes through idlemux; changedAt holds, per
+	// mailbox, the latest one's (changes.go). An entry lives as long as
+	// the account, as writes' do.
+	gen       uint64
+	changedAt map[string]uint64
+	gone      []goneMark // the latest mailboxes gone, for connections busy then
+	verify    map[[32]byte]*verifyCall
 }
 
 // verifyCall lets concurrent logins with the same password share one

@@ -92,6 +92,7 @@ func (m *Manager) announceClient(ctx context.Context, conn net.Conn) (net.Conn, 
 		if _, err := io.WriteString(conn, cmd+")\r\n"); err != nil {
 			return nil, unavailable("ID to %s: %v", m.opts.Address, err)
 		}
+		m.cmds.add(cmdID) // written before the counter takes the connection
 		for {
 			line, err := r.ReadSlice('\n')
 			if err != nil {

@@ -63,6 +63,13 @@ func TestAnnounceClient(t *testing.T) {
 			if id := <-got; id != tc.wantID {
 				t.Errorf("sent: got %q, want %q", id, tc.wantID)
 			}
+			want := uint64(0)
+			if tc.wantID != "" {
+				want = 1
+			}
+			if n := m.cmds[cmdID].Load(); n != want {
+				t.Errorf("ID commands counted: got %d, want %d", n, want)
+			}
 			line, err := bufio.NewReader(io.LimitReader(conn, int64(len(tc.greeting)+2))).ReadString('\n')
 			if want := tc.greeting + "\r\n"; err != nil || line != want {
 				t.Errorf("replayed to imapclient: got %q (%v), want the greeting %q", line, err, want)

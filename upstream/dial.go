@@ -64,7 +64,10 @@ func (m *Manager) dialFramed(ctx context.Context, why LoginReason, user, pass, m
 		}
 		return nil, nil, unavailable("connect %s: %v", o.Address, err)
 	}
-	rc := m.frame(conn, src, lim, user)
+	if o.TLS == TLSStartTLS {
+		m.cmds.add(cmdSTARTTLS) // written by startTLS, under the counter
+	}
+	rc := m.frame(&cmdCounter{Conn: conn, counts: &m.cmds}, src, lim, user)
 	c := imapclient.New(rc, &imapclient.Options{UnilateralDataHandler: handler})
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()

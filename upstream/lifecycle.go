@@ -27,6 +27,7 @@ import (
 func (a *Account) MailboxGone(name string, delim rune) {
 	m := a.m
 	m.mu.Lock()
+	a.changedLocked(name)
 	a.forgetSelectedLocked(name, delim)
 	var gone []*Watcher
 	for n, w := range a.watchers {

@@ -27,6 +27,7 @@ type Manager struct {
 	reconnects atomic.Uint64
 	logins     [numLoginReasons]atomic.Uint64
 	ignored    atomic.Uint64
+	cmds       cmdCounts // commands written upstream, by name (cmdcount.go)
 
 	stop    chan struct{}
 	wg      sync.WaitGroup // janitor, watchers and logouts
@@ -63,10 +64,12 @@ type Stats struct {
 	Polled       int                     // of which polled, for want of a watcher slot (polled.go), Notify included
 	Notify       int                     // of which pushed by the account's NOTIFY connection (notifier.go)
 	NotifyConns  int                     // connections held by NOTIFY loops (notifier.go)
+	Live         int                     // of which watching by IDLE, resynced (changes.go Live)
 	Reconnects   uint64                  // watcher reconnects after failures, ever
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
 	Ignored      uint64                  // untagged responses of unknown types dropped, ever
+	Commands     map[string]uint64       // commands sent upstream, ever, by name (cmdcount.go); zero counts left out
 }
 
 // Stats returns current counts.
@@ -88,6 +91,9 @@ func (m *Manager) Stats() Stats {
 			case ModePolled:
 				s.Polled++
 			}
+			if w.live.Load() {
+				s.Live++
+			}
 		}
 		s.NotifyConns += a.notifying
 	}
@@ -97,6 +103,7 @@ func (m *Manager) Stats() Stats {
 		s.Logins += s.LoginsBy[i]
 	}
 	s.Ignored = m.ignored.Load()
+	s.Commands = m.cmds.snapshot()
 	return s
 }
 

@@ -42,6 +42,10 @@ func TestStartTLSToDovecot(t *testing.T) {
 			if caps := a.Caps(); !caps.Has("IDLE") || caps.Has("STARTTLS") {
 				t.Fatalf("capabilities after STARTTLS: got %v, want IDLE and no STARTTLS", caps)
 			}
+			// Commands are counted above TLS, STARTTLS where it is written.
+			if got := m.Stats().Commands; got["STARTTLS"] != 1 || got["LOGIN"] != 1 || got["OTHER"] != 0 {
+				t.Errorf("upstream commands: got %v, want STARTTLS 1, LOGIN 1, no OTHER", got)
+			}
 		})
 	}
 }

@@ -68,6 +68,8 @@ type Watcher struct {
 	// the notifier, which runs only for mailboxes clients wait on).
 	wantsPush atomic.Bool
 	tried     atomic.Pointer[attempt]
+	live      atomic.Bool   // IDLE on its own connection, resynced (changes.go)
+	synced    atomic.Uint64 // the account's generation at the last round's start
 
 	// Owned by the run goroutine.
 	refs      int
@@ -414,6 +416,7 @@ func (w *Watcher) session(opened *time.Time) error {
 	}()
 	a.noteCaps(cl.Caps())
 
+	changes := a.Generation()
 	st, err := w.open(c)
 	if err != nil {
 		return err
@@ -424,6 +427,9 @@ func (w *Watcher) session(opened *time.Time) error {
 	refresh := time.NewTimer(m.opts.IdleRefresh)
 	defer refresh.Stop()
 	canIdle := cl.Caps().Has(imap.CapIdle) || cl.Caps().Has(imap.CapIMAP4rev2)
+	w.synced.Store(changes)
+	w.live.Store(canIdle)
+	defer w.live.Store(false)
 	for {
 		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {

@@ -197,6 +197,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 	}()
 	noop := w.q.takeNoop() || len(syncs) > 0
+	gen := w.acct.Generation() // every change through idlemux so far is in the NOOP's answer
 	if noop {
 		if err := c.bounded(func() error { return c.Noop().Wait() }); err != nil {
 			return fmt.Errorf("NOOP: %w", err)
@@ -297,6 +298,9 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
 			zap.Int("flags_changed", len(changed.uids)), zap.Bool("full_resync", full.uids != nil), zap.Int("syncs", len(syncs)))
+	}
+	if noop {
+		w.synced.Store(gen)
 	}
 	for _, ch := range syncs {
 		close(ch)

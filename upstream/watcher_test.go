@@ -16,8 +16,14 @@ import (
 	"github.com/idlemux/idlemux/internal/memidle"
 )
 
-func memServer(t testing.TB, msgs int) string {
+// memServer serves msgs messages in INBOX of u/p, with IMAP4rev1,
+// UIDPLUS and extra capabilities.
+func memServer(t testing.TB, msgs int, extra ...imap.Cap) string {
 	t.Helper()
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}}
+	for _, c := range extra {
+		caps[c] = struct{}{}
+	}
 	mem := imapmemserver.New()
 	u := imapmemserver.NewUser("u", "p")
 	u.Create("INBOX", nil)
@@ -26,7 +32,7 @@ func memServer(t testing.TB, msgs int) string {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return memidle.Wrap(mem.NewSession()), nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}},
+		Caps:         caps,
 		InsecureAuth: true,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

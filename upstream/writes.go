@@ -38,5 +38,6 @@ func (a *Account) noteWriteLocked(c *Conn) {
 		a.writes = make(map[string]uint64)
 	}
 	a.writes[c.selected]++
+	a.changedLocked(c.selected)
 	c.seen = a.writes[c.selected]
 }

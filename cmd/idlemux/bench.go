@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -194,8 +195,26 @@ func printBench(w io.Writer, r *bench.Result) {
 		}
 		fmt.Fprintf(tw, "idlemux fan-out latency mean / p99 (at most)\t%.3f ms / %s\n", r.FanoutLatencyMeanSeconds*1000, p99)
 	}
+	if r.UpstreamCommands != nil {
+		fmt.Fprintf(tw, "idlemux upstream commands during the run\t%s\n", commandCounts(r.UpstreamCommands))
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(tw, "first error\t%s\n", r.FirstError)
 	}
 	tw.Flush()
+}
+
+// commandCounts writes upstream commands by name as "total (NAME n, ...)",
+// names in order.
+func commandCounts(by map[string]float64) string {
+	total := 0.0
+	var each []string
+	for _, name := range slices.Sorted(maps.Keys(by)) {
+		total += by[name]
+		each = append(each, fmt.Sprintf("%s %.0f", name, by[name]))
+	}
+	if len(each) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.0f (%s)", total, strings.Join(each, ", "))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,10 +66,35 @@ func TestPIDList(t *testing.T) {
 	}
 }
 
+// reUpstreamCommands is the summary's line of upstream commands.
+var reUpstreamCommands = regexp.MustCompile(`idlemux upstream commands during the run +(\d+) \((.*)\)\n`)
+
+// checkUpstreamCommands: the summary reports the run's upstream commands
+// with a plausible count for 20 clients: one to three logins (the
+// password check, the watcher's, perhaps the pool's), the watcher's IDLE,
+// fewer SELECTs and EXAMINEs than clients, at most 40 in all.
+func checkUpstreamCommands(t *testing.T, stdout string) {
+	t.Helper()
+	m := reUpstreamCommands.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Errorf("stdout %s\nwant a line of idlemux upstream commands", stdout)
+		return
+	}
+	total, _ := strconv.Atoi(m[1])
+	by := map[string]int{}
+	for _, f := range strings.Split(m[2], ", ") {
+		sp := strings.LastIndexByte(f, ' ') // names may hold one: "UID FETCH 3"
+		by[f[:max(sp, 0)]], _ = strconv.Atoi(f[sp+1:])
+	}
+	if total > 40 || by["LOGIN"] < 1 || by["LOGIN"] > 3 || by["IDLE"] < 1 || by["SELECT"]+by["EXAMINE"] >= 20 {
+		t.Errorf("upstream commands of 20 clients: got %d (%s), want at most 40 with LOGIN 1 to 3, an IDLE, fewer than 20 SELECT and EXAMINE", total, m[2])
+	}
+}
+
 // TestBenchRun: `idlemux bench` against the demo upstream and an
 // in-process idlemux, in-process and with two worker processes (this
-// binary, see TestMain), reports every client and notification and the
-// memory asked for.
+// binary, see TestMain), reports every client and notification, the
+// memory asked for and the upstream commands of the run.
 func TestBenchRun(t *testing.T) {
 	up, err := demo.Start(zap.NewNop(), 0)
 	if err != nil {
@@ -77,6 +103,7 @@ func TestBenchRun(t *testing.T) {
 	defer up.Close()
 	cfg := config.Demo(up.Addr())
 	cfg.Listeners[0].Address = "127.0.0.1:0"
+	cfg.Metrics.Address = "127.0.0.1:0"
 	p, err := proxy.New(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +122,8 @@ func TestBenchRun(t *testing.T) {
 	}
 	args := []string{"bench", "--proxy", p.Addrs()[0], "--user", demo.Username, "--password-file", pwFile,
 		"--upstream", up.Addr(), "--clients", "20", "--messages", "2", "--rate", "50", "--wait", "10s",
-		"--connecting", "0", "--pid", strconv.Itoa(os.Getpid()), "--rss-baseline", "--timeout", "1m"}
+		"--connecting", "0", "--pid", strconv.Itoa(os.Getpid()), "--rss-baseline", "--timeout", "1m",
+		"--metrics", "http://" + p.MetricsAddr() + "/metrics"}
 
 	code, stdout, stderr := execute(t, nil, args...)
 	if code != exitOK {
@@ -106,6 +134,7 @@ func TestBenchRun(t *testing.T) {
 			t.Errorf("in-process: stdout %s\nwant it to contain %q", stdout, want)
 		}
 	}
+	checkUpstreamCommands(t, stdout)
 	if strings.Contains(stdout, "worker processes") {
 		t.Errorf("in-process: stdout %s\nwant no workers", stdout)
 	}

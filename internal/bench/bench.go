@@ -102,12 +102,18 @@ type Result struct {
 	// made while the clients logged in (0 when its credential cache
 	// already knew the password); nil when not measured.
 	UpstreamLoginsWhileConnecting *float64 `json:",omitempty"`
-	FanoutLatencyMeanSeconds      float64  `json:",omitempty"`
-	FanoutLatencyP99AtMost        float64  `json:",omitempty"` // upper bound of the histogram bucket holding p99
-	FanoutLatencyP99Over          bool     `json:",omitempty"` // p99 is above FanoutLatencyP99AtMost, the largest finite bucket
-	Messages                      int
-	Duration                      time.Duration
-	FirstError                    string `json:",omitempty"`
+	// UpstreamCommands is how many commands idlemux sent upstream during
+	// the run (from before the first client connected to after the last
+	// notification), by name (idlemux_upstream_commands_total: logins,
+	// the watcher's IDLE and DONE, each client's reads); nil when not
+	// measured.
+	UpstreamCommands         map[string]float64 `json:",omitempty"`
+	FanoutLatencyMeanSeconds float64            `json:",omitempty"`
+	FanoutLatencyP99AtMost   float64            `json:",omitempty"` // upper bound of the histogram bucket holding p99
+	FanoutLatencyP99Over     bool               `json:",omitempty"` // p99 is above FanoutLatencyP99AtMost, the largest finite bucket
+	Messages                 int
+	Duration                 time.Duration
+	FirstError               string `json:",omitempty"`
 }
 
 // CheckLoopback refuses any address that is not on this machine's loopback.

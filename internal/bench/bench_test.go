@@ -71,6 +71,11 @@ func TestRunAgainstInProcessProxy(t *testing.T) {
 	if got := res.UpstreamLoginsWhileConnecting; got == nil || *got < 1 || *got > 3 {
 		t.Errorf("upstream logins while 50 clients logged in: got %v, want 1 to 3", got)
 	}
+	// The run's upstream commands: those logins, the watcher's IDLE, and
+	// not one SELECT or EXAMINE per client.
+	if up := res.UpstreamCommands; up["LOGIN"] < 1 || up["LOGIN"] > 3 || up["IDLE"] < 1 || up["SELECT"]+up["EXAMINE"] >= 50 {
+		t.Errorf("upstream commands of 50 clients: got %v, want LOGIN 1 to 3, an IDLE, fewer than 50 SELECT and EXAMINE", up)
+	}
 	if res.FanoutLatencyMeanSeconds <= 0 || res.FanoutLatencyP99AtMost <= 0 {
 		t.Errorf("fan-out latency of this run: got mean %v, p99 at most %v; want both above 0", res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost)
 	}

@@ -75,6 +75,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if m1.ok {
 				res.FanoutLatencyMeanSeconds, res.FanoutLatencyP99AtMost, res.FanoutLatencyP99Over = m2.fanoutSince(m1)
 			}
+			if m0.ok {
+				res.UpstreamCommands = m2.commandsSince(m0)
+			}
 		}
 	}
 	res.Duration = time.Since(start)

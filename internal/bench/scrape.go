@@ -14,9 +14,10 @@ import (
 // the difference between two samples: what this run caused.
 type metricsSample struct {
 	ok            bool
-	upstreamConns float64 // idlemux_upstream_connections, all roles
-	logins        float64 // idlemux_upstream_logins_total
-	sum, count    float64 // idlemux_fanout_latency_seconds
+	upstreamConns float64            // idlemux_upstream_connections, all roles
+	logins        float64            // idlemux_upstream_logins_total
+	commands      map[string]float64 // idlemux_upstream_commands_total, by command
+	sum, count    float64            // idlemux_fanout_latency_seconds
 	buckets       []bucket
 }
 
@@ -36,6 +37,8 @@ func scrape(url string) metricsSample {
 	}
 	s.ok = true
 	const bucketPrefix = `idlemux_fanout_latency_seconds_bucket{le="`
+	const commandPrefix = `idlemux_upstream_commands_total{command="`
+	s.commands = map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -55,6 +58,8 @@ func scrape(url string) metricsSample {
 			s.sum = v
 		case f[0] == "idlemux_fanout_latency_seconds_count":
 			s.count = v
+		case strings.HasPrefix(f[0], commandPrefix):
+			s.commands[strings.TrimSuffix(strings.TrimPrefix(f[0], commandPrefix), `"}`)] = v
 		case strings.HasPrefix(f[0], bucketPrefix):
 			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(f[0], bucketPrefix), `"}`), 64)
 			if err == nil {
@@ -66,6 +71,18 @@ func scrape(url string) metricsSample {
 		return metricsSample{} // a cut-off body is no sample
 	}
 	return s
+}
+
+// commandsSince returns the upstream commands sent between before and s,
+// by name, leaving out names with none.
+func (s metricsSample) commandsSince(before metricsSample) map[string]float64 {
+	out := map[string]float64{}
+	for name, n := range s.commands {
+		if d := n - before.commands[name]; d > 0 {
+			out[name] = d
+		}
+	}
+	return out
 }
 
 // fanoutSince returns the mean fan-out latency of the writes made between

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"testing"
 )
@@ -35,5 +36,17 @@ func TestFanoutSince(t *testing.T) {
 		if _, err := json.Marshal(r); err != nil {
 			t.Errorf("%s: the result does not encode as JSON: %v", tt.name, err)
 		}
+	}
+}
+
+// TestCommandsSince: a run's upstream commands are the difference of the
+// two samples, by name, names without any left out.
+func TestCommandsSince(t *testing.T) {
+	before := metricsSample{ok: true, commands: map[string]float64{"LOGIN": 2, "NOOP": 5}}
+	after := metricsSample{ok: true, commands: map[string]float64{"LOGIN": 3, "NOOP": 5, "UID FETCH": 4}}
+	got := after.commandsSince(before)
+	want := map[string]float64{"LOGIN": 1, "UID FETCH": 4}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -63,6 +63,23 @@ type Server struct {
 type Options struct {
 	Users     map[string]string // user -> password; default {"user1":"pass1"} when nil
 	ExtraConf string            // appended verbatim to dovecot.conf
+	// MaxSessions is how many sessions of one user from one IP the
+	// instance must hold at once (default and minimum 100): a storm of
+	// 1,000 clients directly against Dovecot needs 1,000 imap processes.
+	// The process and client limits are raised with it.
+	MaxSessions int
+}
+
+// defaultMaxSessions is Options.MaxSessions' default.
+const defaultMaxSessions = 100
+
+// limits returns the template's limit placeholders for opts.MaxSessions:
+// one imap process per session (Dovecot's default client_limit 1 for imap)
+// with headroom for the test's other connections, and imap-login's
+// clients at least four per session (its default here, 4096, otherwise).
+func (o Options) limits() (userIP, procs, clients int) {
+	n := max(o.MaxSessions, defaultMaxSessions)
+	return n, max(1024, n+n/4), max(4096, 4*n)
 }
 
 const (
@@ -112,7 +129,7 @@ func Start(t testing.TB, opts Options) *Server {
 	// Free ports are found by binding :0 and closing, so another process may
 	// grab one before Dovecot binds it: then try again with fresh ports.
 	for attempt := 1; ; attempt++ {
-		if err := s.writeConf(opts.ExtraConf); err != nil {
+		if err := s.writeConf(opts); err != nil {
 			t.Fatalf("dovecottest: %v", err)
 		}
 		err := s.launch()
@@ -241,7 +258,7 @@ func freePort() (int, error) {
 }
 
 // writeConf picks two free ports and writes dovecot.conf for them.
-func (s *Server) writeConf(extra string) error {
+func (s *Server) writeConf(opts Options) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -252,22 +269,25 @@ func (s *Server) writeConf(extra string) error {
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+	userIP, procs, clients := opts.limits()
 	r := strings.NewReplacer("{DIR}", s.Dir, "{PORT}", strconv.Itoa(port),
-		"{TLSPORT}", strconv.Itoa(tlsPort), "{GREETING}", s.greeting)
+		"{TLSPORT}", strconv.Itoa(tlsPort), "{GREETING}", s.greeting,
+		"{USERIP}", strconv.Itoa(userIP), "{PROCS}", strconv.Itoa(procs), "{CLIENTS}", strconv.Itoa(clients))
 	conf := r.Replace(confTemplate)
 	if _, err := os.Stat(dhPath); err == nil {
 		// Dovecot needs it only when a client negotiates a DHE suite; Go
 		// clients use ECDHE, so without the file TLS tests still work.
 		conf += "ssl_dh = <" + dhPath + "\n"
 	}
-	conf += extra + "\n"
+	conf += opts.ExtraConf + "\n"
 	return os.WriteFile(s.Conf, []byte(conf), 0o644)
 }
 
 // confTemplate is the private Dovecot config. The limits are raised so one
-// test can hold 100 concurrent sessions for one user from one IP (a proxy's
-// upstream connections all share 127.0.0.1): mail_max_userip_connections
-// defaults to 10, and the default imap-login runs one process per connection.
+// test can hold 100 concurrent sessions (Options.MaxSessions) for one user
+// from one IP (a proxy's upstream connections all share 127.0.0.1):
+// mail_max_userip_connections defaults to 10, and the default imap-login
+// runs one process per connection.
 const confTemplate = `# Written by dovecottest for one test; deleted when the test ends.
 base_dir = {DIR}/run
 state_dir = {DIR}/state
@@ -329,10 +349,10 @@ namespace inbox {
 # Lets Connections count sessions from process titles.
 verbose_proctitle = yes
 mailbox_idle_check_interval = 1 secs
-mail_max_userip_connections = 100
+mail_max_userip_connections = {USERIP}
 
-default_process_limit = 1024
-default_client_limit = 4096
+default_process_limit = {PROCS}
+default_client_limit = {CLIENTS}
 service imap-login {
   inet_listener imap {
     port = {PORT}
@@ -345,10 +365,10 @@ service imap-login {
   # the first connection does not wait for a fork.
   service_count = 0
   process_min_avail = 1
-  client_limit = 4096
+  client_limit = {CLIENTS}
 }
 service imap {
-  process_limit = 1024
+  process_limit = {PROCS}
 }
 `
 

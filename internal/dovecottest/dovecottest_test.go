@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +200,36 @@ func TestRestartWaitsForPort(t *testing.T) {
 		t.Errorf("Restart returned after %v, before the port was free", d)
 	}
 	s.Dial(t, "user1", "pass1")
+}
+
+// TestMaxSessionsConf: the limits a storm of MaxSessions sessions of one
+// user from one IP needs are in the config written; below 100 the
+// defaults stay.
+func TestMaxSessionsConf(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		max   int
+		wants []string
+	}{
+		{"default", 0, []string{"mail_max_userip_connections = 100\n", "default_process_limit = 1024\n", "  process_limit = 1024\n", "  client_limit = 4096\n"}},
+		{"below the default", 10, []string{"mail_max_userip_connections = 100\n"}},
+		{"1,100", 1100, []string{"mail_max_userip_connections = 1100\n", "default_process_limit = 1375\n", "  process_limit = 1375\n", "default_client_limit = 4400\n", "  client_limit = 4400\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := &Server{Dir: dir, Conf: filepath.Join(dir, "dovecot.conf")}
+			if err := s.writeConf(Options{MaxSessions: tc.max}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(s.Conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("dovecot.conf: got no %q", want)
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,75 @@
+package upstream
+
+// Freshness of answers given without the upstream (issue 11). A session
+// may answer SEARCH or STATUS from a watcher's model, or share one
+// upstream STATUS with other sessions, only if no change made through
+// idlemux is missing from that answer: a client that saw its STORE,
+// APPEND or FETCH of a body (which sets \Seen) complete must see it in
+// its next read, as one connection to the upstream gives it. The account
+// numbers those changes (its generation) and remembers, per mailbox, the
+// generation of the latest one; a watcher remembers the generation its
+// last round with the upstream started at (watcher_sync.go process).
+
+// Changed records that a command through idlemux changed the named
+// mailboxes (APPEND, COPY and MOVE targets; CREATE, DELETE and RENAME).
+// Call it once the change completed upstream and before the client is
+// told so: a read that starts later must not share a request that
+// started before.
+func (a *Account) Changed(names ...string) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	a.changedLocked(names...)
+}
+
+// changedLocked is Changed with m.mu held.
+func (a *Account) changedLocked(names ...string) {
+	a.gen++
+	if a.changedAt == nil {
+		a.changedAt = make(map[string]uint64)
+	}
+	for _, n := range names {
+		a.changedAt[n] = a.gen
+	}
+}
+
+// Generation numbers the changes made through idlemux to the account's
+// mailboxes: a request keyed by it never answers from before a change
+// that completed before the request began.
+func (a *Account) Generation() uint64 {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	return a.gen
+}
+
+// lastChange is the generation of the latest change through idlemux to
+// mailbox, 0 when none.
+func (a *Account) lastChange(mailbox string) uint64 {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	return a.changedAt[mailbox]
+}
+
+// Live reports whether the watcher watches its mailbox by IDLE on a
+// connection of its own, resynced: its model then hears another client's
+// change as soon as the upstream tells (Dovecot: within its 500 ms notify
+// delay). A polled one (polled.go) lags by up to PollInterval, and one
+// that is reconnecting by longer.
+func (w *Watcher) Live() bool { return w.live.Load() }
+
+// Current reports whether the model is Live and includes every change
+// made through idlemux to the mailbox: otherwise a Sync brings it in.
+func (w *Watcher) Current() bool {
+	return w.live.Load() && w.acct.lastChange(w.name) <= w.synced.Load()
+}
+
+// LiveWatcher returns the watcher of mailbox if it is Live (lingering or
+// not), or nil.
+func (a *Account) LiveWatcher(mailbox string) *Watcher {
+	a.m.mu.Lock()
+	w := a.watchers[mailbox]
+	a.m.mu.Unlock()
+	if w == nil || !w.Live() || w.box.Load() == nil {
+		return nil
+	}
+	return w
+}
