@@ -36,21 +36,29 @@ func BenchmarkDovecotPushLatency(b *testing.B) {
 				cfg.Upstream.Capabilities = dovecotCapsWithoutNotify
 			}
 			p := startProxy(b, cfg)
+			// One client at a time, each waiting for its watcher's slot,
+			// so that W0 (and W1 without NOTIFY) holds an IDLE watcher.
+			idleSlots := 1
+			if bc.hide {
+				idleSlots = 2
+			}
+			waitStats := func(what string, ok func(upstream.Stats) bool) {
+				for deadline := time.Now().Add(20 * time.Second); !ok(p.mgr.Stats()); time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						b.Fatalf("%s: stats %+v", what, p.mgr.Stats())
+					}
+				}
+			}
 			got := map[string]*rawConn{}
 			for i := range 3 {
 				box := fmt.Sprintf("W%d", i)
 				got[box] = idleOn(b, p.Addrs()[0], box)
+				waitStats("IDLE watchers", func(st upstream.Stats) bool { return st.WatcherConns == min(i+1, idleSlots) })
 			}
 			want := idleOn(b, dv.Addr, bc.box)
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				st := p.mgr.Stats()
-				if (bc.hide && st.Polled == 1) || (!bc.hide && st.Notify == 2) {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatalf("mailbox modes: stats %+v", st)
-				}
-			}
+			waitStats("mailbox modes", func(st upstream.Stats) bool {
+				return (bc.hide && st.Polled == 1) || (!bc.hide && st.Notify == 2)
+			})
 			var direct1, idle, other time.Duration
 			b.ResetTimer()
 			for i := range b.N {
