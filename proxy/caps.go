@@ -81,6 +81,21 @@ func (s *Server) upstreamCaps(acct *upstream.Account) imap.CapSet {
 	return acct.Caps()
 }
 
+// capsHideNotify says whether the operator's capability override leaves
+// NOTIFY out: then idlemux does not use it upstream either (polled
+// mailboxes stay polled, upstream/notifier.go).
+func capsHideNotify(override []string) bool {
+	if len(override) == 0 {
+		return false
+	}
+	for _, c := range override {
+		if strings.EqualFold(c, "NOTIFY") {
+			return false
+		}
+	}
+	return true
+}
+
 // postLoginCaps is the list offered after login to a client whose
 // upstream has up, without APPENDLIMIT (which the reader adds when it
 // writes the list: append_limit may be reloaded). The lists are shared:

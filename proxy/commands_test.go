@@ -150,13 +150,13 @@ type rawConn struct {
 	r *bufio.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawConn {
+func dialRaw(t testing.TB, addr string) *rawConn {
 	c, err := net.Dial("tcp", addr)
 	return rawOver(t, c, err)
 }
 
 // rawOver is a rawConn on a dialled connection, past the greeting.
-func rawOver(t *testing.T, c net.Conn, err error) *rawConn {
+func rawOver(t testing.TB, c net.Conn, err error) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}

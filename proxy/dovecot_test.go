@@ -19,7 +19,7 @@ import (
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
-func startDovecot(t *testing.T) *dovecottest.Server {
+func startDovecot(t testing.TB) *dovecottest.Server {
 	t.Helper()
 	return dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}})
 }

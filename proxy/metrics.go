@@ -57,13 +57,14 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
 			func() float64 { return float64(s.mgr.Stats().Watchers) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those polled (every upstream.poll_interval) for want of a watcher slot under upstream.max_connections_per_account."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those without an upstream IDLE connection of their own, for want of a watcher slot under upstream.max_connections_per_account: polled every upstream.poll_interval, or pushed by the account's NOTIFY connection (idlemux_mailboxes_by_mode)."},
 			func() float64 { return float64(s.mgr.Stats().Polled) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
 			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
 		&sessionCollector{s: s, desc: sessions},
 		&connCollector{s: s},
 		&loginCollector{s: s},
+		&modeCollector{s: s},
 		&upstreamCmdCollector{s: s},
 	)
 	return m
@@ -95,7 +96,8 @@ func (c *connCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connDesc }
 func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.mgr.Stats()
 	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.WatcherConns), "watcher")
-	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.Conns-st.WatcherConns), "command")
+	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.NotifyConns), "notify")
+	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.Conns-st.WatcherConns-st.NotifyConns), "command")
 }
 
 // serve starts the HTTP endpoint: /metrics, /healthz (the process runs),
@@ -138,12 +140,29 @@ func (m *metrics) shutdown(ctx context.Context) {
 	<-m.httpDone
 }
 
+// modeCollector reports idlemux_mailboxes_by_mode{mode}: how each watched
+// mailbox learns of changes made elsewhere (upstream.Watcher.Mode), which
+// sets its latency (README, watching many mailboxes).
+type modeCollector struct{ s *Server }
+
+var modeDesc = prometheus.NewDesc("idlemux_mailboxes_by_mode",
+	"Watched mailboxes by how changes made elsewhere reach them: idle (an upstream IDLE of their own), notify (the account's NOTIFY connection), polled (every upstream.poll_interval).",
+	[]string{"mode"}, nil)
+
+func (c *modeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- modeDesc }
+func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.mgr.Stats()
+	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Watchers-st.Polled), upstream.ModeIdle)
+	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Notify), upstream.ModeNotify)
+	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Polled-st.Notify), upstream.ModePolled)
+}
+
 // loginCollector reports idlemux_upstream_logins_total{reason}: providers
 // count and rate-limit logins, and the reasons show where churn comes from.
 type loginCollector struct{ s *Server }
 
 var loginDesc = prometheus.NewDesc("idlemux_upstream_logins_total",
-	"Logins made to the upstream (providers rate-limit them), by reason: check (a client's password), command (a new pool connection), watcher, reconnect (a watcher after a failure).",
+	"Logins made to the upstream (providers rate-limit them), by reason: check (a client's password), command (a new pool connection), watcher, reconnect (a watcher after a failure), notify (the account's NOTIFY connection).",
 	[]string{"reason"}, nil)
 
 func (c *loginCollector) Describe(ch chan<- *prometheus.Desc) { ch <- loginDesc }

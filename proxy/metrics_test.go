@@ -76,6 +76,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`idlemux_downstream_sessions{state="unauthenticated"} 1`,
 		"idlemux_mailboxes_watched 1",
 		`idlemux_upstream_connections{role="watcher"} 1`,
+		`idlemux_upstream_connections{role="notify"} 0`, // the upstream offers no NOTIFY
+		`idlemux_mailboxes_by_mode{mode="idle"} 1`,
+		`idlemux_mailboxes_by_mode{mode="notify"} 0`,
+		`idlemux_mailboxes_by_mode{mode="polled"} 0`,
 		// Two EXISTS, and the RECENT of the one session first told.
 		"idlemux_fanout_events_total 3",
 		"idlemux_fanout_latency_seconds_count 2",
@@ -89,6 +93,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`idlemux_upstream_logins_total{reason="watcher"} 1`,
 		`idlemux_upstream_logins_total{reason="command"} 0`,
 		`idlemux_upstream_logins_total{reason="reconnect"} 0`,
+		`idlemux_upstream_logins_total{reason="notify"} 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -100,6 +100,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		PollInterval:    cfg.Upstream.PollInterval,
 		MaxLag:          cfg.Fanout.MaxLag,
 
+		NoNotify:             capsHideNotify(cfg.Upstream.Capabilities),
 		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
 		Log:                  log.Named("upstream"),
 	})

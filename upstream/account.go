@@ -26,20 +26,28 @@ type Account struct {
 	log  *zap.Logger
 
 	// guarded by m.mu
-	pass     string // for dialing new connections; dropped with the account
-	mech     string // "" (password), MechXOAUTH2 or MechOAUTHBEARER
-	cred     verified.Password
-	caps     imap.CapSet
-	total    int       // open + dialing connections, watchers included
-	watching int       // connections held by watchers
-	checking int       // connections held by login checks (dialing or logging in)
-	idle     []*Conn   // idle command connections, most recently used last
-	queue    []*waiter // callers waiting for a connection or a slot, oldest first
-	// queuedOther counts the watchers and login checks in queue.
+	pass      string // for dialing new connections; dropped with the account
+	mech      string // "" (password), MechXOAUTH2 or MechOAUTHBEARER
+	cred      verified.Password
+	caps      imap.CapSet
+	total     int       // open + dialing connections, watchers included
+	watching  int       // connections held by watchers
+	checking  int       // connections held by login checks (dialing or logging in)
+	notifying int       // connections held by the NOTIFY loop (0 or 1)
+	idle      []*Conn   // idle command connections, most recently used last
+	queue     []*waiter // callers waiting for a connection or a slot, oldest first
+	// queuedOther counts the watchers, login checks and NOTIFY loops in queue.
 	queuedOther int
 	watchers    map[string]*Watcher
-	refs        int                   // sessions holding the account
-	recent      map[string]recentMark // by mailbox, once a watcher of it stopped
+	notifier    *notifier // the NOTIFY connection's loop while it runs (notifier.go)
+	// notifyDown: NOTIFY trouble was logged and is not over yet, so that
+	// it is logged once per incident, across notifier loops. Only the
+	// running loop touches it; one loop ends (under m.mu) before the next
+	// starts (under m.mu).
+	notifyDown bool
+	notifyBack bool                  // its recovery was logged (once per incident too)
+	refs       int                   // sessions holding the account
+	recent     map[string]recentMark // by mailbox, once a watcher of it stopped
 	// epoch moves whenever a mailbox of the account is known to have
 	// gone or been replaced (lifecycle.go): a pool connection selected in
 	// an older epoch selects again before use.

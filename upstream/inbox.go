@@ -11,6 +11,7 @@ import "sync"
 //
 //	ref, unref       net count (refs)
 //	idling           a flag (idled): the first one asks for a slot (polled.go)
+//	nudge            a flag (nudged): the notify connection heard of a change (notifier.go)
 //	sync             one channel shared by every request since the last take
 //	stop, gone       the first reason (stopped, why)
 //
@@ -20,6 +21,7 @@ type inbox struct {
 	mu      sync.Mutex
 	refs    int           // Watch minus Unwatch, sent and not yet taken
 	idled   bool          // a session idled on the mailbox since the last take
+	nudged  bool          // the upstream reported a change (NOTIFY) since the last take
 	sync    chan struct{} // closed once a round that started after the request is applied
 	stopped bool
 	why     error // the stop's reason: nil, ErrMailboxGone, or the loop's permanent failure
@@ -53,6 +55,15 @@ func (in *inbox) ref(d int) {
 func (in *inbox) idle() {
 	in.mu.Lock()
 	in.idled = true
+	in.mu.Unlock()
+	in.poke()
+}
+
+// nudge says the upstream reported a change in the mailbox (a NOTIFY
+// event): a polled watcher runs a round at once.
+func (in *inbox) nudge() {
+	in.mu.Lock()
+	in.nudged = true
 	in.mu.Unlock()
 	in.poke()
 }
@@ -100,9 +111,10 @@ func (in *inbox) reason() error {
 
 // mail is what the loop takes from its inbox at once.
 type mail struct {
-	refs  int // the loop's references, now
-	idled bool
-	sync  chan struct{}
+	refs   int // the loop's references, now
+	idled  bool
+	nudged bool
+	sync   chan struct{}
 }
 
 // take hands the loop everything sent since the last take. held is the
@@ -111,8 +123,8 @@ type mail struct {
 func (in *inbox) take(held int) mail {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	m := mail{refs: held + in.refs, idled: in.idled, sync: in.sync}
+	m := mail{refs: held + in.refs, idled: in.idled, nudged: in.nudged, sync: in.sync}
 	in.held = m.refs
-	in.refs, in.idled, in.sync = 0, false, nil
+	in.refs, in.idled, in.nudged, in.sync = 0, false, false, nil
 	return m
 }

@@ -11,6 +11,7 @@ const (
 	LoginCommand                      // a new command connection for the pool
 	LoginWatcher                      // a mailbox watcher's first connection
 	LoginReconnect                    // a watcher reconnecting after a failure
+	LoginNotify                       // the account's NOTIFY connection (notifier.go)
 	numLoginReasons
 )
 
@@ -25,6 +26,8 @@ func (r LoginReason) String() string {
 		return "watcher"
 	case LoginReconnect:
 		return "reconnect"
+	case LoginNotify:
+		return "notify"
 	}
 	return "unknown"
 }

@@ -61,7 +61,9 @@ type Stats struct {
 	WatcherConns int                     // of which held by watchers
 	CheckConns   int                     // of which held by login checks
 	Watchers     int                     // running mailbox watchers
-	Polled       int                     // of which polled, for want of a watcher slot (polled.go)
+	Polled       int                     // of which polled, for want of a watcher slot (polled.go), Notify included
+	Notify       int                     // of which pushed by the account's NOTIFY connection (notifier.go)
+	NotifyConns  int                     // connections held by NOTIFY loops (notifier.go)
 	Live         int                     // of which watching by IDLE, resynced (changes.go Live)
 	Reconnects   uint64                  // watcher reconnects after failures, ever
 	Logins       uint64                  // upstream logins attempted, ever (what the provider counts)
@@ -82,13 +84,18 @@ func (m *Manager) Stats() Stats {
 		s.CheckConns += a.checking
 		s.Watchers += len(a.watchers)
 		for _, w := range a.watchers {
-			if w.polled.Load() {
+			switch w.Mode() {
+			case ModeNotify:
+				s.Notify++
+				s.Polled++
+			case ModePolled:
 				s.Polled++
 			}
 			if w.live.Load() {
 				s.Live++
 			}
 		}
+		s.NotifyConns += a.notifying
 	}
 	s.Reconnects = m.reconnects.Load()
 	for i := range m.logins {

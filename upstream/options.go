@@ -32,6 +32,11 @@ type Options struct {
 	PollInterval    time.Duration // NOOP polling when the upstream lacks IDLE
 	MaxLag          int           // fanout: undelivered changes before a session is closed
 
+	// NoNotify keeps polled mailboxes polled even where the upstream
+	// offers NOTIFY (RFC 5465): the operator's capability override
+	// (upstream.capabilities) leaves it out.
+	NoNotify bool
+
 	// ForwardClientAddress sends the client's address in ID before the
 	// login that checks a client's password (announceClient).
 	ForwardClientAddress bool

@@ -42,7 +42,12 @@ func (w *Watcher) pollSlot(opened *time.Time) (err error) {
 		}
 	}()
 	w.polled.Store(true)
-	defer w.polled.Store(false)
+	a.kickNotifier()
+	defer func() {
+		w.polled.Store(false)
+		w.notify.Store(false)
+		a.kickNotifier()
+	}()
 	t := time.NewTimer(0) // the first round at once: a SELECT waits for the model
 	defer t.Stop()
 	for {
@@ -66,8 +71,11 @@ func (w *Watcher) pollSlot(opened *time.Time) (err error) {
 			return ErrClosed
 		case <-t.C:
 		case <-w.in.signal:
-			if w.takeMail(); len(w.syncs) == 0 {
+			if w.takeMail(); len(w.syncs) == 0 && !w.nudged {
 				continue // nothing to poll for; maybe a slot to ask for
+			}
+			if len(w.syncs) == 0 {
+				w.log.Debug("NOTIFY reported a change; resyncing now", zap.String("mode", w.Mode()))
 			}
 		case <-w.lingerC():
 			w.lingerExpired() // a stop cancels ctx: the next select sees it
@@ -83,7 +91,11 @@ func (w *Watcher) pollSlot(opened *time.Time) (err error) {
 // pollRound runs one poll and answers the Syncs waiting for it.
 func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
 	syncs := w.takeSyncs()
-	if err := w.pollOnce(ctx, len(syncs) > 0); err != nil {
+	// A session waiting, or NOTIFY saying the mailbox changed: no STATUS
+	// first, the SELECT itself answers (pollOnce).
+	asked := len(syncs) > 0 || w.nudged
+	w.nudged = false
+	if err := w.pollOnce(ctx, asked); err != nil {
 		w.requeueSyncs(syncs)
 		return err
 	}
@@ -106,8 +118,28 @@ func (w *Watcher) Idling(on bool) {
 	}
 }
 
-// Polled says whether the mailbox is polled (no IDLE connection of its own).
+// Polled says whether the mailbox is polled (no IDLE connection of its
+// own), in "notify" mode included: a NOOP there still asks the upstream at
+// once, as a NOOP directly would report a change at once.
 func (w *Watcher) Polled() bool { return w.polled.Load() }
+
+// Watching modes (Mode).
+const (
+	ModeIdle   = "idle"   // an upstream IDLE connection of its own
+	ModeNotify = "notify" // polled, and pushed by the account's NOTIFY connection (notifier.go)
+	ModePolled = "polled" // polled every PollInterval only
+)
+
+// Mode says how the mailbox is watched now.
+func (w *Watcher) Mode() string {
+	switch {
+	case !w.polled.Load():
+		return ModeIdle
+	case w.notify.Load():
+		return ModeNotify
+	}
+	return ModePolled
+}
 
 // pollOnce brings the model up to date on a borrowed command connection.
 // A poll of the timer: with CONDSTORE, a STATUS that shows the same

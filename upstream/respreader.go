@@ -67,6 +67,7 @@ type respReader struct {
 	err   error
 
 	rawState // a raw command waiting for the next response (rawcmd.go)
+	tapState // STATUS events taken off the notify connection (notifytap.go)
 }
 
 func newRespReader(src io.Reader, lim respLimits, onDrop func([]byte)) *respReader {
@@ -136,6 +137,7 @@ func (r *respReader) start() error {
 		if r.drop && r.onDrop != nil {
 			r.onDrop(name)
 		}
+		r.tapStart(kind, name)
 		break
 	}
 	if err != nil && len(b) == 0 {
@@ -170,6 +172,7 @@ func (r *respReader) readLine(p []byte) (int, error) {
 	r.seg += len(b)
 	r.total += len(b)
 	r.keepTail(b)
+	r.tapKeep(b)
 	n := 0
 	if !r.drop {
 		n = copy(p, b)
@@ -202,6 +205,7 @@ func (r *respReader) endLine() error {
 	cut := len(r.tail) < r.seg // the line is longer than the tail kept
 	r.seg, r.st = 0, stStart
 	if r.kind == kindText {
+		r.tapEnd()
 		return nil
 	}
 	lit, at, ok := imapframe.LiteralMarker(line)
@@ -209,6 +213,7 @@ func (r *respReader) endLine() error {
 		if cut && endsInDigits(line) {
 			return framingErr("upstream announced a literal with more than %d digits", imapframe.MaxLiteralDigits)
 		}
+		r.tapEnd()
 		return nil
 	}
 	if !lit.Valid {
@@ -257,6 +262,8 @@ func (r *respReader) readLiteral(p []byte) (int, error) {
 	var n int
 	var err error
 	switch {
+	case r.tapping:
+		n, err = r.tapLiteral()
 	case r.drop:
 		n, err = r.br.Discard(int(min(r.rem, 64<<10)))
 	case r.br.Buffered() > 0:

@@ -24,6 +24,7 @@ const (
 	slotCommand slotKind = iota
 	slotWatcher
 	slotCheck
+	slotNotify // the account's NOTIFY connection (notifier.go)
 )
 
 // checkShare is how many login checks of one account may hold upstream
@@ -247,26 +248,46 @@ func (a *Account) dequeueLocked(w *waiter) {
 
 // fitsLocked says whether kind's own bound leaves room for one more, and
 // whether the watchers' share is what stands in the way. Watchers may hold
-// at most MaxConns-1 connections; login checks at most checkShare, and only
-// while watchers and checks together leave a slot for commands (one check
-// may always run, or a password could never be checked when watchers fill
-// their share). m.mu must be held.
+// at most MaxConns-1 connections, one of them kept for the NOTIFY
+// connection where the upstream offers NOTIFY (notifyReserveLocked); login
+// checks at most checkShare, and only while watchers and checks together
+// leave a slot for commands (one check may always run, or a password could
+// never be checked when watchers fill their share). m.mu must be held.
 func (a *Account) fitsLocked(kind slotKind) (fits, watchersFull bool) {
 	maxConns := a.m.opts.MaxConns
+	watching := a.watching + a.notifying
 	switch kind {
 	case slotWatcher:
-		full := a.watching >= maxConns-1
+		full := a.watching >= maxConns-1-a.notifyReserveLocked()
+		return !full, full
+	case slotNotify:
+		if a.notifying > 0 {
+			return false, false
+		}
+		full := watching >= maxConns-1
 		return !full, full
 	case slotCheck:
 		if a.checking >= checkShare(maxConns) {
 			return false, false
 		}
-		if a.watching+a.checking < maxConns-1 || a.checking == 0 {
+		if watching+a.checking < maxConns-1 || a.checking == 0 {
 			return true, false
 		}
-		return false, a.watching > 0
+		return false, watching > 0
 	}
 	return true, false
+}
+
+// notifyReserveLocked is the number of watcher slots kept for the NOTIFY
+// connection: one where the upstream offers NOTIFY and the cap leaves an
+// IDLE watcher besides it (MaxConns >= 3), since that one connection
+// serves any number of mailboxes where an IDLE watcher serves one. m.mu
+// must be held.
+func (a *Account) notifyReserveLocked() int {
+	if a.m.opts.NoNotify || a.m.opts.MaxConns < 3 || !a.caps.Has(capNotify) {
+		return 0
+	}
+	return 1
 }
 
 // countLocked adds d to kind's own count. m.mu must be held.
@@ -276,6 +297,8 @@ func (a *Account) countLocked(kind slotKind, d int) {
 		a.watching += d
 	case slotCheck:
 		a.checking += d
+	case slotNotify:
+		a.notifying += d
 	}
 }
 

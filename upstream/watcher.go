@@ -61,14 +61,21 @@ type Watcher struct {
 
 	box    atomic.Pointer[fanout.Mailbox]
 	polled atomic.Bool // no connection of its own: polled (polled.go)
-	tried  atomic.Pointer[attempt]
-	live   atomic.Bool   // IDLE on its own connection, resynced (changes.go)
-	synced atomic.Uint64 // the account's generation at the last round's start
+	// notify: polled, and in the account's NOTIFY set (notifier.go); set
+	// by the notifier once the upstream accepted the set.
+	notify atomic.Bool
+	// wantsPush: a session idled on the mailbox (idleAsked, published for
+	// the notifier, which runs only for mailboxes clients wait on).
+	wantsPush atomic.Bool
+	tried     atomic.Pointer[attempt]
+	live      atomic.Bool   // IDLE on its own connection, resynced (changes.go)
+	synced    atomic.Uint64 // the account's generation at the last round's start
 
 	// Owned by the run goroutine.
 	refs      int
 	linger    *time.Timer // running while refs is 0
 	idleAsked bool        // a session idled on the mailbox: ask for a slot
+	nudged    bool        // the notify connection heard of a change: poll now
 	syncs     []chan struct{}
 	modseq    uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
 	sessions  int    // upstream connections started, for the login reason
@@ -189,8 +196,13 @@ func (a *Account) retireLocked(w *Watcher, why error) {
 func (w *Watcher) takeMail() {
 	ml := w.in.take(w.refs)
 	w.refs = ml.refs
-	if ml.idled {
+	if ml.idled && !w.idleAsked {
 		w.idleAsked = true
+		w.wantsPush.Store(true)
+		w.acct.kickNotifier()
+	}
+	if ml.nudged {
+		w.nudged = true
 	}
 	if ml.sync != nil {
 		w.syncs = append(w.syncs, ml.sync)
