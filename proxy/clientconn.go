@@ -34,6 +34,8 @@ type clientConn struct {
 	mu        sync.Mutex
 	conn      net.Conn // the transport: TCP (maybe PROXY), or TLS
 	isTLS     bool
+	deflate   *deflateConn // set by COMPRESS DEFLATE (cmdcompress.go): conn since then
+	sessLog   *zap.Logger  // the session's, with its user, set at login
 	greeted   bool
 	cur       *framed // the command imapserver is reading or running
 	answered  bool    // imapserver wrote cur's tagged response
@@ -68,7 +70,7 @@ func plainTransport(c net.Conn) net.Conn {
 	if cc, ok := c.(*clientConn); ok {
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		if cc.isTLS {
+		if cc.isTLS || cc.deflate != nil {
 			return nil
 		}
 		return cc.conn
@@ -301,7 +303,7 @@ func (cc *clientConn) capabilityLine(p []byte) []byte {
 	if up == nil || !cc.lineStart || cc.cur == nil || cc.answered || bytes.IndexByte(p, '\n') != len(p)-1 {
 		return p
 	}
-	caps := withAppendLimit(*up, cc.appendLimit())
+	caps := withReaderCaps(*up, cc.l.s.dyn().cfg.Compress, cc.appendLimit())
 	switch cc.cur.name {
 	case "CAPABILITY":
 		if bytes.HasPrefix(p, []byte("* CAPABILITY ")) {
