@@ -2,13 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // pipePair is a deflateConn on one end of a loopback TCP connection and a
@@ -56,5 +60,77 @@ func TestDeflateConnRoundTrips(t *testing.T) {
 		if err != nil || got != "* reply "+line {
 			t.Fatalf("reply %d: got %q, %v", i, got, err)
 		}
+	}
+}
+
+// compressedSession is a raw client through idlemux (memUpstream) that is
+// logged in and has COMPRESS on.
+func compressedSession(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	rc.cmd("a", "LOGIN "+testUser+" "+testPass)
+	if got := rc.cmd("z", "COMPRESS DEFLATE"); got[len(got)-1] != "z OK Begin compression" {
+		t.Fatalf("COMPRESS: got %q", got)
+	}
+	rc.compressed()
+	return rc
+}
+
+// TestCompressBombBounded: a deflate bomb (an 8 MiB command line that
+// compresses to about 8 KiB) meets the command reader's line limit on
+// the inflated bytes: the client gets the answer an uncompressed client
+// gets, the session goes on, and idlemux never holds the line (what the
+// process allocates meanwhile stays far below the line's size).
+func TestCompressBombBounded(t *testing.T) {
+	_, p, _ := setup(t, 1)
+	const lineSize = 8 << 20
+	send := func(rc *rawConn, w io.Writer) []string {
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		io.WriteString(w, "b NOOP ")
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < lineSize/len(chunk); i++ {
+			if _, err := w.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := rc.cmd("b", "")
+		runtime.ReadMemStats(&ms1)
+		if alloc := ms1.TotalAlloc - ms0.TotalAlloc; alloc > lineSize/4 {
+			t.Errorf("allocated %d bytes while a %d-byte line went by, want under %d", alloc, lineSize, lineSize/4)
+		}
+		return append(got, rc.cmd("c", "NOOP")...)
+	}
+	plain := dialRaw(t, p.Addrs()[0])
+	plain.cmd("a", "LOGIN "+testUser+" "+testPass)
+	want := send(plain, plain.c)
+	rc := compressedSession(t, p.Addrs()[0])
+	// One compressed stream, flushed only at the end, as a bomb is sent.
+	zc := rc.c.(*zClientConn)
+	got := send(rc, zc.zw)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("compressed: got %q, want %q (uncompressed)", got, want)
+	}
+}
+
+// TestCompressCorruptStreamCloses: bytes that do not inflate end the
+// session, with a log line.
+func TestCompressCorruptStreamCloses(t *testing.T) {
+	up := startMemUpstream(t)
+	core, logs := observer.New(zap.InfoLevel)
+	p := startProxyLogging(t, testConfig(up.addr), zap.New(core))
+	rc := compressedSession(t, p.Addrs()[0])
+	raw := rc.c.(*zClientConn).Conn
+	raw.Write([]byte{0xff, 0xff, 0xff, 0xff}) // BTYPE 11: reserved (RFC 1951 3.2.3)
+	raw.SetReadDeadline(time.Now().Add(waitLong))
+	if n, err := rc.r.Read(make([]byte, 100)); err == nil {
+		t.Fatalf("read %d bytes after a corrupt stream, want the connection closed", n)
+	}
+	deadline := time.Now().Add(waitLong)
+	for logs.FilterMessageSnippet("does not inflate").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line about the corrupt stream; got %v", logs.All())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"bufio"
+	"compress/flate"
+	"io"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// idleClients is how many sessions each half of
+// BenchmarkIdleCompressedMemory holds.
+const idleClients = 1000
+
+// BenchmarkIdleCompressedMemory measures what an idle session costs
+// idlemux with and without COMPRESS=DEFLATE: idleClients sessions LOGIN,
+// SELECT INBOX and IDLE, uncompressed first, then as many compressed; the
+// process's RSS and live heap grow per session are reported for each.
+// The clients are in the same process but hold only their socket once
+// idling (the compressed ones send stored blocks and drop their inflater),
+// so the growth is idlemux's.
+//
+//	go test -run '^$' -bench IdleCompressedMemory -benchtime 1x ./proxy/
+func BenchmarkIdleCompressedMemory(b *testing.B) {
+	up := startMemUpstream(b)
+	cfg := testConfig(up.addr)
+	cfg.Keepalive = 0
+	p := startProxyLogging(b, cfg, zap.NewNop())
+	addr := p.Addrs()[0]
+	for range b.N {
+		var conns []net.Conn
+		measure := func() (rssKiB int64, heap uint64) {
+			runtime.GC()
+			debug.FreeOSMemory()
+			time.Sleep(200 * time.Millisecond) // sessions settle into IDLE
+			runtime.GC()
+			return selfKiB(b, "VmRSS"), heapInUse()
+		}
+		rss0, heap0 := measure()
+		for range idleClients {
+			conns = append(conns, idleClient(b, addr, false))
+		}
+		rss1, heap1 := measure()
+		for range idleClients {
+			conns = append(conns, idleClient(b, addr, true))
+		}
+		rss2, heap2 := measure()
+		b.ReportMetric(float64(rss1-rss0)/idleClients, "plain-RSS-KiB/session")
+		b.ReportMetric(float64(rss2-rss1)/idleClients, "compressed-RSS-KiB/session")
+		b.ReportMetric(float64(heap1-heap0)/idleClients/1024, "plain-heap-KiB/session")
+		b.ReportMetric(float64(heap2-heap1)/idleClients/1024, "compressed-heap-KiB/session")
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// idleClient logs in, maybe turns COMPRESS on, selects INBOX and idles;
+// it returns the connection, holding nothing else.
+func idleClient(b *testing.B, addr string, compress bool) net.Conn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var r *bufio.Reader = bufio.NewReader(c)
+	var w io.Writer = c
+	expect := func(prefix string) {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				b.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return
+			}
+		}
+	}
+	send := func(s string) {
+		if _, err := w.Write([]byte(s)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	expect("* OK")
+	send("a LOGIN " + testUser + " " + testPass + "\r\n")
+	expect("a OK")
+	if compress {
+		send("z COMPRESS DEFLATE\r\n")
+		expect("z OK")
+		r = bufio.NewReader(flate.NewReader(r))
+		w = storedWriter{c}
+	}
+	send("s SELECT INBOX\r\n")
+	expect("s OK")
+	send("i IDLE\r\n")
+	expect("+ ")
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+// storedWriter sends each write as stored deflate blocks: a compressing
+// client without a compressor's state.
+type storedWriter struct{ c net.Conn }
+
+func (s storedWriter) Write(p []byte) (int, error) {
+	if _, err := s.c.Write(appendStored(nil, p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
