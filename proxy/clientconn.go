@@ -65,17 +65,32 @@ func transportOf(c net.Conn) net.Conn {
 }
 
 // plainTransport returns the connection under a clientConn that speaks
-// no TLS, nil otherwise: the idle fast path writes to it directly.
+// no TLS, nil otherwise: the idle fast path writes to it directly (under
+// COMPRESS too: it frames its bytes through deflateOf's writeFast).
 func plainTransport(c net.Conn) net.Conn {
 	if cc, ok := c.(*clientConn); ok {
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		if cc.isTLS || cc.deflate != nil {
+		if cc.isTLS {
 			return nil
+		}
+		if cc.deflate != nil {
+			return cc.deflate.Conn
 		}
 		return cc.conn
 	}
 	return c
+}
+
+// deflateOf returns the compressing transport of a clientConn under
+// COMPRESS, nil otherwise.
+func deflateOf(c net.Conn) *deflateConn {
+	if cc, ok := c.(*clientConn); ok {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return cc.deflate
+	}
+	return nil
 }
 
 func (cc *clientConn) transport() net.Conn {

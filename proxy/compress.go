@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -154,6 +155,54 @@ func (d *deflateConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// errFastShort: writeFast's bytes went out in part; the deflateConn holds
+// the rest, which the next write sends first.
+var errFastShort = errors.New("compressed fast-path write came up short")
+
+// writeFast is the idle fast path's one non-blocking write (idlefast.go)
+// of b as stored blocks, under wmu so nothing comes between a writer's
+// output and its history: a writer still held is let go first. It
+// returns 0 and no error, for the session's goroutine to write b, when
+// the client has not taken the last batch yet or b is worth compressing.
+func (d *deflateConn) writeFast(raw syscall.RawConn, b []byte) (int, error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if len(d.pending) > 0 {
+		n, err := rawWrite(raw, d.pending)
+		d.pending = d.pending[n:]
+		if err != nil || len(d.pending) > 0 {
+			return 0, err
+		}
+		d.pending = nil
+	}
+	if len(b) > maxStored {
+		return 0, nil
+	}
+	d.releaseHeld()
+	bp := unsolicitedBufs.Get().(*[]byte)
+	framed := appendStored((*bp)[:0], b)
+	defer func() { *bp = framed[:0]; unsolicitedBufs.Put(bp) }()
+	n, err := rawWrite(raw, framed)
+	if err != nil {
+		return 0, err
+	}
+	if n < len(framed) {
+		d.pending = append([]byte(nil), framed[n:]...)
+		return len(b), errFastShort
+	}
+	return len(b), nil
+}
+
+// hasPending reports whether writeFast left bytes to send; false for nil.
+func (d *deflateConn) hasPending() bool {
+	if d == nil {
+		return false
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	return len(d.pending) > 0
 }
 
 // flushPending writes what the fast path left, first. wmu is held.

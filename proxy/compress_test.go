@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +134,50 @@ func TestCompressCorruptStreamCloses(t *testing.T) {
 			t.Fatalf("no log line about the corrupt stream; got %v", logs.All())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCompressIdleFastPath: a compressed session idling over plain TCP is
+// written to by the fast path (stored blocks), and when a write comes up
+// short, would block or fails, the session's goroutine sends the rest
+// first and finishes on the ordinary path: the client inflates every
+// EXISTS whole and in order, then the answer to DONE.
+func TestCompressIdleFastPath(t *testing.T) {
+	cases := append(slices.Clone(fastPathCuts), fastPathCuts[0])
+	cases[len(cases)-1].name, cases[len(cases)-1].write = "whole", nil
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			_, p, direct := fastPathSetup(t)
+			rc := compressedSession(t, p.Addrs()[0])
+			rc.cmd("s", "SELECT INBOX")
+			_, writes := cutFirstWrite(t, tt.write)
+			fmt.Fprintf(rc.c, "i IDLE\r\n")
+			if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+				t.Fatalf("IDLE: got %q", l)
+			}
+			time.Sleep(50 * time.Millisecond) // on the fast path
+			var got []string
+			for i := 2; i <= 5; i++ {
+				appendMsg(t, direct, "INBOX", testMessage(fmt.Sprintf("after %d", i)))
+				want := fmt.Sprintf("* %d EXISTS", i)
+				for l := ""; l != want; {
+					l = rc.line()
+					got = append(got, l)
+					if !strings.HasSuffix(l, " EXISTS") && !strings.HasSuffix(l, " RECENT") {
+						t.Fatalf("got %q while waiting for %q; all: %q", l, want, got)
+					}
+				}
+			}
+			if writes.Load() == 0 {
+				t.Fatal("the fast path never wrote: the test did not exercise it")
+			}
+			fmt.Fprintf(rc.c, "DONE\r\n")
+			if l := rc.answer("i"); !strings.HasPrefix(l[len(l)-1], "i OK") {
+				t.Fatalf("DONE: got %q", l)
+			}
+			if l := rc.cmd("n", "NOOP"); l[len(l)-1] != "n OK NOOP completed" {
+				t.Errorf("NOOP after IDLE: got %q", l)
+			}
+		})
 	}
 }
