@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	kflate "github.com/klauspost/compress/flate"
 	"go.uber.org/zap"
 )
 
@@ -41,7 +42,9 @@ import (
 // 4, or a stored block), so the client sees whole responses at once.
 //
 // The inflater keeps its 32 KiB window for the whole session: the client
-// may refer to anything it sent within 32 KiB (RFC 1951 2), whenever.
+// may refer to anything it sent within 32 KiB (RFC 1951 2), whenever. It
+// is klauspost/compress's, for its partial-block mode (see
+// newDeflateConn), and 4 KiB smaller than stdlib's (36 vs 40.5 KiB).
 
 // compressWriterLevel trades CPU for bytes: stdlib level 6 moved 16% of a
 // 500-message header listing's bytes (level 1: 92%, since stdlib's fast
@@ -88,7 +91,12 @@ func newDeflateConn(c net.Conn, early []byte, log *zap.Logger) *deflateConn {
 	if len(early) > 0 {
 		d.src.hold(early)
 	}
-	d.zr = flate.NewReader(d.src)
+	// WithPartialBlock: the client's bytes are handed on at the end of
+	// every block, not only at an empty stored block (a sync flush).
+	// Clients that end a command with a partial flush (zlib's
+	// Z_PARTIAL_FLUSH: an empty fixed block; isync's mbsync) never send
+	// one, and stdlib's inflater then sits on the command for good.
+	d.zr = kflate.NewReaderOpts(d.src, kflate.WithPartialBlock())
 	return d
 }
 
@@ -104,7 +112,7 @@ func (d *deflateConn) Read(p []byte) (int, error) {
 	if err == nil || n > 0 {
 		return n, nil
 	}
-	var ce flate.CorruptInputError
+	var ce kflate.CorruptInputError
 	if errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF) && !d.src.closed() {
 		d.log.Info("closing a compressed session: the client's stream does not inflate", zap.Error(err))
 		d.Conn.Close()
