@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/idlemux/idlemux/config"
@@ -203,5 +204,72 @@ func TestDovecotCompressCapabilities(t *testing.T) {
 		if c != tc.c {
 			t.Errorf("%s: COMPRESS without argument answered %q, want %q", tc.name, c, tc.c)
 		}
+	}
+}
+
+// countConn counts the bytes read from a connection.
+type countConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// listingBytes logs in at addr, maybe turns COMPRESS on, and returns the
+// header listing's lines and the bytes it moved on the wire.
+func listingBytes(t *testing.T, addr string, compress bool) ([]string, int64) {
+	c, err := net.Dial("tcp", addr)
+	cc := &countConn{Conn: c}
+	rc := rawOver(t, cc, err)
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	if compress {
+		if l := rc.cmd("z", "COMPRESS DEFLATE"); !strings.HasPrefix(l[len(l)-1], "z OK") {
+			t.Fatalf("COMPRESS: got %q", l)
+		}
+		rc.compressed()
+	}
+	rc.cmd("s", "SELECT INBOX")
+	before := cc.n.Load()
+	lines := rc.cmd("f", "FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])")
+	return lines, cc.n.Load() - before
+}
+
+// TestDovecotCompressHeaderListing (issue 12): a header listing of 500
+// messages through idlemux moves at most 35% of its uncompressed bytes,
+// and the client inflates the same lines it gets uncompressed. Dovecot's
+// own compressed figure is logged beside it.
+func TestDovecotCompressHeaderListing(t *testing.T) {
+	dv := startDovecotZlib(t)
+	direct := dv.Dial(t, testUser, testPass)
+	for i := range 500 {
+		msg := fmt.Sprintf("From: Sender %d <sender%d@example.org>\r\nTo: %s@example.org\r\nSubject: Report %d on the quarterly figures\r\nDate: Mon, %d Nov 2026 10:%02d:00 +0000\r\nMessage-ID: <%d.%d@example.org>\r\n\r\nbody %d\r\n",
+			i%37, i%37, testUser, i, i%28+1, i%60, i*7919, i, i)
+		appendMsg(t, direct, "INBOX", msg)
+	}
+	p := startProxy(t, testConfig(dv.Addr))
+	plain, plainBytes := listingBytes(t, p.Addrs()[0], false)
+	zipped, zBytes := listingBytes(t, p.Addrs()[0], true)
+	_, dvBytes := listingBytes(t, dv.Addr, true)
+	if len(plain) != 500*8+1 {
+		t.Fatalf("uncompressed listing: got %d lines, want %d", len(plain), 500*8+1)
+	}
+	for i := range plain {
+		// The first session to see a message is told it is \Recent.
+		if w, g := strings.ReplaceAll(plain[i], `\Recent`, ""), strings.ReplaceAll(zipped[min(i, len(zipped)-1)], `\Recent`, ""); g != w {
+			t.Fatalf("compressed listing, line %d: got %q, want %q (uncompressed)", i, g, w)
+		}
+	}
+	if len(zipped) != len(plain) {
+		t.Errorf("compressed listing: got %d lines, want %d", len(zipped), len(plain))
+	}
+	ratio := float64(zBytes) / float64(plainBytes)
+	t.Logf("500-message header listing: %d bytes uncompressed, %d compressed through idlemux (%.1f%%), %d compressed by Dovecot directly (%.1f%%)",
+		plainBytes, zBytes, 100*ratio, dvBytes, 100*float64(dvBytes)/float64(plainBytes))
+	if ratio > 0.35 {
+		t.Errorf("compressed listing: got %d bytes, %.1f%% of %d uncompressed, want at most 35%%", zBytes, 100*ratio, plainBytes)
 	}
 }
