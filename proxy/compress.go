@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	kflate "github.com/klauspost/compress/flate"
@@ -41,10 +40,9 @@ import (
 // own output. Every batch ends on a byte boundary (a sync flush, RFC 4978
 // 4, or a stored block), so the client sees whole responses at once.
 //
-// The inflater keeps its 32 KiB window for the whole session: the client
-// may refer to anything it sent within 32 KiB (RFC 1951 2), whenever. It
-// is klauspost/compress's, for its partial-block mode (see
-// newDeflateConn), and 4 KiB smaller than stdlib's (36 vs 40.5 KiB).
+// The inflater (inflate.go) is parked while the client is silent: only
+// what the client may still refer to stays (RFC 1951 2: up to 32 KiB of
+// what it sent, less for a young session).
 
 // compressWriterLevel trades CPU for bytes: stdlib level 6 moved 16% of a
 // 500-message header listing's bytes (level 1: 92%, since stdlib's fast
@@ -91,12 +89,7 @@ func newDeflateConn(c net.Conn, early []byte, log *zap.Logger) *deflateConn {
 	if len(early) > 0 {
 		d.src.hold(early)
 	}
-	// WithPartialBlock: the client's bytes are handed on at the end of
-	// every block, not only at an empty stored block (a sync flush).
-	// Clients that end a command with a partial flush (zlib's
-	// Z_PARTIAL_FLUSH: an empty fixed block; isync's mbsync) never send
-	// one, and stdlib's inflater then sits on the command for good.
-	d.zr = kflate.NewReaderOpts(d.src, kflate.WithPartialBlock())
+	d.zr = d.src.inflater(nil)
 	return d
 }
 
@@ -106,23 +99,39 @@ var errCorruptStream = errors.New("corrupt compressed stream from the client")
 
 // Read inflates what the client sent. The command reader asks for more
 // only when it needs it, so a deflate bomb grows nothing: it stops at the
-// reader's limits. A corrupt stream closes the connection.
+// reader's limits. A corrupt stream closes the connection. While the
+// client is silent the inflater is parked (inflate.go).
 func (d *deflateConn) Read(p []byte) (int, error) {
-	n, err := d.zr.Read(p)
-	if err == nil || n > 0 {
-		return n, nil
+	for {
+		if d.zr == nil {
+			zr, err := d.src.resume()
+			if err != nil {
+				return 0, d.src.err
+			}
+			d.zr = zr
+		}
+		n, err := d.zr.Read(p)
+		if errors.Is(err, errParked) {
+			d.zr = nil
+			if n == 0 {
+				continue
+			}
+		}
+		if err == nil || n > 0 {
+			return n, nil
+		}
+		var ce kflate.CorruptInputError
+		if errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF) && !d.src.closed() {
+			d.log.Info("closing a compressed session: the client's stream does not inflate", zap.Error(err))
+			d.Conn.Close()
+			return 0, errCorruptStream
+		}
+		if d.src.closed() {
+			// The stream ended with the connection; its error is the read's.
+			return 0, d.src.err
+		}
+		return 0, err
 	}
-	var ce kflate.CorruptInputError
-	if errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF) && !d.src.closed() {
-		d.log.Info("closing a compressed session: the client's stream does not inflate", zap.Error(err))
-		d.Conn.Close()
-		return 0, errCorruptStream
-	}
-	if d.src.closed() {
-		// The stream ended with the connection; its error is the read's.
-		return 0, d.src.err
-	}
-	return 0, err
 }
 
 // Write compresses p as one batch, ending on a byte boundary.
@@ -264,101 +273,4 @@ func appendStored(b, p []byte) []byte {
 		p = p[n:]
 	}
 	return append(b, 0, 0, 0, 0xff, 0xff)
-}
-
-// inflateSrc feeds the inflater from the transport (flate.NewReader
-// would otherwise add a bufio.Reader of its own). An idle session must
-// hold no buffer, yet a byte per read(2) would cost a system call per
-// byte: after a read that did not fill the buffer (the client's burst
-// ended) the next wait is a one-byte read into the struct, and the rest of
-// the burst is then read into a buffer from inbuf's pool, given back as
-// soon as it is consumed. A read only ever happens when the inflater
-// needs another byte, so no read blocks on bytes the client never sends.
-type inflateSrc struct {
-	c       net.Conn
-	onWait  func() // the session is about to wait for the client
-	waiting atomic.Bool
-	one     [1]byte
-	small   bool // the next refill is a one-byte read
-	buf     *[]byte
-	r, w    int
-	err     error
-	done    atomic.Bool
-}
-
-func (s *inflateSrc) closed() bool { return s.done.Load() }
-
-// hold buffers what the command reader read past COMPRESS.
-func (s *inflateSrc) hold(p []byte) {
-	s.buf = inbufPool.Get().(*[]byte)
-	s.r, s.w = 0, copy(*s.buf, p)
-}
-
-func (s *inflateSrc) ReadByte() (byte, error) {
-	if s.r < s.w {
-		c := (*s.buf)[s.r]
-		s.r++
-		return c, nil
-	}
-	if err := s.refill(); err != nil {
-		return 0, err
-	}
-	c := (*s.buf)[s.r]
-	s.r++
-	return c, nil
-}
-
-// refill reads at least one byte into an empty buffer.
-func (s *inflateSrc) refill() error {
-	if s.buf != nil {
-		inbufPool.Put(s.buf)
-		s.buf, s.r, s.w = nil, 0, 0
-	}
-	if s.err != nil {
-		return s.err
-	}
-	small := s.small
-	var n int
-	var err error
-	if small {
-		s.onWait()
-		s.waiting.Store(true)
-		n, err = s.c.Read(s.one[:])
-		s.waiting.Store(false)
-	}
-	s.buf = inbufPool.Get().(*[]byte)
-	if small && n > 0 {
-		(*s.buf)[0] = s.one[0]
-		s.w, s.small = 1, false
-		return nil
-	}
-	if !small {
-		n, err = s.c.Read(*s.buf)
-		s.w, s.small = n, n < len(*s.buf)
-	}
-	if n == 0 {
-		inbufPool.Put(s.buf)
-		s.buf, s.w = nil, 0
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		s.err = err
-		s.done.Store(true)
-		return err
-	}
-	return nil
-}
-
-func (s *inflateSrc) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c, err := s.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = c
-	n := 1 + copy(p[1:], (*s.buf)[s.r:s.w])
-	s.r += n - 1
-	return n, nil
 }
