@@ -43,17 +43,20 @@ func pipePair(t *testing.T) (*deflateConn, *zClientConn, *bufio.Reader) {
 
 // TestDeflateConnRoundTrips: commands a client compresses reach the
 // reader inflated, one at a time, and each answer reaches the client whole
-// at once (a stored block, or compressed, each with its sync flush).
+// at once (a stored block, or compressed, each with its sync flush). The
+// inflater is parked each time the reader waits for the next command, and
+// what the client sends later may refer back to what it sent before.
 func TestDeflateConnRoundTrips(t *testing.T) {
 	d, c, r := pipePair(t)
-	for i, line := range []string{"a NOOP\r\n", "b COMPRESS FOO\r\n", "c LOGOUT\r\n"} {
+	long := "d FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM TO DATE)])\r\n"
+	lines := []string{"a NOOP\r\n", "b COMPRESS FOO\r\n", long, long, strings.Repeat("x", 300) + long, "c LOGOUT\r\n"}
+	for i, line := range lines {
 		if _, err := io.WriteString(c, line); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
-		p := make([]byte, 100)
-		n, err := d.Read(p)
-		if got := string(p[:n]); err != nil || got != line {
-			t.Fatalf("command %d: server read %q, %v, want %q", i, got, err, line)
+		cmd := make([]byte, len(line))
+		if _, err := io.ReadFull(d, cmd); err != nil || string(cmd) != line {
+			t.Fatalf("command %d: server read %q, %v, want %q", i, cmd, err, line)
 		}
 		if _, err := d.Write([]byte("* reply " + line)); err != nil {
 			t.Fatalf("reply %d: %v", i, err)
@@ -62,6 +65,9 @@ func TestDeflateConnRoundTrips(t *testing.T) {
 		if err != nil || got != "* reply "+line {
 			t.Fatalf("reply %d: got %q, %v", i, got, err)
 		}
+	}
+	if d.src.parks < len(lines)-1 {
+		t.Errorf("inflater parked %d times, want %d (before each command but the first)", d.src.parks, len(lines)-1)
 	}
 }
 

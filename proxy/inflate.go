@@ -60,6 +60,7 @@ type inflateSrc struct {
 	cpOff   int64                    // off then
 	cpValid bool
 	refeed  int // 0 or 1: last goes to the resumed decoder first
+	parks   int // times parked (tests)
 }
 
 func (s *inflateSrc) closed() bool { return s.done.Load() }
@@ -95,6 +96,7 @@ func (s *inflateSrc) park() {
 	s.cp.Window = append([]byte(nil), s.cp.Window...)
 	s.refeed = int(s.off - s.cp.CompressedOffset)
 	s.cpValid = false
+	s.parks++
 }
 
 // resume waits for the client's next byte, then gives a decoder resumed
