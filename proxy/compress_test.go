@@ -187,3 +187,36 @@ func TestCompressIdleFastPath(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressKeepaliveAndBye: a compressed session idling gets the
+// keepalive (RFC 2177 3) and, at shutdown, the BYE through its
+// compressor: the client inflates both whole.
+func TestCompressKeepaliveAndBye(t *testing.T) {
+	up := startMemUpstream(t)
+	cfg := testConfig(up.addr)
+	cfg.Keepalive = 300 * time.Millisecond
+	p := startProxy(t, cfg)
+	rc := compressedSession(t, p.Addrs()[0])
+	rc.cmd("s", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "i IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q", l)
+	}
+	for range 2 {
+		if l := rc.line(); l != "* OK Still here" {
+			t.Fatalf("while idling: got %q, want * OK Still here", l)
+		}
+	}
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	go p.Shutdown(ctx)
+	for {
+		l := rc.line()
+		if strings.HasPrefix(l, "* BYE ") {
+			break
+		}
+		if l != "* OK Still here" {
+			t.Fatalf("at shutdown: got %q, want * BYE", l)
+		}
+	}
+}
