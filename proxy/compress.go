@@ -232,12 +232,16 @@ func (d *deflateConn) flushPending() error {
 	return err
 }
 
-// release gives the writer back to the pool: the command reader waits for
-// the client, so the session is between commands or idling.
+// release gives the writer back to the pool: the command reader is about
+// to wait for the client, so the session is between commands or idling.
+// It never waits for a write in progress (to a slow client, up to its
+// deadline): that write lets the writer go itself, as the source already
+// says it waits.
 func (d *deflateConn) release() {
-	d.wmu.Lock()
-	d.releaseHeld()
-	d.wmu.Unlock()
+	if d.wmu.TryLock() {
+		d.releaseHeld()
+		d.wmu.Unlock()
+	}
 }
 
 func (d *deflateConn) releaseHeld() {
@@ -252,7 +256,9 @@ func (d *deflateConn) releaseHeld() {
 
 func (d *deflateConn) Close() error {
 	err := d.Conn.Close()
-	d.release()
+	d.wmu.Lock()
+	d.releaseHeld()
+	d.wmu.Unlock()
 	return err
 }
 

@@ -177,8 +177,8 @@ func (s *inflateSrc) refill() error {
 
 // wait is the one-byte read of a silent client, holding no buffer.
 func (s *inflateSrc) wait() error {
+	s.waiting.Store(true) // first: a write in progress then releases
 	s.onWait()
-	s.waiting.Store(true)
 	n, err := s.c.Read(s.one[:])
 	s.waiting.Store(false)
 	if n == 0 {
