@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -217,6 +218,41 @@ func TestCompressKeepaliveAndBye(t *testing.T) {
 		}
 		if l != "* OK Still here" {
 			t.Fatalf("at shutdown: got %q, want * BYE", l)
+		}
+	}
+}
+
+// TestCompressIdleLargeBatch: a batch of updates too large for a stored
+// block (a flag change on 30 messages) is handed by the fast path to the
+// session's goroutine, which compresses it: the client inflates every
+// FETCH, and later small updates still arrive.
+func TestCompressIdleLargeBatch(t *testing.T) {
+	_, p, direct := setup(t, 30)
+	rc := compressedSession(t, p.Addrs()[0])
+	rc.cmd("s", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "i IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q", l)
+	}
+	time.Sleep(50 * time.Millisecond) // on the fast path
+	if _, err := direct.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Store(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 30}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < 30 {
+		l := rc.line()
+		if !strings.Contains(l, " FETCH (") || !strings.Contains(l, `\Flagged`) {
+			t.Fatalf("got %q, want a FETCH with \\Flagged; seen %d", l, len(seen))
+		}
+		seen[strings.Fields(l)[1]] = true
+	}
+	appendMsg(t, direct, "INBOX", testMessage("after the batch"))
+	for l := rc.line(); l != "* 31 EXISTS"; l = rc.line() {
+		if !strings.HasSuffix(l, " RECENT") {
+			t.Fatalf("got %q, want * 31 EXISTS", l)
 		}
 	}
 }
