@@ -35,9 +35,14 @@ type Config struct {
 	// so NAT mappings and stateful firewalls keep the connection; spread
 	// per client with jitter. 0 disables. Key keepalive, default 4m.
 	Keepalive time.Duration
-	Metrics   Metrics
-	Limits    Limits
-	Auth      Auth
+	// Compress offers COMPRESS=DEFLATE (RFC 4978) to clients after login;
+	// idlemux compresses itself, whatever the upstream offers. Key
+	// compress, default true. Off, COMPRESS is an unknown command, as on
+	// a Dovecot without imap_zlib.
+	Compress bool
+	Metrics  Metrics
+	Limits   Limits
+	Auth     Auth
 	// ShutdownTimeout bounds the graceful shutdown (BYE to clients, LOGOUT
 	// upstream). Key shutdown_timeout, default 10s.
 	ShutdownTimeout time.Duration

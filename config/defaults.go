@@ -45,6 +45,7 @@ func Default() *Config {
 		Log:             Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:          Fanout{MaxLag: defaultMaxLag},
 		Keepalive:       defaultKeepalive,
+		Compress:        true,
 		Auth:            Auth{Mode: "passthrough"},
 		ShutdownTimeout: 10 * time.Second,
 		Limits: Limits{

@@ -21,6 +21,7 @@ func TestDefault(t *testing.T) {
 		Log:             Log{Level: "info", Format: "json"},
 		Fanout:          Fanout{MaxLag: 10000},
 		Keepalive:       4 * time.Minute,
+		Compress:        true,
 		Auth:            Auth{Mode: "passthrough"},
 		ShutdownTimeout: 10 * time.Second,
 		Limits: Limits{LoginTimeout: time.Minute, AppendLimit: 64 << 20, MaxLoginDelay: 5 * time.Second,

@@ -380,3 +380,35 @@ func TestAuthMapKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestCompress(t *testing.T) {
+	base := "listeners:\n  - address: 127.0.0.1:1143\nupstream:\n  address: imap.example.com:993\n"
+	tests := []struct {
+		name    string
+		yaml    string
+		want    bool
+		wantErr string
+	}{
+		{"default on", base, true, ""},
+		{"off", base + "compress: false\n", false, ""},
+		{"on", base + "compress: true\n", true, ""},
+		{"not a bool", base + "compress: maybe\n", false, "compress"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Compress != tt.want {
+				t.Fatalf("got compress %v, want %v", c.Compress, tt.want)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ type rawConfig struct {
 	Log       *rawLog       `yaml:"log"`
 	Fanout    *rawFanout    `yaml:"fanout"`
 	Keepalive *string       `yaml:"keepalive"`
+	Compress  *bool         `yaml:"compress"`
 	Metrics   *rawMetrics   `yaml:"metrics"`
 	Limits    *rawLimits    `yaml:"limits"`
 	Auth      *rawAuth      `yaml:"auth"`

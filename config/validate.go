@@ -28,6 +28,9 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateAuth(raw.Auth, &c.Auth, ps)
 	c.ShutdownTimeout = duration(ps, "shutdown_timeout", raw.ShutdownTimeout, c.ShutdownTimeout, durationRule{})
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
+	if raw.Compress != nil {
+		c.Compress = *raw.Compress
+	}
 }
 
 func validateLog(raw *rawLog, c *Log, ps *problems) {

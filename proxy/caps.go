@@ -124,8 +124,14 @@ func postLoginCaps(up imap.CapSet) *string {
 // capLists holds the post-login lists by the set of offers they hold.
 var capLists sync.Map // uint32 -> *string
 
-// withAppendLimit completes a post-login list with idlemux's APPENDLIMIT
-// (RFC 7889), which the reader enforces.
-func withAppendLimit(list string, limit uint32) string {
+// withReaderCaps completes a post-login list with what the command reader
+// itself implements: COMPRESS=DEFLATE (RFC 4978) when the config offers
+// it, last as Dovecot lists it, whatever the upstream has (idlemux
+// compresses the client's stream itself); and APPENDLIMIT (RFC 7889),
+// which the reader enforces.
+func withReaderCaps(list string, compress bool, limit uint32) string {
+	if compress {
+		list += " COMPRESS=DEFLATE"
+	}
 	return list + " APPENDLIMIT=" + strconv.FormatUint(uint64(limit), 10)
 }

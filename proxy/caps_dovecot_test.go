@@ -188,9 +188,10 @@ var notOfferedByIdlemux = []string{
 // and after login, what Dovecot offers directly, in Dovecot's order, but
 // for notOfferedByIdlemux and idlemux's own APPENDLIMIT (RFC 7889); the
 // LOGIN and AUTHENTICATE answers carry the post-login list as Dovecot's
-// do; later connections get the same lists.
+// do; later connections get the same lists. Dovecot runs with imap_zlib,
+// so both list COMPRESS=DEFLATE (RFC 4978), last.
 func TestDovecotCapabilitiesFirstConnection(t *testing.T) {
-	dv := startDovecot(t)
+	dv := startDovecotZlib(t)
 	p := startProxy(t, testConfig(dv.Addr))
 	offered := func(caps []string) []string {
 		return slices.DeleteFunc(slices.Clone(caps), func(c string) bool {

@@ -34,6 +34,8 @@ type clientConn struct {
 	mu        sync.Mutex
 	conn      net.Conn // the transport: TCP (maybe PROXY), or TLS
 	isTLS     bool
+	deflate   *deflateConn // set by COMPRESS DEFLATE (cmdcompress.go): conn since then
+	sessLog   *zap.Logger  // the session's, with its user, set at login
 	greeted   bool
 	cur       *framed // the command imapserver is reading or running
 	answered  bool    // imapserver wrote cur's tagged response
@@ -64,7 +66,8 @@ func transportOf(c net.Conn) net.Conn {
 }
 
 // plainTransport returns the connection under a clientConn that speaks
-// no TLS, nil otherwise: the idle fast path writes to it directly.
+// no TLS, nil otherwise: the idle fast path writes to it directly (under
+// COMPRESS too: it frames its bytes through deflateOf's writeFast).
 func plainTransport(c net.Conn) net.Conn {
 	if cc, ok := c.(*clientConn); ok {
 		cc.mu.Lock()
@@ -72,9 +75,23 @@ func plainTransport(c net.Conn) net.Conn {
 		if cc.isTLS {
 			return nil
 		}
+		if cc.deflate != nil {
+			return cc.deflate.Conn
+		}
 		return cc.conn
 	}
 	return c
+}
+
+// deflateOf returns the compressing transport of a clientConn under
+// COMPRESS, nil otherwise.
+func deflateOf(c net.Conn) *deflateConn {
+	if cc, ok := c.(*clientConn); ok {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return cc.deflate
+	}
+	return nil
 }
 
 func (cc *clientConn) transport() net.Conn {
@@ -313,7 +330,7 @@ func (cc *clientConn) capabilityLine(p []byte) []byte {
 	if up == nil || !cc.lineStart || cc.cur == nil || cc.answered || bytes.IndexByte(p, '\n') != len(p)-1 {
 		return p
 	}
-	caps := withAppendLimit(*up, cc.appendLimit())
+	caps := withReaderCaps(*up, cc.l.s.dyn().cfg.Compress, cc.appendLimit())
 	switch cc.cur.name {
 	case "CAPABILITY":
 		if bytes.HasPrefix(p, []byte("* CAPABILITY ")) {

@@ -42,6 +42,8 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 			}
 			return startTLSRefusal(cc, f.tag), nil
 		}
+	case "COMPRESS":
+		return cc.compress(f)
 	case "CAPABILITY":
 		if len(bytes.TrimSpace(f.args)) == 0 && !cc.authenticated.Load() {
 			cc.mu.Lock()

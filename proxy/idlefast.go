@@ -34,6 +34,11 @@ import (
 //     ordinary path says BYE.
 //
 // TLS sessions keep the ordinary path (their records need the tls.Conn).
+// Compressed sessions (COMPRESS=DEFLATE) keep the fast path: a worker
+// frames a batch as stored deflate blocks, which need no compressor
+// state, and writes them under the deflateConn's lock (writeFast); a
+// batch too large to send uncompressed is handed to the goroutine, which
+// compresses it.
 
 // idleSet is the plain-TCP sessions idling on one mailbox.
 type idleSet struct {
@@ -53,6 +58,7 @@ type fastIdle struct {
 	handoff    bool            // the ordinary path takes over for this IDLE
 	kick       chan struct{}   // capacity 1: "look at handoff"
 	stop       <-chan struct{} // IDLE's: closed when it ends
+	z          *deflateConn    // the session's under COMPRESS, else nil
 }
 
 // rawConnOf returns the socket under a plain-TCP connection (PROXY protocol
@@ -204,8 +210,12 @@ func (sess *session) fastDeliverHeld(buf []byte) []byte {
 		return buf
 	}
 	buf = appendUpdates(buf[:0], ups, f.sel, nil)
-	n, err := rawWrite(f.raw, buf)
+	n, err := f.write(buf)
 	v.Commit(to) // written, or from now on the goroutine's to write
+	if errors.Is(err, errFastShort) {
+		f.handOff(nil, len(ups)) // the deflateConn holds the rest
+		return buf
+	}
 	if err != nil || n < len(buf) {
 		f.handOff(buf[max(n, 0):], len(ups))
 		return buf
@@ -213,6 +223,14 @@ func (sess *session) fastDeliverHeld(buf []byte) []byte {
 	sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
 	sess.s.metrics.fanoutLatency.Observe(time.Since(f.sel.w.Mailbox().UpdatedAt()).Seconds())
 	return buf
+}
+
+// write makes the fast path's one non-blocking write of b.
+func (f *fastIdle) write(b []byte) (int, error) {
+	if f.z != nil {
+		return f.z.writeFast(f.raw, b)
+	}
+	return rawWrite(f.raw, b)
 }
 
 // handOff gives the ordinary path the rest of this IDLE, with rest (the
@@ -260,7 +278,7 @@ func rawWrite(raw syscall.RawConn, b []byte) (int, error) {
 // dispatcher delivers, and returns to the ordinary loop on a hand-off. It
 // returns done when IDLE ended (err is then its result).
 func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan struct{}, keepalive <-chan time.Time, onKeepalive func() error) (done bool, err error) {
-	f := &fastIdle{sel: sel, raw: raw, kick: make(chan struct{}, 1), stop: stop}
+	f := &fastIdle{sel: sel, raw: raw, kick: make(chan struct{}, 1), stop: stop, z: deflateOf(sess.conn.NetConn())}
 	box := sel.w.Mailbox()
 	sess.writeMu.Lock()
 	sess.fast = f
@@ -317,9 +335,11 @@ func (sess *session) idleFast(sel *selection, raw syscall.RawConn, stop <-chan s
 func (sess *session) flushRest(f *fastIdle, d time.Duration) error {
 	rest, events := f.rest, f.restEvents
 	f.rest, f.restEvents = nil, 0
-	if len(rest) == 0 {
+	if len(rest) == 0 && !f.z.hasPending() {
 		return nil
 	}
+	// Under COMPRESS, the write goes through the deflateConn, which sends
+	// what writeFast left first (even when rest is empty).
 	if err := sess.writeRaw(rest, d); err != nil {
 		sess.conn.NetConn().Close()
 		return err

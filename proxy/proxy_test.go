@@ -91,37 +91,14 @@ func TestSharedIdleFanout(t *testing.T) {
 // goroutine writes the rest first and finishes the IDLE on the ordinary
 // path: the client still sees every update once, in order, whole lines.
 func TestIdleFastPathHandOff(t *testing.T) {
-	for _, tt := range []struct {
-		name  string
-		write func(n int, err error) (int, error) // what the first cut write returns
-	}{
-		{"cut mid-line", func(n int, err error) (int, error) { return min(n, 5), err }},
-		{"would block", func(int, error) (int, error) { return 0, nil }},
-		{"failed", func(int, error) (int, error) { return 0, syscall.EPIPE }},
-	} {
+	for _, tt := range fastPathCuts {
 		t.Run(tt.name, func(t *testing.T) {
-			up := startMemUpstream(t)
-			direct := directClient(t, up.addr)
-			appendMsg(t, direct, "INBOX", testMessage("seed"))
-			p := startProxy(t, testConfig(up.addr))
+			_, p, direct := fastPathSetup(t)
 			vc := dialView(t, p.Addrs()[0], "slow")
 			vc.login()
 			vc.selectBox("INBOX")
 
-			var cut atomic.Bool
-			hook := func(raw syscall.RawConn, b []byte) (int, error) {
-				if cut.CompareAndSwap(false, true) {
-					// Write only what the cut allows, for real.
-					n, err := tt.write(len(b), nil)
-					if n > 0 {
-						rawWriteOnce(raw, b[:n])
-					}
-					return n, err
-				}
-				return rawWriteOnce(raw, b)
-			}
-			rawWriteHook.Store(&hook)
-			defer rawWriteHook.Store(nil)
+			cut, _ := cutFirstWrite(t, tt.write)
 
 			idle := vc.idle()
 			time.Sleep(50 * time.Millisecond) // on the fast path
@@ -146,6 +123,46 @@ func TestIdleFastPathHandOff(t *testing.T) {
 			vc.checkAgainstServer()
 		})
 	}
+}
+
+// fastPathCuts are the ways the fast path's first write can go wrong.
+var fastPathCuts = []struct {
+	name  string
+	write func(n int, err error) (int, error) // what the first cut write returns
+}{
+	{"cut mid-line", func(n int, err error) (int, error) { return min(n, 5), err }},
+	{"would block", func(int, error) (int, error) { return 0, nil }},
+	{"failed", func(int, error) (int, error) { return 0, syscall.EPIPE }},
+}
+
+// fastPathSetup is an upstream with one message and idlemux in front.
+func fastPathSetup(t *testing.T) (*memUpstream, *Server, *imapclient.Client) {
+	up := startMemUpstream(t)
+	direct := directClient(t, up.addr)
+	appendMsg(t, direct, "INBOX", testMessage("seed"))
+	return up, startProxy(t, testConfig(up.addr)), direct
+}
+
+// cutFirstWrite makes the idle fast path's first write return what cut
+// says (after writing that much for real; nil: no cut) until the test
+// ends; it reports whether the cut happened and counts the writes.
+func cutFirstWrite(t *testing.T, cut func(n int, err error) (int, error)) (*atomic.Bool, *atomic.Int32) {
+	var done atomic.Bool
+	var writes atomic.Int32
+	hook := func(raw syscall.RawConn, b []byte) (int, error) {
+		writes.Add(1)
+		if cut != nil && done.CompareAndSwap(false, true) {
+			n, err := cut(len(b), nil)
+			if n > 0 {
+				rawWriteOnce(raw, b[:n])
+			}
+			return n, err
+		}
+		return rawWriteOnce(raw, b)
+	}
+	rawWriteHook.Store(&hook)
+	t.Cleanup(func() { rawWriteHook.Store(nil) })
+	return &done, &writes
 }
 
 // TestIdleFastPathBusySession: a change that reaches an idling session

@@ -716,13 +716,21 @@ func TestMbsyncThroughProxy(t *testing.T) {
 	mbsync := rcRequireTool(t, "mbsync", "isync")
 	ver := rcMbsyncVersion(t, mbsync)
 	t.Logf("isync %d.%d", ver[0], ver[1])
-	for _, via := range []string{"direct", "proxy"} {
-		t.Run(via, func(t *testing.T) { rcMbsyncScenario(t, mbsync, ver, via == "proxy") })
+	for _, via := range []string{"direct", "proxy", "direct-compress", "proxy-compress"} {
+		t.Run(via, func(t *testing.T) {
+			rcMbsyncScenario(t, mbsync, ver, strings.HasPrefix(via, "proxy"), strings.HasSuffix(via, "-compress"))
+		})
 	}
 }
 
-func rcMbsyncScenario(t *testing.T, mbsync string, ver [2]int, viaProxy bool) {
+// rcMbsyncScenario runs the scenario directly or through idlemux, with
+// COMPRESS=DEFLATE offered (Dovecot's imap_zlib, idlemux's compress) or
+// not; mbsync must use it exactly when it is offered.
+func rcMbsyncScenario(t *testing.T, mbsync string, ver [2]int, viaProxy, compress bool) {
 	dv := startDovecot(t)
+	if compress && !viaProxy {
+		dv = startDovecotZlib(t)
+	}
 	direct := dv.Dial(t, testUser, testPass)
 	const n = 5
 	bodies := map[string]string{}
@@ -733,7 +741,9 @@ func rcMbsyncScenario(t *testing.T, mbsync string, ver [2]int, viaProxy bool) {
 	}
 	addr := dv.Addr
 	if viaProxy {
-		addr = startProxy(t, testConfig(dv.Addr)).Addrs()[0]
+		cfg := testConfig(dv.Addr)
+		cfg.Compress = compress
+		addr = startProxy(t, cfg).Addrs()[0]
 	}
 	host, port := rcHostPort(t, addr)
 
@@ -789,6 +799,9 @@ SyncState *
 		})
 		if r.exit != 0 {
 			t.Fatalf("mbsync -a: got exit %d, want 0", r.exit)
+		}
+		if used := bytes.Contains(r.stdout, []byte("COMPRESS DEFLATE")); used != compress {
+			t.Errorf("mbsync sent COMPRESS DEFLATE: %v, want %v (offered)", used, compress)
 		}
 		t.Logf("mbsync -a took %v", r.took.Round(time.Millisecond))
 	}

@@ -249,6 +249,11 @@ func (sess *session) login(username, password string) error {
 	sess.s.metrics.authenticated.Add(1)
 	sess.log = sess.log.WithLazy(userField(username))
 	sess.baseLog = sess.log
+	if cc := sess.reader(); cc != nil {
+		cc.mu.Lock()
+		cc.sessLog = sess.log
+		cc.mu.Unlock()
+	}
 	// Logged through the server's logger with the fields spelled out: the
 	// session's own logger stays lazy (unencoded) for as long as it is
 	// silent, which for an idle client is its whole life.
