@@ -71,7 +71,9 @@ func compressScript(t *testing.T, rc *rawConn, appendDirect func()) []string {
 		t.Fatalf("COMPRESS: got %q", got)
 	}
 	rc.compressed()
-	for i, cmd := range []string{"COMPRESS DEFLATE", "COMPRESS FOO", "COMPRESS", "SELECT INBOX", "FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])", "CAPABILITY"} {
+	for i, cmd := range []string{"COMPRESS DEFLATE", "COMPRESS FOO", "COMPRESS", "SELECT INBOX", "FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])", "CAPABILITY",
+		// the relayed and locally answered paths write through the compressor too
+		`LIST "" "*"`, `LSUB "" "*"`, "SEARCH UNSEEN", "UID FETCH 1:* (FLAGS)", "STATUS INBOX (MESSAGES UNSEEN)"} {
 		tag := fmt.Sprintf("c%d", i)
 		run(tag, cmd, rc.cmd(tag, cmd))
 	}
