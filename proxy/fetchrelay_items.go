@@ -74,7 +74,7 @@ func (rl *fetchRelay) fastRest() bool {
 		return false
 	}
 	rest := b[:end-2] // the items after the current one, " item value..."
-	if !rl.flagsKnown(rest) || bytes.Contains(rest, modseqItem) {
+	if !rl.flagsKnown(rest) || !fastItemsValid(rest) {
 		return false
 	}
 	if rl.count(int64(len(rest))) != nil {
@@ -574,8 +574,6 @@ func (rl *fetchRelay) markSeen(seq uint32) {
 
 var flagsPrefix = []byte("FLAGS ")
 
-// modseqItem is a MODSEQ item the fast path leaves to the item path.
-var modseqItem = []byte("MODSEQ (")
 
 func hasLower(b []byte) bool {
 	for _, c := range b {
