@@ -574,7 +574,6 @@ func (rl *fetchRelay) markSeen(seq uint32) {
 
 var flagsPrefix = []byte("FLAGS ")
 
-
 func hasLower(b []byte) bool {
 	for _, c := range b {
 		if 'a' <= c && c <= 'z' {
