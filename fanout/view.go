@@ -261,3 +261,13 @@ func starRange[T ~uint32](start, stop, star T) (T, T) {
 	}
 	return min(start, stop), max(start, stop)
 }
+
+// CaughtUp reports whether the session was told everything the model
+// holds: no update is pending for it, so the model's UIDs and flags are
+// what the session was last told (a FETCH FLAGS answered from them is
+// what the upstream would answer, RFC 3501 7.4.2).
+func (v *View) CaughtUp() bool {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	return v.err == nil && v.cursor.Load() == v.m.head()
+}

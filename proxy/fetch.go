@@ -43,7 +43,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return err
 	}
 	_, isUID := numSet.(imap.UIDSet)
-	req, err := sess.fetchRequest(options, isUID)
+	req, atts, list, err := sess.fetchRequest(options, isUID)
 	if err != nil {
 		return err
 	}
@@ -62,6 +62,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	rl := &fetchRelay{req: req, uids: uids, seqOf: sess.sel.v.UIDToSeq,
 		isRecent: sess.sel.v.IsRecent, announce: sess.flagAnnouncer(sess.sel),
 		setsSeen: !sess.sel.readOnly && setsSeen(options)}
+	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream {
+		if done, err := sess.fetchLocal(rl, kind, needFlags, expunged); done {
+			return err
+		}
+	}
 	if err := sess.relayFetch(rl); err != nil {
 		return err
 	}
@@ -110,6 +115,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 	go func() { drained <- sess.drainFetch(sp) }()
 	cmd := "UID FETCH " + rl.uids.String() + " " + rl.req.items
 	var whole bool
+	defer rl.endFlight()
 	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 		sp.guard = sess.guard
 		if rl.setsSeen {
@@ -126,6 +132,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 		sess.wrote = rl.wrote // a retry would repeat what went out
 		return err
 	})
+	rl.endFlight() // the cache holds what it could keep: others may look
 	if whole || err == nil {
 		sp.finish(nil)
 	} else {
@@ -148,7 +155,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 // fetchRequest derives what to ask upstream from the client's own FETCH
 // items, which the command reader kept (RFC 3501 6.4.5): imapserver's
 // parsed options lose their names and order.
-func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetchRequest, error) {
+func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetchRequest, []fetchAtt, bool, error) {
 	var text []byte
 	if cc := sess.reader(); cc != nil {
 		text = cc.command()
@@ -163,9 +170,9 @@ func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetc
 		// imapserver took the command, so its items are valid: this is
 		// ours to fix.
 		sess.log.Error("FETCH items not understood", zap.ByteString("command", clip(text)), zap.Error(err))
-		return nil, sess.fail("FETCH", err)
+		return nil, nil, false, sess.fail("FETCH", err)
 	}
-	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), nil
+	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), atts, list, nil
 }
 
 // spoolSink puts the relay's output into the spool.

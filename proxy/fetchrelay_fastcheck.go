@@ -2,7 +2,7 @@ package proxy
 
 import "bytes"
 
-// fastItemsValid reports whether rest, the items the fast path would
+// fastItems reports whether rest, the items the fast path would
 // copy (" item value..." up to the response's closing parenthesis), is
 // exactly what the item-by-item path would write for them: each item is
 // SP name SP value (RFC 3501 7.4.2 msg-att), the name upper-case already
@@ -10,8 +10,9 @@ import "bytes"
 // places or drops), a FLAGS list already in its canonical spelling (that
 // path rebuilds it with single spaces), and no literal (a line end in
 // the middle). Anything else goes the item path, which refuses or
-// rewrites it: both paths then agree (FuzzFetchRelay).
-func fastItemsValid(rest []byte) bool {
+// rewrites it: both paths then agree (FuzzFetchRelay). each, when not
+// nil, is given every item's name and value in turn.
+func fastItems(rest []byte, each func(name, value []byte)) bool {
 	for i := 0; i < len(rest); {
 		if rest[i] != ' ' {
 			return false
@@ -32,6 +33,9 @@ func fastItemsValid(rest []byte) bool {
 		}
 		if end < 0 || (end < len(rest) && rest[end] != ' ') {
 			return false
+		}
+		if each != nil {
+			each(name, rest[n+1:end])
 		}
 		i = end
 	}

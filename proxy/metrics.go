@@ -65,6 +65,9 @@ func newMetrics(s *Server) *metrics {
 		&connCollector{s: s},
 		&loginCollector{s: s},
 	)
+	if s.cache != nil {
+		m.reg.MustRegister(s.cache.collectors()...)
+	}
 	return m
 }
 

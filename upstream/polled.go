@@ -109,6 +109,13 @@ func (w *Watcher) Idling(on bool) {
 // Polled says whether the mailbox is polled (no IDLE connection of its own).
 func (w *Watcher) Polled() bool { return w.polled.Load() }
 
+// Idles reports whether the watcher holds a connection of its own, open
+// and resynced, idling on the mailbox (RFC 2177): the model then learns
+// the upstream's changes as the upstream reports them, so a session may
+// answer FETCH FLAGS from it (proxy/fetchlocal.go). False while polled,
+// reconnecting, or against an upstream without IDLE.
+func (w *Watcher) Idles() bool { return w.idles.Load() }
+
 // pollOnce brings the model up to date on a borrowed command connection.
 // With CONDSTORE, a STATUS that shows the same UIDVALIDITY, message count
 // and HIGHESTMODSEQ means nothing changed (RFC 7162 section 3.1.2.1: every

@@ -61,6 +61,7 @@ type Watcher struct {
 
 	box    atomic.Pointer[fanout.Mailbox]
 	polled atomic.Bool // no connection of its own: polled (polled.go)
+	idles  atomic.Bool // its own connection, IDLE on it: the model follows the upstream's news
 	tried  atomic.Pointer[attempt]
 
 	// Owned by the run goroutine.
@@ -412,6 +413,8 @@ func (w *Watcher) session(opened *time.Time) error {
 	refresh := time.NewTimer(m.opts.IdleRefresh)
 	defer refresh.Stop()
 	canIdle := cl.Caps().Has(imap.CapIdle) || cl.Caps().Has(imap.CapIMAP4rev2)
+	w.idles.Store(canIdle)
+	defer w.idles.Store(false)
 	for {
 		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {

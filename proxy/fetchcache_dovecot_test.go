@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// cachePair is rawPair that also returns the proxy, with the proxied
+// mailbox's watcher idling on its own connection (a client idled there
+// once), so FLAGS may come from the model.
+func cachePair(t *testing.T, prefix string) (setup *imapclient.Client, direct, proxied *rawConn, p *Server) {
+	setup, direct, proxied, p = rawPairProxy(t, prefix, func(setup *imapclient.Client) {
+		// The setup client must not claim \Recent of what it appends later.
+		if _, err := setup.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	idleOnce(t, proxied)
+	waitIdles(t, p, prefix+"P")
+	return setup, direct, proxied, p
+}
+
+// idleOnce runs IDLE and DONE: the mailbox's watcher then asks for a
+// connection of its own (upstream/polled.go).
+func idleOnce(t *testing.T, rc *rawConn) {
+	t.Helper()
+	rc.c.Write([]byte("i IDLE\r\n"))
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: got %q, want a continuation", l)
+	}
+	rc.c.Write([]byte("DONE\r\n"))
+	rc.answer("i")
+}
+
+// waitIdles waits until box's watcher idles on its own connection.
+func waitIdles(t *testing.T, p *Server, box string) {
+	t.Helper()
+	a, err := p.mgr.Login(context.Background(), testUser, testPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unref()
+	waitFor(t, box+"'s watcher idling", func() bool {
+		w := a.Watching(box)
+		return w != nil && w.Idles()
+	})
+}
+
+// fetchCounts are the figures that tell where a FETCH was answered.
+type fetchCounts struct{ local, hits, misses float64 }
+
+func countsOf(p *Server) fetchCounts {
+	return fetchCounts{
+		local:  testutil.ToFloat64(p.metrics.localAnswers.WithLabelValues("FETCH")),
+		hits:   testutil.ToFloat64(p.cache.hits),
+		misses: testutil.ToFloat64(p.cache.misses),
+	}
+}
+
+// sameFetch runs cmd directly and through idlemux and compares the wire.
+func sameFetch(t *testing.T, direct, proxied *rawConn, cmd string) {
+	t.Helper()
+	want := direct.cmd("f", cmd)
+	got := proxied.cmd("f", cmd)
+	if len(want) < 2 {
+		t.Fatalf("%s: no untagged response directly (%q)", cmd, want)
+	}
+	if !equalUntagged(got, want) || !sameStatus(got[len(got)-1], want[len(want)-1]) {
+		t.Errorf("%s:\n got %q\nwant %q", cmd, got, want)
+	}
+}
+
+// cachedFetches are FETCHes idlemux answers from the model and the cache
+// once it has seen them: every item order and spelling Dovecot has its
+// own way of writing.
+var cachedFetches = []string{
+	"UID FETCH 1:* (FLAGS)",
+	"FETCH 1:* (FLAGS UID)",
+	"FETCH 1:* FLAGS",
+	"UID FETCH 1:* (UID FLAGS)",
+	"FETCH 2:* (FLAGS)",
+	"UID FETCH 2:10 (FLAGS)",
+	"UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)",
+	"FETCH 1:3 (ENVELOPE RFC822.SIZE UID FLAGS)",
+	"FETCH 1:* ALL",
+	"FETCH 1:* FAST",
+	"UID FETCH 1:* FULL",
+	"FETCH 1 (BODY.PEEK[TEXT] INTERNALDATE UID)",
+	"UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)])",
+	"FETCH 1:* (BODY.PEEK[HEADER] FLAGS)",
+	"FETCH 1:* (RFC822.HEADER)",
+	"FETCH 1:* (UID BODY.PEEK[])",
+	"FETCH 2 (BINARY.PEEK[1] BINARY.SIZE[1])",
+	"FETCH 1:* (BODY)",
+	"FETCH 1:* RFC822.SIZE",
+}
+
+// TestDovecotFetchCached: each FETCH of cachedFetches through idlemux is
+// what Dovecot answers directly, the first time (from the upstream) and
+// the second (from the cache and the model, with no upstream command:
+// the local-answer counter moves, the cache misses do not), and from a
+// second session.
+func TestDovecotFetchCached(t *testing.T) {
+	_, direct, proxied, p := cachePair(t, "Cache")
+	for _, cmd := range cachedFetches {
+		t.Run(cmd, func(t *testing.T) {
+			sameFetch(t, direct, proxied, cmd) // first: fills the cache
+			before := countsOf(p)
+			sameFetch(t, direct, proxied, cmd)
+			after := countsOf(p)
+			if after.local != before.local+1 || after.misses != before.misses {
+				t.Errorf("second %s: got local answers +%v, cache misses +%v; want +1, +0",
+					cmd, after.local-before.local, after.misses-before.misses)
+			}
+		})
+	}
+	second := dialRaw(t, p.Addrs()[0])
+	second.cmd("l", "LOGIN "+testUser+" "+testPass)
+	second.cmd("s", "EXAMINE CacheP")
+	direct.cmd("s", "EXAMINE CacheD")
+	before := countsOf(p)
+	for _, cmd := range []string{"UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH 1:* (UID BODY.PEEK[])"} {
+		sameFetch(t, direct, second, cmd)
+	}
+	if after := countsOf(p); after.local != before.local+2 || after.misses != before.misses {
+		t.Errorf("second session: got local answers +%v, cache misses +%v; want +2, +0",
+			after.local-before.local, after.misses-before.misses)
+	}
+}
+
+// TestDovecotFetchCachedChanges: after changes made directly on Dovecot
+// (a new message, a flag, an expunge) and reported by the watcher, the
+// same FETCH through idlemux is still Dovecot's answer: the new message
+// alone goes upstream, the flags are current, the expunged message is
+// gone. A mailbox deleted and created again (a new UIDVALIDITY) with
+// other messages under the same UIDs gets no stale bytes.
+func TestDovecotFetchCachedChanges(t *testing.T) {
+	setup, direct, proxied, p := cachePair(t, "Chg")
+	listing := "FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)"
+	sameFetch(t, direct, proxied, listing)
+
+	for _, box := range []string{"ChgD", "ChgP"} {
+		appendMsg(t, setup, box, testMessage("fourth"))
+	}
+	syncBoth(t, direct, proxied, "EXISTS")
+	before := countsOf(p)
+	sameFetch(t, direct, proxied, listing)
+	if after := countsOf(p); after.hits != before.hits+3 || after.misses != before.misses+1 {
+		t.Errorf("after APPEND: got cache hits +%v, misses +%v; want +3, +1", after.hits-before.hits, after.misses-before.misses)
+	}
+
+	for _, step := range []struct {
+		name, shows, cmd string
+		change           func()
+	}{
+		{"STORE", "FLAGS", "FETCH 1:* (FLAGS)", func() { storeBoth(t, setup, 1, false, imap.FlagFlagged, "$Work") }},
+		{"EXPUNGE", "EXPUNGE", "UID FETCH 1:* (UID FLAGS)", func() { storeBoth(t, setup, 2, true, imap.FlagDeleted) }},
+	} {
+		step.change()
+		syncBoth(t, direct, proxied, step.shows)
+		before = countsOf(p)
+		sameFetch(t, direct, proxied, listing)
+		sameFetch(t, direct, proxied, step.cmd)
+		if after := countsOf(p); after.local != before.local+2 {
+			t.Errorf("after %s: got local answers +%v, want +2", step.name, after.local-before.local)
+		}
+	}
+
+	// A new UIDVALIDITY: the messages in another order under UIDs 1-3.
+	proxied.cmdUntilClose("u", "UNSELECT")
+	direct.cmd("u", "UNSELECT")
+	for _, box := range []string{"ChgD", "ChgP"} {
+		if err := setup.Delete(box).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.Create(box, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for i := len(rawItemsMessages) - 1; i >= 0; i-- {
+			appendMsg(t, setup, box, rawItemsMessages[i].body)
+		}
+	}
+	fresh := dialRaw(t, p.Addrs()[0])
+	fresh.cmd("l", "LOGIN "+testUser+" "+testPass)
+	fresh.cmd("s", "EXAMINE ChgP")
+	direct.cmd("s", "EXAMINE ChgD")
+	sameFetch(t, direct, fresh, "FETCH 1:* (UID RFC822.SIZE ENVELOPE)")
+	sameFetch(t, direct, fresh, "FETCH 1:* (UID BODY.PEEK[])")
+}
+
+// syncBoth runs NOOP on both sessions until each has seen a response
+// holding what (the watcher reports a change made directly on Dovecot
+// after its notify delay).
+func syncBoth(t *testing.T, direct, proxied *rawConn, what string) {
+	t.Helper()
+	for _, rc := range []*rawConn{direct, proxied} {
+		waitFor(t, "NOOP showing "+what, func() bool {
+			got := rc.cmd("n", "NOOP")
+			return strings.Contains(strings.Join(got, "\n"), what)
+		})
+	}
+}
+
+// storeBoth adds flags to message seq of both mailboxes, directly, and
+// expunges it after if expunge.
+func storeBoth(t *testing.T, setup *imapclient.Client, seq uint32, expunge bool, flags ...imap.Flag) {
+	t.Helper()
+	for _, box := range []string{"ChgD", "ChgP"} {
+		if _, err := setup.Select(box, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if expunge {
+			if err := setup.Expunge().Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := setup.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
