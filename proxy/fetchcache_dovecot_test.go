@@ -20,26 +20,18 @@ func cachePair(t *testing.T, prefix string) (setup *imapclient.Client, direct, p
 			t.Fatal(err)
 		}
 	})
-	idleOnce(t, proxied)
-	waitIdles(t, p, prefix+"P")
+	idleOnce(t, proxied, p, prefix+"P")
 	return setup, direct, proxied, p
 }
 
-// idleOnce runs IDLE and DONE: the mailbox's watcher then asks for a
-// connection of its own (upstream/polled.go).
-func idleOnce(t *testing.T, rc *rawConn) {
+// idleOnce runs IDLE until box's watcher idles on a connection of its
+// own (a client idling asks for it, upstream/polled.go), then DONE.
+func idleOnce(t *testing.T, rc *rawConn, p *Server, box string) {
 	t.Helper()
 	rc.c.Write([]byte("i IDLE\r\n"))
 	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: got %q, want a continuation", l)
 	}
-	rc.c.Write([]byte("DONE\r\n"))
-	rc.answer("i")
-}
-
-// waitIdles waits until box's watcher idles on its own connection.
-func waitIdles(t *testing.T, p *Server, box string) {
-	t.Helper()
 	a, err := p.mgr.Login(context.Background(), testUser, testPass)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +41,8 @@ func waitIdles(t *testing.T, p *Server, box string) {
 		w := a.Watching(box)
 		return w != nil && w.Idles()
 	})
+	rc.c.Write([]byte("DONE\r\n"))
+	rc.answer("i")
 }
 
 // fetchCounts are the figures that tell where a FETCH was answered.
