@@ -63,7 +63,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		isRecent: sess.sel.v.IsRecent, announce: sess.flagAnnouncer(sess.sel),
 		setsSeen: !sess.sel.readOnly && setsSeen(options)}
 	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream {
-		if done, err := sess.fetchLocal(rl, kind, needFlags, expunged); done {
+		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
 			return err
 		}
 	}

@@ -32,6 +32,8 @@ type fetchCache struct {
 
 	mu      sync.Mutex
 	layouts map[string][]string // upstream item list → answer's item names
+	// attNames: client item → the name its answer has (fetchlayout.go)
+	attNames map[string]string
 	flights map[string]chan struct{}
 
 	hits, misses, evictions prometheus.Counter
@@ -54,7 +56,7 @@ const cacheEntryOverhead = 160
 const maxLayouts = 512
 
 func newFetchCache(maxBytes, maxItem int64) *fetchCache {
-	fc := &fetchCache{maxItem: maxItem, layouts: make(map[string][]string), flights: make(map[string]chan struct{})}
+	fc := &fetchCache{maxItem: maxItem, layouts: make(map[string][]string), attNames: make(map[string]string), flights: make(map[string]chan struct{})}
 	fc.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_hits_total",
 		Help: "Messages of client FETCHes answered from the shared cache of immutable message data."})
 	fc.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_misses_total",
@@ -95,19 +97,23 @@ func (fc *fetchCache) put(k cacheKey, v []byte) {
 	fc.c.Set(k, v)
 }
 
-// layout returns the item names the upstream answered items with, in its
-// order; nil when not learnt yet.
-func (fc *fetchCache) layout(items string) []string {
+// layout returns the item names the upstream answers items (atts) with,
+// in its order: learnt from an answer to items, or derived from the
+// names learnt for each item (fetchlayout.go); nil when not known.
+func (fc *fetchCache) layout(items string, atts []fetchAtt) []string {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	return fc.layouts[items]
+	if l, ok := fc.layouts[items]; ok {
+		return l
+	}
+	return fc.deriveLocked(atts)
 }
 
 // learn records the names of one upstream answer to items. An answer
 // that disagrees with the one recorded (an upstream whose order depends
 // on the message) drops the record: those requests are then answered
 // from the cache only after the next answer, and never wrongly.
-func (fc *fetchCache) learn(items string, names []string) {
+func (fc *fetchCache) learn(items string, atts []fetchAtt, names []string) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	old, ok := fc.layouts[items]
@@ -117,6 +123,7 @@ func (fc *fetchCache) learn(items string, names []string) {
 			clear(fc.layouts)
 		}
 		fc.layouts[items] = names
+		fc.learnNamesLocked(atts, names)
 	case !equalStrings(old, names):
 		delete(fc.layouts, items)
 	}

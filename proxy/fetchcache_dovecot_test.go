@@ -113,6 +113,24 @@ func TestDovecotFetchCached(t *testing.T) {
 			}
 		})
 	}
+	// The same items in orders never asked: each answer's order is
+	// derived (fetchlayout.go), the first time already.
+	for _, cmd := range []string{
+		"FETCH 1:* (RFC822.SIZE ENVELOPE FLAGS UID)",
+		"UID FETCH 1:* (BODYSTRUCTURE INTERNALDATE ENVELOPE)",
+		"FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)] UID)",
+		"FETCH 1:* (FLAGS BODY.PEEK[HEADER])",
+		"FETCH 2 (BINARY.SIZE[1] UID BINARY.PEEK[1])",
+		"FETCH 1 (INTERNALDATE UID FLAGS BODY.PEEK[TEXT] RFC822.SIZE)",
+	} {
+		before := countsOf(p)
+		sameFetch(t, direct, proxied, cmd)
+		if after := countsOf(p); after.local != before.local+1 || after.misses != before.misses {
+			t.Errorf("%s: got local answers +%v, cache misses +%v; want +1, +0",
+				cmd, after.local-before.local, after.misses-before.misses)
+		}
+	}
+
 	second := dialRaw(t, p.Addrs()[0])
 	second.cmd("l", "LOGIN "+testUser+" "+testPass)
 	second.cmd("s", "EXAMINE CacheP")

@@ -130,7 +130,7 @@ func (lh *localHits) appendTo(b []byte, req *fetchRequest, h *localHit) []byte {
 // fetchLocal answers the FETCH rl was set up for from the model and the
 // cache when it can (done), or readies rl for the relay: only the
 // messages the cache lacks go upstream, and its answer fills the cache.
-func (sess *session) fetchLocal(rl *fetchRelay, kind fetchKind, needFlags bool, expunged []imap.UID) (done bool, err error) {
+func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind, needFlags bool, expunged []imap.UID) (done bool, err error) {
 	sel, fc := sess.sel, sess.s.cache
 	if kind == kindCache && fc == nil {
 		return false, nil
@@ -140,7 +140,7 @@ func (sess *session) fetchLocal(rl *fetchRelay, kind fetchKind, needFlags bool, 
 		// The FLAGS are the upstream's to give: the whole FETCH goes
 		// there, and fills the cache on the way.
 		if kind == kindCache {
-			rl.capture = sess.fillCapture(fc, rl.req)
+			rl.capture = sess.fillCapture(fc, rl.req, atts)
 		}
 		return false, nil
 	}
@@ -170,7 +170,7 @@ func (sess *session) fetchLocal(rl *fetchRelay, kind fetchKind, needFlags bool, 
 		return true, sess.writeLocal(hits, rl.req)
 	}
 	for attempt := 0; ; attempt++ {
-		hits, missing := sess.lookup(fc, rl.req, members, needFlags, gone)
+		hits, missing := sess.lookup(fc, rl.req, atts, members, needFlags, gone)
 		if len(missing) == 0 {
 			fc.hits.Add(float64(len(hits.list)))
 			return true, sess.writeLocal(hits, rl.req)
@@ -198,16 +198,16 @@ func (sess *session) fetchLocal(rl *fetchRelay, kind fetchKind, needFlags bool, 
 		if len(hits.list) > 0 {
 			rl.hits = hits
 		}
-		rl.capture = sess.fillCapture(fc, rl.req)
+		rl.capture = sess.fillCapture(fc, rl.req, atts)
 		return false, nil
 	}
 }
 
 // lookup splits members into those the cache answers in full and those
 // it lacks (all of them while the request's layout is not known).
-func (sess *session) lookup(fc *fetchCache, req *fetchRequest, members []fanout.Member, needFlags bool, gone []imap.UID) (*localHits, []imap.UID) {
+func (sess *session) lookup(fc *fetchCache, req *fetchRequest, atts []fetchAtt, members []fanout.Member, needFlags bool, gone []imap.UID) (*localHits, []imap.UID) {
 	sel := sess.sel
-	hits := &localHits{layout: fc.layout(req.items)}
+	hits := &localHits{layout: fc.layout(req.items, atts)}
 	var missing []imap.UID
 	usable := hits.layout != nil && hasString(hits.layout, "FLAGS") == needFlags
 	key := cacheKey{acct: sess.acct.User(), mailbox: sel.name, uidValidity: sel.uidValidity}
@@ -250,10 +250,10 @@ func hasString(list []string, s string) bool {
 
 // fillCapture records the relayed answer into the cache: each response's
 // item values under its UID, and its item names as the layout of items.
-func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest) *fetchCapture {
+func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
 	key := cacheKey{acct: sess.acct.User(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
 	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
-		fc.learn(req.items, names)
+		fc.learn(req.items, atts, names)
 		for i, name := range names {
 			if vals[i] != nil {
 				k := key
