@@ -34,7 +34,7 @@ type fetchCache struct {
 	layouts map[string][]string // upstream item list → answer's item names
 	// attNames: client item → the name its answer has (fetchlayout.go)
 	attNames map[string]string
-	flights map[string]chan struct{}
+	flights  map[string]chan struct{}
 
 	hits, misses, evictions prometheus.Counter
 }
