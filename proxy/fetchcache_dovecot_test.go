@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/idlemux/idlemux/internal/faultrelay"
 )
 
 // cachePair is rawPair that also returns the proxy, with the proxied
@@ -237,5 +241,47 @@ func storeBoth(t *testing.T, setup *imapclient.Client, seq uint32, expunge bool,
 	}
 	if _, err := setup.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDovecotFetchCachedShared: sessions that FETCH the same missing
+// messages at the same time share one upstream FETCH (fetchCache.join):
+// the upstream answers slowly, the first session's FETCH goes upstream,
+// the others wait for it and are answered from the cache; every session
+// gets Dovecot's answer.
+func TestDovecotFetchCachedShared(t *testing.T) {
+	const sessions = 4
+	dv := startDovecot(t)
+	relay := faultrelay.Start(t, dv.Addr)
+	p := startProxy(t, testConfig(relay.Addr()))
+	setup := dv.Dial(t, testUser, testPass)
+	fillRawItems(t, setup, "Share")
+	direct := dialRaw(t, dv.Addr)
+	direct.cmd("l", "LOGIN "+testUser+" "+testPass)
+	direct.cmd("s", "EXAMINE Share")
+	var rcs []*rawConn
+	for range sessions {
+		rc := dialRaw(t, p.Addrs()[0])
+		rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+		rc.cmd("s", "EXAMINE Share")
+		rcs = append(rcs, rc)
+	}
+	const cmd = "FETCH 1:* (UID ENVELOPE BODY.PEEK[HEADER])"
+	want := direct.cmd("f", cmd)
+	relay.SetDelay(300 * time.Millisecond)
+	before := countsOf(p)
+	for _, rc := range rcs {
+		fmt.Fprintf(rc.c, "f %s\r\n", cmd)
+	}
+	for i, rc := range rcs {
+		if got := rc.answer("f"); !equalUntagged(got, want) {
+			t.Errorf("session %d: %s:\n got %q\nwant %q", i, cmd, got, want)
+		}
+	}
+	after := countsOf(p)
+	n := float64(len(rawItemsMessages))
+	if after.misses-before.misses != n || after.hits-before.hits != n*(sessions-1) {
+		t.Errorf("got cache misses +%v, hits +%v; want +%v (one upstream FETCH), +%v",
+			after.misses-before.misses, after.hits-before.hits, n, n*(sessions-1))
 	}
 }

@@ -16,11 +16,15 @@ type fetchCapture struct {
 	cur   []byte
 	on    bool // recording the current value
 	over  bool // the current value went past max
+	// odd: items came before the UID (not Dovecot's way): a response
+	// built from the cache would place the UID elsewhere, so this one
+	// teaches and keeps nothing.
+	odd bool
 }
 
 // reset starts a response.
 func (fc *fetchCapture) reset() {
-	fc.names, fc.vals, fc.cur, fc.on, fc.over = fc.names[:0], fc.vals[:0], fc.cur[:0], false, false
+	fc.names, fc.vals, fc.cur, fc.on, fc.over, fc.odd = fc.names[:0], fc.vals[:0], fc.cur[:0], false, false, false
 }
 
 // flags records a FLAGS item: its value comes from the model, not the cache.
@@ -71,7 +75,7 @@ func (fc *fetchCapture) item(name, value []byte) {
 
 // commit hands the response's items over.
 func (fc *fetchCapture) commit(uid uint32) {
-	if fc.keep != nil {
+	if fc.keep != nil && !fc.odd {
 		fc.keep(uid, append([]string(nil), fc.names...), append([][]byte(nil), fc.vals...))
 	}
 }

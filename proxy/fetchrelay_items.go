@@ -234,6 +234,9 @@ func (rl *fetchRelay) uidItem() error {
 	rl.out = append(rl.out, " FETCH ("...)
 	if len(rl.hold) > 0 {
 		// Items before the UID (not Dovecot's order): the UID follows them.
+		if rl.capture != nil {
+			rl.capture.odd = true
+		}
 		rl.out = append(rl.out, rl.hold...)
 		rl.hold = rl.hold[:0]
 	}
