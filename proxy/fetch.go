@@ -70,6 +70,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err := sess.relayFetch(rl); err != nil {
 		return err
 	}
+	if rl.setsSeen && rl.wrote {
+		sess.seenBy(rl.uids)
+	}
 	if rl.status != nil {
 		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
 			sess.syncMailboxes(sess.sel.name) // so the next command reports the EXPUNGE
@@ -83,6 +86,23 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return errExpungedOK
 	}
 	return nil
+}
+
+// seenBy brings the \Seen a FETCH just set (RFC 3501 6.4.5) into the
+// model before the command ends, as STORE brings its change: the next
+// FETCH FLAGS answered from the model (fetchlocal.go) shows it. The flags
+// the FETCH's own responses showed count as reported, so the Poll after
+// it does not repeat them (Dovecot does not).
+func (sess *session) seenBy(uids imap.UIDSet) {
+	sess.syncMailboxes(sess.sel.name)
+	if sess.reported == nil {
+		sess.reported = make(map[imap.UID][]imap.Flag)
+	}
+	for _, m := range sess.sel.v.Members(uids) {
+		if cur, ok := sess.sel.v.Flags(m.UID); ok {
+			sess.reported[m.UID] = cur
+		}
+	}
 }
 
 // errExpungedOK is Dovecot's answer to a FETCH naming messages expunged

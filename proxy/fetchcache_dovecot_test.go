@@ -135,6 +135,26 @@ func TestDovecotFetchCached(t *testing.T) {
 		}
 	}
 
+	// Never local: a body without PEEK sets \Seen, a partial is not kept,
+	// RFC822 has no PEEK form; each goes upstream, and the wire is still
+	// Dovecot's, \Seen included.
+	for _, cmd := range []string{
+		"FETCH 1 (BODY[TEXT])",
+		"FETCH 1:* (FLAGS)",
+		"FETCH 2 (BODY.PEEK[]<0.20>)",
+		"FETCH 3 (RFC822)",
+		"UID FETCH 2 (BINARY[1] FLAGS)",
+	} {
+		before := countsOf(p)
+		sameFetch(t, direct, proxied, cmd)
+		if cmd == "FETCH 1:* (FLAGS)" {
+			continue // local again: shows the \Seen the FETCH before set
+		}
+		if after := countsOf(p); after.local != before.local {
+			t.Errorf("%s: got local answers +%v, want +0", cmd, after.local-before.local)
+		}
+	}
+
 	second := dialRaw(t, p.Addrs()[0])
 	second.cmd("l", "LOGIN "+testUser+" "+testPass)
 	second.cmd("s", "EXAMINE CacheP")
@@ -241,6 +261,29 @@ func storeBoth(t *testing.T, setup *imapclient.Client, seq uint32, expunge bool,
 	}
 	if _, err := setup.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDovecotFetchPolled: in a mailbox whose watcher polls (no client
+// idled there), FLAGS always go upstream, alone or with cached items: the
+// model may lag the upstream by a poll interval; items the cache holds
+// without FLAGS are still answered from it.
+func TestDovecotFetchPolled(t *testing.T) {
+	_, direct, proxied, p := rawPairProxy(t, "Poll", nil)
+	for _, tc := range []struct {
+		cmd       string
+		wantLocal float64 // the second time
+	}{
+		{"FETCH 1:* (FLAGS)", 0},
+		{"FETCH 1:* (UID FLAGS ENVELOPE)", 0},
+		{"FETCH 1:* (UID ENVELOPE)", 1},
+	} {
+		sameFetch(t, direct, proxied, tc.cmd)
+		before := countsOf(p)
+		sameFetch(t, direct, proxied, tc.cmd)
+		if after := countsOf(p); after.local != before.local+tc.wantLocal {
+			t.Errorf("%s: got local answers +%v, want +%v", tc.cmd, after.local-before.local, tc.wantLocal)
+		}
 	}
 }
 
