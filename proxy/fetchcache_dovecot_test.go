@@ -189,7 +189,7 @@ func TestDovecotFetchCachedChanges(t *testing.T) {
 		name, shows, cmd string
 		change           func()
 	}{
-		{"STORE", "FLAGS", "FETCH 1:* (FLAGS)", func() { storeBoth(t, setup, 1, false, imap.FlagFlagged, "$Work") }},
+		{"STORE", "\\Flagged $Work)", "FETCH 1:* (FLAGS)", func() { storeBoth(t, setup, 1, false, imap.FlagFlagged, "$Work") }},
 		{"EXPUNGE", "EXPUNGE", "UID FETCH 1:* (UID FLAGS)", func() { storeBoth(t, setup, 2, true, imap.FlagDeleted) }},
 	} {
 		step.change()

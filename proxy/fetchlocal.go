@@ -144,30 +144,16 @@ func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind,
 		}
 		return false, nil
 	}
-	if kind == kindModel && !caughtUp {
-		return false, nil
+	if kind == kindModel {
+		if !caughtUp {
+			return false, nil
+		}
+		return sess.modelAnswer(rl, needFlags)
 	}
 	members := sel.v.Members(rl.uids)
 	var gone []imap.UID // shown to the session, expunged in the model: the upstream answers (RFC 2180 4.1)
 	if !caughtUp {
-		gone = append(expunged, sel.v.ExpungedIn(rl.uids)...)
-	}
-	if kind == kindModel {
-		hits := &localHits{}
-		if needFlags {
-			hits.layout = []string{"FLAGS"}
-		}
-		for _, m := range members {
-			h := localHit{seq: m.Seq, uid: m.UID}
-			if needFlags {
-				var ok bool
-				if h.flags, ok = sel.v.Flags(m.UID); !ok {
-					return false, nil // expunged meanwhile: the upstream answers
-				}
-			}
-			hits.list = append(hits.list, h)
-		}
-		return true, sess.writeLocal(hits, rl.req)
+		gone = slices.Concat(expunged, sel.v.ExpungedIn(rl.uids))
 	}
 	for attempt := 0; ; attempt++ {
 		hits, missing := sess.lookup(fc, rl.req, atts, members, needFlags, gone)
@@ -200,6 +186,43 @@ func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind,
 		}
 		rl.capture = sess.fillCapture(fc, rl.req, atts)
 		return false, nil
+	}
+}
+
+// modelAnswer answers a FETCH of FLAGS and UID from the model (done),
+// unless a message left it meanwhile: the upstream answers that one.
+func (sess *session) modelAnswer(rl *fetchRelay, needFlags bool) (done bool, err error) {
+	v := sess.sel.v
+	hits := &localHits{}
+	if needFlags {
+		hits.layout = []string{"FLAGS"}
+	}
+	for _, m := range v.Members(rl.uids) {
+		h := localHit{seq: m.Seq, uid: m.UID}
+		if needFlags {
+			var ok bool
+			if h.flags, ok = v.Flags(m.UID); !ok {
+				return false, nil
+			}
+		}
+		hits.list = append(hits.list, h)
+	}
+	return true, sess.writeLocal(hits, rl.req)
+}
+
+// reportedFlags: when the model took in a change while the FETCH read
+// its flags (the view is no longer caught up), the flags the answer
+// showed count as reported, so the Poll that follows does not tell them
+// again (as after STORE); any other change still reaches the client.
+func (sess *session) reportedFlags(hits *localHits) {
+	if !hasString(hits.layout, "FLAGS") || sess.sel.v.CaughtUp() {
+		return
+	}
+	if sess.reported == nil {
+		sess.reported = make(map[imap.UID][]imap.Flag)
+	}
+	for _, h := range hits.list {
+		sess.reported[h.uid] = h.flags
 	}
 }
 
@@ -267,6 +290,7 @@ func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetch
 // writeLocal writes responses built without the upstream to the client,
 // straight to the transport as drainFetch does, each write bounded.
 func (sess *session) writeLocal(hits *localHits, req *fetchRequest) error {
+	defer sess.reportedFlags(hits)
 	sess.writeMu.Lock()
 	defer sess.writeMu.Unlock()
 	w := deadlineWriter{c: transportOf(sess.conn.NetConn()), d: localWriteTimeout}
