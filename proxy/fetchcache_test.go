@@ -188,3 +188,31 @@ func TestLocalHitsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchCacheDisabled: with cache.enabled false nothing is kept and
+// every FETCH of message data goes upstream, the same answer each time;
+// the cache's series are not served.
+func TestFetchCacheDisabled(t *testing.T) {
+	up := startMemUpstream(t)
+	appendMsg(t, directClient(t, up.addr), "INBOX", testMessage("one"))
+	cfg := testConfig(up.addr)
+	cfg.Cache.Enabled = false
+	p := startProxy(t, cfg)
+	if p.cache != nil {
+		t.Fatal("cache.enabled false: got a cache")
+	}
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("s", "SELECT INBOX")
+	first := rc.cmd("f", "FETCH 1 (UID ENVELOPE)")
+	second := rc.cmd("f", "FETCH 1 (UID ENVELOPE)")
+	if len(first) != 2 || !strings.Contains(first[0], "ENVELOPE") || !equalUntagged(second, first) {
+		t.Errorf("got %q then %q, want one response with ENVELOPE, twice", first, second)
+	}
+	if got := testutil.ToFloat64(p.metrics.localAnswers.WithLabelValues("FETCH")); got != 0 {
+		t.Errorf("got %v FETCHes answered locally, want 0", got)
+	}
+	if n, err := testutil.GatherAndCount(p.metrics.reg, "idlemux_fetch_cache_bytes"); err != nil || n != 0 {
+		t.Errorf("got %d idlemux_fetch_cache_bytes series (%v), want 0", n, err)
+	}
+}
