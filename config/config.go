@@ -31,6 +31,7 @@ type Config struct {
 	Upstream  Upstream
 	Log       Log
 	Fanout    Fanout
+	Cache     Cache
 	// Keepalive is how often an idling client is sent "* OK Still here",
 	// so NAT mappings and stateful firewalls keep the connection; spread
 	// per client with jitter. 0 disables. Key keepalive, default 4m.
@@ -137,6 +138,19 @@ type Upstream struct {
 type Log struct {
 	Level  string // debug|info|warn|error, default info
 	Format string // json|console, default json
+}
+
+// Cache bounds the shared cache of immutable per-message FETCH data
+// (ENVELOPE, BODYSTRUCTURE, header sections, bodies...), kept as the
+// upstream's own bytes and shared by every session of an account.
+type Cache struct {
+	Enabled bool // key cache.enabled, default true
+	// MaxBytes bounds the bytes the cache holds (values, keys and a
+	// per-entry overhead). Key cache.max_bytes, default 64 MiB.
+	MaxBytes int64
+	// MaxMessageBytes is the largest item value kept (a body above it is
+	// always fetched upstream). Key cache.max_message_bytes, default 256 KiB.
+	MaxMessageBytes int64
 }
 
 // Fanout configures delivery of upstream changes to downstream sessions.

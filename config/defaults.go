@@ -20,6 +20,8 @@ const (
 	defaultLogFormat                = "json"
 	defaultMaxLag                   = 10000
 	defaultKeepalive                = 4 * time.Minute
+	defaultCacheMaxBytes            = 64 << 20
+	defaultCacheMaxMessageBytes     = 256 << 10
 
 	// maxIdleRefresh keeps IDLE re-issued before the 30 minute inactivity
 	// timeout RFC 2177 allows servers to enforce, with a minute of slack.
@@ -44,6 +46,7 @@ func Default() *Config {
 		},
 		Log:             Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:          Fanout{MaxLag: defaultMaxLag},
+		Cache:           Cache{Enabled: true, MaxBytes: defaultCacheMaxBytes, MaxMessageBytes: defaultCacheMaxMessageBytes},
 		Keepalive:       defaultKeepalive,
 		Compress:        true,
 		Auth:            Auth{Mode: "passthrough"},

@@ -20,6 +20,7 @@ func TestDefault(t *testing.T) {
 		},
 		Log:             Log{Level: "info", Format: "json"},
 		Fanout:          Fanout{MaxLag: 10000},
+		Cache:           Cache{Enabled: true, MaxBytes: 64 << 20, MaxMessageBytes: 256 << 10},
 		Keepalive:       4 * time.Minute,
 		Compress:        true,
 		Auth:            Auth{Mode: "passthrough"},

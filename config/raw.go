@@ -11,6 +11,7 @@ type rawConfig struct {
 	Upstream  *rawUpstream  `yaml:"upstream"`
 	Log       *rawLog       `yaml:"log"`
 	Fanout    *rawFanout    `yaml:"fanout"`
+	Cache     *rawCache     `yaml:"cache"`
 	Keepalive *string       `yaml:"keepalive"`
 	Compress  *bool         `yaml:"compress"`
 	Metrics   *rawMetrics   `yaml:"metrics"`
@@ -83,6 +84,12 @@ type rawUpstream struct {
 type rawLog struct {
 	Level  *string `yaml:"level"`
 	Format *string `yaml:"format"`
+}
+
+type rawCache struct {
+	Enabled         *bool     `yaml:"enabled"`
+	MaxBytes        *intValue `yaml:"max_bytes"`
+	MaxMessageBytes *intValue `yaml:"max_message_bytes"`
 }
 
 type rawFanout struct {

@@ -17,6 +17,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateUpstream(raw.Upstream, &c.Upstream, ps)
 	validateLog(raw.Log, &c.Log, ps)
 	validateFanout(raw.Fanout, &c.Fanout, ps)
+	validateCache(raw.Cache, &c.Cache, ps)
 	if raw.Metrics != nil && raw.Metrics.Address != nil && *raw.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(*raw.Metrics.Address); err != nil {
 			ps.add("metrics.address", "must be host:port, got %q", *raw.Metrics.Address)
@@ -50,6 +51,34 @@ func validateFanout(raw *rawFanout, c *Fanout, ps *problems) {
 		return
 	}
 	c.MaxLag = int(*raw.MaxLag)
+}
+
+// validateCache: sizes are bytes; a value may not exceed the whole cache.
+func validateCache(raw *rawCache, c *Cache, ps *problems) {
+	if raw == nil {
+		return
+	}
+	if raw.Enabled != nil {
+		c.Enabled = *raw.Enabled
+	}
+	if raw.MaxBytes != nil {
+		if *raw.MaxBytes < 1 {
+			ps.add("cache.max_bytes", "must be >= 1 byte, got %d", *raw.MaxBytes)
+		} else {
+			c.MaxBytes = int64(*raw.MaxBytes)
+		}
+	}
+	if raw.MaxMessageBytes != nil {
+		// An entry's weight is a uint32 in the cache library.
+		if *raw.MaxMessageBytes < 1 || int64(*raw.MaxMessageBytes) > 1<<31 {
+			ps.add("cache.max_message_bytes", "must be between 1 and 2147483648 bytes, got %d", *raw.MaxMessageBytes)
+		} else {
+			c.MaxMessageBytes = int64(*raw.MaxMessageBytes)
+		}
+	}
+	if c.MaxMessageBytes > c.MaxBytes {
+		ps.add("cache.max_message_bytes", "must be <= cache.max_bytes (%d), got %d", c.MaxBytes, c.MaxMessageBytes)
+	}
 }
 
 // oneOf returns *v if it is one of allowed, def if v is unset.

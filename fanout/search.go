@@ -226,7 +226,9 @@ func (m *Mailbox) Status() (Status, bool) {
 
 // CaughtUp reports whether the session was told everything the model
 // logged: its numbering is then the model's, with nothing expunged in
-// the model still shown.
+// the model still shown, and the model's UIDs and flags are what the
+// session was last told (a FETCH FLAGS answered from them is what the
+// upstream would answer, RFC 3501 7.4.2).
 func (v *View) CaughtUp() bool {
 	v.m.mu.RLock()
 	defer v.m.mu.RUnlock()

@@ -43,7 +43,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return err
 	}
 	_, isUID := numSet.(imap.UIDSet)
-	req, err := sess.fetchRequest(options, isUID)
+	req, atts, list, err := sess.fetchRequest(options, isUID)
 	if err != nil {
 		return err
 	}
@@ -62,8 +62,16 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	rl := &fetchRelay{req: req, uids: uids, seqOf: sess.sel.v.UIDToSeq,
 		isRecent: sess.sel.v.IsRecent, announce: sess.flagAnnouncer(sess.sel),
 		setsSeen: !sess.sel.readOnly && setsSeen(options)}
+	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream {
+		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
+			return err
+		}
+	}
 	if err := sess.relayFetch(rl); err != nil {
 		return err
+	}
+	if rl.setsSeen && rl.wrote {
+		sess.seenBy(rl.uids)
 	}
 	if rl.status != nil {
 		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
@@ -78,6 +86,23 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return errExpungedOK
 	}
 	return nil
+}
+
+// seenBy brings the \Seen a FETCH just set (RFC 3501 6.4.5) into the
+// model before the command ends, as STORE brings its change: the next
+// FETCH FLAGS answered from the model (fetchlocal.go) shows it. The flags
+// the FETCH's own responses showed count as reported, so the Poll after
+// it does not repeat them (Dovecot does not).
+func (sess *session) seenBy(uids imap.UIDSet) {
+	sess.syncMailboxes(sess.sel.name)
+	if sess.reported == nil {
+		sess.reported = make(map[imap.UID][]imap.Flag)
+	}
+	for _, m := range sess.sel.v.Members(uids) {
+		if cur, ok := sess.sel.v.Flags(m.UID); ok {
+			sess.reported[m.UID] = cur
+		}
+	}
 }
 
 // errExpungedOK is Dovecot's answer to a FETCH naming messages expunged
@@ -110,6 +135,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 	go func() { drained <- sess.drainFetch(sp) }()
 	cmd := "UID FETCH " + rl.uids.String() + " " + rl.req.items
 	var whole bool
+	defer rl.endFlight()
 	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
 		sp.guard = sess.guard
 		if rl.setsSeen {
@@ -126,6 +152,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 		sess.wrote = rl.wrote // a retry would repeat what went out
 		return err
 	})
+	rl.endFlight() // the cache holds what it could keep: others may look
 	if whole || err == nil {
 		sp.finish(nil)
 	} else {
@@ -148,7 +175,7 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 // fetchRequest derives what to ask upstream from the client's own FETCH
 // items, which the command reader kept (RFC 3501 6.4.5): imapserver's
 // parsed options lose their names and order.
-func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetchRequest, error) {
+func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetchRequest, []fetchAtt, bool, error) {
 	var text []byte
 	if cc := sess.reader(); cc != nil {
 		text = cc.command()
@@ -163,9 +190,9 @@ func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetc
 		// imapserver took the command, so its items are valid: this is
 		// ours to fix.
 		sess.log.Error("FETCH items not understood", zap.ByteString("command", clip(text)), zap.Error(err))
-		return nil, sess.fail("FETCH", err)
+		return nil, nil, false, sess.fail("FETCH", err)
 	}
-	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), nil
+	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), atts, list, nil
 }
 
 // spoolSink puts the relay's output into the spool.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
@@ -261,8 +263,10 @@ func reportFetch(b *testing.B, n int, cpu time.Duration) {
 }
 
 // BenchmarkFetch1000 fetches a 1,000-message INBOX (about 42 MiB) from a
-// real Dovecot, directly and through idlemux, over one logged-in client
-// with INBOX selected. Each iteration is one UID FETCH 1:*:
+// real Dovecot, directly, through idlemux without its cache, and through
+// idlemux with its cache (idlemux-cached: filled by the warm-up round, the
+// mailbox's watcher idling, so FLAGS come from the model), over one
+// logged-in client with INBOX selected. Each iteration is one UID FETCH 1:*:
 //
 //   - bodies: (UID BODY.PEEK[]), every body read to the end; MB/s counts
 //     message bytes.
@@ -279,13 +283,23 @@ func BenchmarkFetch1000(b *testing.B) {
 		ExtraConf: "mail_fsync = never",
 	})
 	mb := populateBench(b, dv, n)
-	p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
+	uncached := testConfig(dv.Addr)
+	uncached.Cache.Enabled = false
+	p := startProxyLogging(b, uncached, zap.NewNop())
+	// The cached proxy holds the whole mailbox (about 42 MiB, no body
+	// above cache.max_message_bytes): after the warm-up round, every
+	// FETCH is answered from the cache and the model.
+	pc := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
+	cached := selectedClient(b, pc.Addrs()[0], n)
+	idleUntilWatcherIdles(b, cached, pc, "INBOX")
 	clients := []struct {
 		name string
 		c    *imapclient.Client
+		p    *Server // the cached proxy: each FETCH must be answered locally
 	}{
-		{"direct", selectedClient(b, dv.Addr, n)},
-		{"idlemux", selectedClient(b, p.Addrs()[0], n)},
+		{"direct", selectedClient(b, dv.Addr, n), nil},
+		{"idlemux", selectedClient(b, p.Addrs()[0], n), nil},
+		{"idlemux-cached", cached, pc},
 	}
 	// One untimed round of each shape on each client: fills Dovecot's cache
 	// file and the page cache, and opens idlemux's pool connection.
@@ -301,29 +315,73 @@ func BenchmarkFetch1000(b *testing.B) {
 		for _, cl := range clients {
 			b.Run(cl.name, func(b *testing.B) {
 				b.SetBytes(mb.total)
-				cpu := processCPU()
+				cpu, local := processCPU(), localFetches(cl.p)
 				for b.Loop() {
 					if err := fetchBodies(cl.c, mb, false); err != nil {
 						b.Fatal(err)
 					}
 				}
 				reportFetch(b, n, cpu)
+				if got := localFetches(cl.p) - local; cl.p != nil && got != float64(b.N) {
+					b.Fatalf("got %v FETCHes answered locally, want %d", got, b.N)
+				}
 			})
 		}
 	})
 	b.Run("listing", func(b *testing.B) {
 		for _, cl := range clients {
 			b.Run(cl.name, func(b *testing.B) {
-				cpu := processCPU()
+				cpu, local := processCPU(), localFetches(cl.p)
 				for b.Loop() {
 					if err := fetchListing(cl.c, mb); err != nil {
 						b.Fatal(err)
 					}
 				}
 				reportFetch(b, n, cpu)
+				if got := localFetches(cl.p) - local; cl.p != nil && got != float64(b.N) {
+					b.Fatalf("got %v FETCHes answered locally, want %d", got, b.N)
+				}
 			})
 		}
 	})
+}
+
+// localFetches is p's count of FETCHes answered without the upstream; 0
+// for nil.
+func localFetches(p *Server) float64 {
+	if p == nil {
+		return 0
+	}
+	return testutil.ToFloat64(p.metrics.localAnswers.WithLabelValues("FETCH"))
+}
+
+// idleUntilWatcherIdles runs IDLE on c until box's watcher idles on a
+// connection of its own (FETCH FLAGS is then answered from the model).
+func idleUntilWatcherIdles(tb testing.TB, c *imapclient.Client, p *Server, box string) {
+	tb.Helper()
+	idle, err := c.Idle()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a, err := p.mgr.Login(context.Background(), testUser, testPass)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer a.Unref()
+	for deadline := time.Now().Add(waitLong); ; time.Sleep(time.Millisecond) {
+		if w := a.Watching(box); w != nil && w.Live() {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s's watcher to idle", box)
+		}
+	}
+	if err := idle.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // TestDovecotFetchManyBodiesExact: one UID FETCH 1:* of many bodies of
@@ -336,8 +394,13 @@ func TestDovecotFetchManyBodiesExact(t *testing.T) {
 	mb := populateBench(t, dv, n)
 	p := startProxy(t, testConfig(dv.Addr))
 	c := selectedClient(t, p.Addrs()[0], n)
-	if err := fetchBodies(c, mb, true); err != nil {
-		t.Fatal(err)
+	for range 2 { // from the upstream, then from the cache
+		if err := fetchBodies(c, mb, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := localFetches(p); got != 1 {
+		t.Errorf("got %v FETCHes answered locally, want 1 (the second)", got)
 	}
 	if err := fetchListing(c, mb); err != nil {
 		t.Fatal(err)

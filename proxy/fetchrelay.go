@@ -54,7 +54,17 @@ type fetchRelay struct {
 	announce func(flags [][]byte) []byte
 	okFlags  map[string]bool // flags announce found known
 	setsSeen bool            // the FETCH sets \Seen (a body without PEEK)
-	start    int             // where the current response begins in out
+	// capture, when set, records the client's responses item by item for
+	// the FETCH cache (fetchcapture.go); hits are responses built from
+	// the cache (fetchlocal.go), written in sequence order among the
+	// upstream's, at hitNext the next one due.
+	capture *fetchCapture
+	hits    *localHits
+	hitNext int
+	// finish, when set, ends the shared flight this FETCH leads
+	// (fetchCache.join) once its upstream part is over.
+	finish func()
+	start  int // where the current response begins in out
 
 	br       *bufio.Reader
 	out      []byte // text not yet given to the sink
@@ -117,6 +127,9 @@ func (rl *fetchRelay) run(br *bufio.Reader, tag string) error {
 		}
 		if !bytes.HasPrefix(line, []byte(tag+" ")) {
 			return relayErr("unexpected line %q", clip(line))
+		}
+		if err := rl.emitHits(^uint32(0)); err != nil {
+			return err
 		}
 		if err := rl.flush(); err != nil {
 			return err
@@ -324,4 +337,35 @@ func (rl *fetchRelay) salvage() bool {
 func (rl *fetchRelay) reset() {
 	rl.out, rl.hold, rl.mode = rl.out[:0], rl.hold[:0], modeHold
 	rl.seen, rl.answered, rl.partial, rl.cut, rl.status = rl.seen[:0], 0, false, 0, nil
+	rl.hitNext = 0
+}
+
+// endFlight ends the flight this FETCH leads, if any (idempotent).
+func (rl *fetchRelay) endFlight() {
+	if rl.finish != nil {
+		rl.finish()
+		rl.finish = nil
+	}
+}
+
+// emitHits writes the responses built from the cache for messages
+// numbered below before: the client gets every response in ascending
+// sequence order, as the upstream would send them. Called between
+// responses only.
+func (rl *fetchRelay) emitHits(before uint32) error {
+	if rl.hits == nil {
+		return nil
+	}
+	for ; rl.hitNext < len(rl.hits.list) && rl.hits.list[rl.hitNext].seq < before; rl.hitNext++ {
+		h := &rl.hits.list[rl.hitNext]
+		rl.out = rl.hits.appendTo(rl.out, rl.req, h)
+		rl.markSeen(h.seq)
+		rl.cut = len(rl.out)
+		if len(rl.out) >= relayFlushAt {
+			if err := rl.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

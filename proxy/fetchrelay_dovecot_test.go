@@ -56,11 +56,21 @@ func fillRawItems(t *testing.T, c *imapclient.Client, box string) {
 // sessions, one with prefix+"D" selected directly, one with prefix+"P"
 // through idlemux.
 func rawPair(t *testing.T, prefix string) (setup *imapclient.Client, direct, proxied *rawConn) {
+	setup, direct, proxied, _ = rawPairProxy(t, prefix, nil)
+	return setup, direct, proxied
+}
+
+// rawPairProxy is rawPair that also returns the proxy; before, if set,
+// runs on the setup client once the mailboxes are filled.
+func rawPairProxy(t *testing.T, prefix string, before func(*imapclient.Client)) (setup *imapclient.Client, direct, proxied *rawConn, p *Server) {
 	dv := startDovecot(t)
-	p := startProxy(t, testConfig(dv.Addr))
+	p = startProxy(t, testConfig(dv.Addr))
 	setup = dv.Dial(t, testUser, testPass)
 	fillRawItems(t, setup, prefix+"D")
 	fillRawItems(t, setup, prefix+"P")
+	if before != nil {
+		before(setup)
+	}
 	direct, proxied = dialRaw(t, dv.Addr), dialRaw(t, p.Addrs()[0])
 	for _, s := range []struct {
 		rc  *rawConn
@@ -71,7 +81,7 @@ func rawPair(t *testing.T, prefix string) (setup *imapclient.Client, direct, pro
 			t.Fatalf("SELECT %s: got %q", s.box, got)
 		}
 	}
-	return setup, direct, proxied
+	return setup, direct, proxied, p
 }
 
 // TestDovecotFetchRawItems: every FETCH item reaches the client as

@@ -37,12 +37,7 @@ func relayOnce(in []byte, req *fetchRequest) ([]byte, error) {
 // lets it take it.
 func relayBuffered(in []byte, req *fetchRequest, size int) ([]byte, error) {
 	sink := &bufSink{}
-	rl := &fetchRelay{
-		req:   req,
-		uids:  imap.UIDSet{{Start: 1, Stop: 1000}},
-		seqOf: func(u imap.UID) (uint32, bool) { return uint32(u) + 1, u <= 900 },
-		sink:  sink,
-	}
+	rl := testRelay(req, sink)
 	err := rl.run(bufio.NewReaderSize(bytes.NewReader(in), size), "X1")
 	if _, proto := upstream.IsProtocol(err); proto {
 		err = nil
@@ -51,6 +46,17 @@ func relayBuffered(in []byte, req *fetchRequest, size int) ([]byte, error) {
 		rl.salvage()
 	}
 	return sink.Bytes(), err
+}
+
+// testRelay is a relay for req into sink: every UID of 1:1000 is
+// message number UID+1 of the view, up to UID 900.
+func testRelay(req *fetchRequest, sink relaySink) *fetchRelay {
+	return &fetchRelay{
+		req:   req,
+		uids:  imap.UIDSet{{Start: 1, Stop: 1000}},
+		seqOf: func(u imap.UID) (uint32, bool) { return uint32(u) + 1, u <= 900 },
+		sink:  sink,
+	}
 }
 
 var relaySeeds = []string{

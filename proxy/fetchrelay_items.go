@@ -20,6 +20,9 @@ func (rl *fetchRelay) fetch() error {
 	}
 	rl.mode, rl.hold, rl.uid, rl.uidOut, rl.nItems, rl.nBuffered = modeHold, rl.hold[:0], 0, false, 0, 0
 	rl.text = 0
+	if rl.capture != nil {
+		rl.capture.reset()
+	}
 	for first := true; ; first = false {
 		if !first && rl.fastRest() {
 			break
@@ -49,6 +52,9 @@ func (rl *fetchRelay) fetch() error {
 		return err
 	}
 	if rl.mode == modeOut {
+		if rl.capture != nil {
+			rl.capture.commit(uint32(rl.uid))
+		}
 		rl.putUID(true)
 		rl.out = append(rl.out, ")\r\n"...)
 		rl.mode, rl.partial, rl.cut = modeHold, false, len(rl.out)
@@ -74,11 +80,14 @@ func (rl *fetchRelay) fastRest() bool {
 		return false
 	}
 	rest := b[:end-2] // the items after the current one, " item value..."
-	if !rl.flagsKnown(rest) || bytes.Contains(rest, modseqItem) {
+	if !rl.flagsKnown(rest) || !fastItems(rest, nil) {
 		return false
 	}
 	if rl.count(int64(len(rest))) != nil {
 		return false // the item-by-item path reports it
+	}
+	if rl.capture != nil {
+		fastItems(rest, rl.capture.item)
 	}
 	if rl.nItems == 0 {
 		rest = bytes.TrimPrefix(rest, []byte(" "))
@@ -132,6 +141,9 @@ func (rl *fetchRelay) item() error {
 			return err
 		}
 		rl.announceFlags(flags)
+		if rl.capture != nil {
+			rl.capture.flags()
+		}
 		if rl.mode == modeOut && rl.isRecent != nil && rl.isRecent(rl.uid) {
 			// idlemux's own \Recent, last as Dovecot writes it
 			if len(flags) > 2 {
@@ -151,7 +163,14 @@ func (rl *fetchRelay) item() error {
 	}
 	rl.emit(name)
 	rl.emit([]byte{' '})
-	if err := rl.value(); err != nil {
+	if rl.capture != nil {
+		rl.capture.begin(string(up))
+	}
+	err = rl.value()
+	if rl.capture != nil {
+		rl.capture.end()
+	}
+	if err != nil {
 		return err
 	}
 	return rl.maybeFlush()
@@ -204,6 +223,9 @@ func (rl *fetchRelay) uidItem() error {
 		rl.mode = modeDrop
 		return nil
 	}
+	if err := rl.emitHits(seq); err != nil {
+		return err
+	}
 	rl.markSeen(seq)
 	rl.mode = modeOut
 	rl.start = len(rl.out)
@@ -212,6 +234,9 @@ func (rl *fetchRelay) uidItem() error {
 	rl.out = append(rl.out, " FETCH ("...)
 	if len(rl.hold) > 0 {
 		// Items before the UID (not Dovecot's order): the UID follows them.
+		if rl.capture != nil {
+			rl.capture.odd = true
+		}
 		rl.out = append(rl.out, rl.hold...)
 		rl.hold = rl.hold[:0]
 	}
@@ -221,6 +246,9 @@ func (rl *fetchRelay) uidItem() error {
 
 // emit writes b where the current response goes.
 func (rl *fetchRelay) emit(b []byte) {
+	if rl.capture != nil {
+		rl.capture.add(b)
+	}
 	switch rl.mode {
 	case modeOut:
 		rl.out = append(rl.out, b...)
@@ -532,6 +560,9 @@ func (rl *fetchRelay) literal(first byte, nested bool) error {
 	case rl.mode == modeOut && n > relayInline:
 		if err = rl.flush(); err == nil {
 			rl.partial = true
+			if rl.capture != nil {
+				src = rl.capture.tee(src)
+			}
 			err = rl.sink.literal(src, n)
 		}
 	default:
@@ -539,10 +570,13 @@ func (rl *fetchRelay) literal(first byte, nested bool) error {
 			return relayErr("more than %d bytes before the UID", relayHoldMax)
 		}
 		var got int64
+		dst := &rl.hold
 		if rl.mode == modeOut {
-			got, err = readAppend(&rl.out, src, n)
-		} else {
-			got, err = readAppend(&rl.hold, src, n)
+			dst = &rl.out
+		}
+		got, err = readAppend(dst, src, n)
+		if rl.capture != nil {
+			rl.capture.add((*dst)[len(*dst)-int(got):])
 		}
 		if err == nil && got < n {
 			err = io.ErrUnexpectedEOF
@@ -573,9 +607,6 @@ func (rl *fetchRelay) markSeen(seq uint32) {
 }
 
 var flagsPrefix = []byte("FLAGS ")
-
-// modseqItem is a MODSEQ item the fast path leaves to the item path.
-var modseqItem = []byte("MODSEQ (")
 
 func hasLower(b []byte) bool {
 	for _, c := range b {

@@ -67,6 +67,9 @@ func newMetrics(s *Server) *metrics {
 		&modeCollector{s: s},
 		&upstreamCmdCollector{s: s},
 	)
+	if s.cache != nil {
+		m.reg.MustRegister(s.cache.collectors()...)
+	}
 	return m
 }
 

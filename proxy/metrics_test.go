@@ -94,6 +94,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`idlemux_upstream_logins_total{reason="command"} 0`,
 		`idlemux_upstream_logins_total{reason="reconnect"} 0`,
 		`idlemux_upstream_logins_total{reason="notify"} 0`,
+		"idlemux_fetch_cache_hits_total 0",
+		"idlemux_fetch_cache_misses_total 0",
+		"idlemux_fetch_cache_evictions_total 0",
+		"idlemux_fetch_cache_bytes 0",
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -22,7 +22,7 @@ func (s *Server) dyn() *dynamic { return s.dynamic.Load() }
 
 // ApplyConfig takes a new, already validated config (SIGHUP): keepalive,
 // limits and map-mode users apply to new logins and IDLEs at once, and the
-// certificate is reloaded. Listeners, upstream and fanout settings need a
+// certificate is reloaded. Listeners, upstream, fanout and cache settings need a
 // restart: a change to them is refused, naming the keys, and nothing is
 // applied. Sessions are never dropped.
 func (s *Server) ApplyConfig(cfg *config.Config) error {
@@ -35,6 +35,9 @@ func (s *Server) ApplyConfig(cfg *config.Config) error {
 	}
 	if cfg.Fanout != s.cfg.Fanout {
 		fixed = append(fixed, "fanout")
+	}
+	if cfg.Cache != s.cfg.Cache {
+		fixed = append(fixed, "cache") // sized once, shared by every session
 	}
 	if cfg.Metrics != s.cfg.Metrics {
 		fixed = append(fixed, "metrics")

@@ -77,7 +77,7 @@ func (sess *session) Poll(_ *imapserver.UpdateWriter, allowExpunge bool) error {
 	sess.settle()
 	allow := allowExpunge && !sess.noExpunge
 	sess.noExpunge = false
-	defer clear(sess.reported)
+	defer sess.forgetReported()
 	if sess.sel == nil {
 		return nil
 	}
@@ -215,6 +215,17 @@ func (sess *session) viewFailed(err error) error {
 	}
 	sess.bye(text)
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
+}
+
+// forgetReported empties the flags the last command reported; a large
+// map (a STORE or FETCH of many messages) is dropped, not kept empty with
+// its buckets: an idle session stays small.
+func (sess *session) forgetReported() {
+	if len(sess.reported) > 64 {
+		sess.reported = nil
+		return
+	}
+	clear(sess.reported)
 }
 
 // unholdOnError drops the FETCH/STORE/SEARCH mark that keeps EXPUNGE out

@@ -44,6 +44,7 @@ type Server struct {
 	live      map[*session]struct{}
 
 	metrics     *metrics
+	cache       *fetchCache // nil when cache.enabled is false
 	metricsAddr string
 	lim         *limiter
 	dynamic     atomic.Pointer[dynamic] // reloadable settings
@@ -104,6 +105,9 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
 		Log:                  log.Named("upstream"),
 	})
+	if cfg.Cache.Enabled {
+		s.cache = newFetchCache(cfg.Cache.MaxBytes, cfg.Cache.MaxMessageBytes)
+	}
 	s.metrics = newMetrics(s)
 	return s, nil
 }

@@ -254,7 +254,7 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 			p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 			var d, v time.Duration
 			peak := 0
-			before := p.mgr.Stats()
+			before, fetchesBefore := p.mgr.Stats(), countsOf(p)
 			b.ResetTimer()
 			for range b.N {
 				direct := storm(b, dv.Addr, n, cmds)
@@ -269,6 +269,10 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 			after := p.mgr.Stats()
 			reportStorm(b, d, v, before, after)
 			b.ReportMetric(float64(peak), "upstream-conns-peak")
+			fetches := countsOf(p)
+			b.ReportMetric((fetches.local-fetchesBefore.local)/float64(b.N), "local-fetches/op")
+			b.ReportMetric((fetches.misses-fetchesBefore.misses)/float64(b.N), "cache-misses/op")
+			b.ReportMetric((fetches.hits-fetchesBefore.hits)/float64(b.N), "cache-hits/op")
 		})
 	}
 }

@@ -173,6 +173,11 @@ func TestApplyConfig(t *testing.T) {
 	if got := greeting(t, p.Addrs()[0], nil); !strings.HasPrefix(got, "* BYE Too many connections") {
 		t.Fatalf("a refused reload changed the limits: got %q", got)
 	}
+	bad = next
+	bad.Cache.MaxBytes = 1 << 20
+	if err := p.ApplyConfig(&bad); err == nil || !strings.Contains(err.Error(), "cache") {
+		t.Fatalf("changing cache.max_bytes: got %v, want a refusal naming cache", err)
+	}
 }
 
 // TestTLSHandshakeBounded: on an implicit-TLS listener a peer that never

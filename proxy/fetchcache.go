@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fetchCache holds immutable per-message FETCH data (RFC 3501 2.3: a
+// message's UID, within one UIDVALIDITY, names the same content for good):
+// each item value exactly as the upstream wrote it (ENVELOPE,
+// BODYSTRUCTURE, RFC822.SIZE, INTERNALDATE, header sections, bodies...),
+// shared by every session of the server. Values are bytes of the
+// upstream's own answer, so a response built from them is byte for byte
+// what the upstream would send.
+//
+// The bound counts every value's bytes, its item name and a per-entry
+// overhead; otter (W-TinyLFU, byte-weighted) evicts past it. A new
+// UIDVALIDITY makes a mailbox's old entries unreachable (the key holds
+// it): they age out under the same bound.
+//
+// It also remembers, per upstream item list, the items of the upstream's
+// answer in its order and spelling (layouts): Dovecot writes some items
+// first whatever the request's order (bufferedItems), and names section
+// items its own way; a response built from the cache follows what the
+// upstream did for the same request.
+type fetchCache struct {
+	c       *otter.Cache[cacheKey, []byte]
+	maxItem int64
+
+	mu      sync.Mutex
+	layouts map[string][]string // upstream item list → answer's item names
+	// attNames: client item → the name its answer has (fetchlayout.go)
+	attNames map[string]string
+	flights  map[string]chan struct{}
+
+	hits, misses, evictions prometheus.Counter
+}
+
+// cacheKey names one item value of one message.
+type cacheKey struct {
+	acct, mailbox string
+	uidValidity   uint32
+	uid           imap.UID
+	item          string // as the upstream names it in its answer: "BODY[HEADER]"
+}
+
+// cacheEntryOverhead approximates what an entry costs besides its value
+// and item name: otter's node, the map slot, the key's headers.
+const cacheEntryOverhead = 160
+
+// maxLayouts bounds the remembered item lists; past it they are all
+// forgotten and learnt again.
+const maxLayouts = 512
+
+func newFetchCache(maxBytes, maxItem int64) *fetchCache {
+	fc := &fetchCache{maxItem: maxItem, layouts: make(map[string][]string), attNames: make(map[string]string), flights: make(map[string]chan struct{})}
+	fc.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_hits_total",
+		Help: "Messages of client FETCHes answered from the shared cache of immutable message data."})
+	fc.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_misses_total",
+		Help: "Messages of cacheable client FETCHes fetched upstream because the cache lacked them."})
+	fc.evictions = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_evictions_total",
+		Help: "Item values evicted from the FETCH cache to keep it within cache.max_bytes."})
+	fc.c = otter.Must(&otter.Options[cacheKey, []byte]{
+		MaximumWeight: uint64(maxBytes),
+		Weigher: func(k cacheKey, v []byte) uint32 {
+			return uint32(min(int64(len(v))+int64(len(k.item))+cacheEntryOverhead, 1<<32-1))
+		},
+		OnDeletion: func(e otter.DeletionEvent[cacheKey, []byte]) {
+			if e.WasEvicted() {
+				fc.evictions.Inc()
+			}
+		},
+	})
+	return fc
+}
+
+// collectors are the cache's series, registered by newMetrics.
+func (fc *fetchCache) collectors() []prometheus.Collector {
+	return []prometheus.Collector{fc.hits, fc.misses, fc.evictions,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_fetch_cache_bytes",
+			Help: "Bytes the FETCH cache holds, as weighed against cache.max_bytes (values, item names, per-entry overhead)."},
+			func() float64 { return float64(fc.c.WeightedSize()) })}
+}
+
+// get returns the value of k, if held.
+func (fc *fetchCache) get(k cacheKey) ([]byte, bool) { return fc.c.GetIfPresent(k) }
+
+// put keeps v (the caller's copy, never modified after) unless it is over
+// the per-item limit.
+func (fc *fetchCache) put(k cacheKey, v []byte) {
+	if int64(len(v)) > fc.maxItem {
+		return
+	}
+	fc.c.Set(k, v)
+}
+
+// layout returns the item names the upstream answers items (atts) with,
+// in its order: learnt from an answer to items, or derived from the
+// names learnt for each item (fetchlayout.go); nil when not known.
+func (fc *fetchCache) layout(items string, atts []fetchAtt) []string {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if l, ok := fc.layouts[items]; ok {
+		return l
+	}
+	return fc.deriveLocked(atts)
+}
+
+// learn records the names of one upstream answer to items. An answer
+// that disagrees with the one recorded (an upstream whose order depends
+// on the message) drops the record: those requests are then answered
+// from the cache only after the next answer, and never wrongly.
+func (fc *fetchCache) learn(items string, atts []fetchAtt, names []string) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	old, ok := fc.layouts[items]
+	switch {
+	case !ok:
+		if len(fc.layouts) >= maxLayouts {
+			clear(fc.layouts)
+		}
+		fc.layouts[items] = names
+		fc.learnNamesLocked(atts, names)
+	case !equalStrings(old, names):
+		delete(fc.layouts, items)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// join coalesces concurrent fetches of the same missing data (key names
+// the account, mailbox, UIDVALIDITY, UID set and items): the first caller
+// leads and must call the returned done once its upstream FETCH has
+// ended (the cache then holds what it could keep); the others get wait,
+// closed then, and look in the cache again.
+func (fc *fetchCache) join(key string) (wait <-chan struct{}, done func()) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if ch, ok := fc.flights[key]; ok {
+		return ch, nil
+	}
+	ch := make(chan struct{})
+	fc.flights[key] = ch
+	return nil, func() {
+		fc.mu.Lock()
+		delete(fc.flights, key)
+		fc.mu.Unlock()
+		close(ch)
+	}
+}

@@ -1,0 +1,75 @@
+package proxy
+
+// Layouts: the item names of an upstream answer, in its order. Learnt
+// per item list as the client wrote it (fetchCache.learn); from them the
+// cache also learns which name answers which item ("BODY.PEEK[HEADER]"
+// is answered as "BODY[HEADER]"), so that the same items in another
+// order, as go-imap's client writes them (its own map order), are
+// answered without the upstream too: Dovecot writes the buffered items
+// (bufferedItems: FLAGS, INTERNALDATE, RFC822.SIZE) first, in the
+// request's order, then the others in the request's order
+// (fetchitems.go). A learnt answer that does not follow that rule
+// teaches no names.
+
+// learnNames records which name answers each of atts, when names (an
+// answer's, UID left out) follow Dovecot's order for them. fc.mu is held.
+func (fc *fetchCache) learnNamesLocked(atts []fetchAtt, names []string) {
+	order := dovecotOrder(atts)
+	if order == nil || len(order) != len(names) {
+		return
+	}
+	for i, a := range order {
+		if bufferedItems[names[i]] != isBuffered(a) || (a.name == "FLAGS") != (names[i] == "FLAGS") {
+			return
+		}
+	}
+	if len(fc.attNames)+len(order) > maxLayouts {
+		clear(fc.attNames)
+	}
+	for i, a := range order {
+		fc.attNames[a.text()] = names[i]
+	}
+}
+
+// deriveLocked returns the layout of atts from the names learnt for each,
+// in Dovecot's order; nil when one is not known, or two share a name.
+// fc.mu is held.
+func (fc *fetchCache) deriveLocked(atts []fetchAtt) []string {
+	order := dovecotOrder(atts)
+	if order == nil {
+		return nil
+	}
+	names := make([]string, len(order))
+	for i, a := range order {
+		n, ok := fc.attNames[a.text()]
+		if !ok || hasString(names[:i], n) {
+			return nil
+		}
+		names[i] = n
+	}
+	return names
+}
+
+// dovecotOrder returns atts but UID in the order Dovecot answers them:
+// buffered ones first. nil for a macro or MODSEQ, whose answers do not
+// map one to one.
+func dovecotOrder(atts []fetchAtt) []fetchAtt {
+	var first, rest []fetchAtt
+	for _, a := range atts {
+		switch {
+		case a.name == "UID" && a.section == nil:
+		case a.name == "ALL" || a.name == "FAST" || a.name == "FULL" || a.name == "MODSEQ":
+			return nil
+		case isBuffered(a):
+			first = append(first, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	if len(first)+len(rest) == 0 {
+		return nil
+	}
+	return append(first, rest...)
+}
+
+func isBuffered(a fetchAtt) bool { return a.section == nil && bufferedItems[a.name] }
