@@ -62,6 +62,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	rl := &fetchRelay{req: req, uids: uids, seqOf: sess.sel.v.UIDToSeq,
 		isRecent: sess.sel.v.IsRecent, announce: sess.flagAnnouncer(sess.sel),
 		setsSeen: !sess.sel.readOnly && setsSeen(options)}
+	if rl.setsSeen {
+		rl.shown = make(map[imap.UID][]byte)
+	}
 	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream {
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
 			return err
@@ -71,7 +74,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return err
 	}
 	if rl.setsSeen && rl.wrote {
-		sess.seenBy(rl.uids)
+		sess.seenBy(rl.shown)
 	}
 	if rl.status != nil {
 		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
@@ -90,19 +93,33 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 
 // seenBy brings the \Seen a FETCH just set (RFC 3501 6.4.5) into the
 // model before the command ends, as STORE brings its change: the next
-// FETCH FLAGS answered from the model (fetchlocal.go) shows it. The flags
-// the FETCH's own responses showed count as reported, so the Poll after
-// it does not repeat them (Dovecot does not).
-func (sess *session) seenBy(uids imap.UIDSet) {
+// FETCH FLAGS answered from the model (fetchlocal.go) shows it. The
+// FLAGS the FETCH's own responses wrote (shown, by UID) count as
+// reported, so the Poll after it does not repeat them (Dovecot does
+// not); a change the sync brings beyond them (another client's, made
+// meanwhile) differs from them and is still told.
+func (sess *session) seenBy(shown map[imap.UID][]byte) {
 	sess.syncMailboxes(sess.sel.name)
+	if len(shown) == 0 {
+		return
+	}
 	if sess.reported == nil {
-		sess.reported = make(map[imap.UID][]imap.Flag)
+		sess.reported = make(map[imap.UID][]imap.Flag, len(shown))
 	}
-	for _, m := range sess.sel.v.Members(uids) {
-		if cur, ok := sess.sel.v.Flags(m.UID); ok {
-			sess.reported[m.UID] = cur
-		}
+	for uid, list := range shown {
+		sess.reported[uid] = parseFlagList(list)
 	}
+}
+
+// parseFlagList reads a FLAGS list as the relay wrote it, "(" flags ")"
+// with single spaces (RFC 3501 7.4.2 flag-fetch).
+func parseFlagList(list []byte) []imap.Flag {
+	list = bytes.TrimSuffix(bytes.TrimPrefix(list, []byte("(")), []byte(")"))
+	var flags []imap.Flag
+	for f := range bytes.FieldsSeq(list) {
+		flags = append(flags, imap.Flag(f))
+	}
+	return flags
 }
 
 // errExpungedOK is Dovecot's answer to a FETCH naming messages expunged

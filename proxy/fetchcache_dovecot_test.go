@@ -258,21 +258,39 @@ func storeBoth(t *testing.T, setup *imapclient.Client, seq uint32, expunge bool,
 }
 
 // TestDovecotFetchPolled: in a mailbox whose watcher polls (no client
-// idled there), FLAGS always go upstream, alone or with cached items: the
-// model may lag the upstream by a poll interval; items the cache holds
-// without FLAGS are still answered from it.
+// idled there), FLAGS come from the model only after a poll round that
+// began after the FETCH arrived (searchlocal.go modelCurrent): a flag
+// set directly on Dovecot just before is in the answer, as directly.
+// Items the cache holds are answered from it, FLAGS or not.
 func TestDovecotFetchPolled(t *testing.T) {
-	_, direct, proxied, p := rawPairProxy(t, "Poll", nil)
+	setup, direct, proxied, p := rawPairProxy(t, "Poll", nil)
 	for _, tc := range []struct {
 		cmd       string
 		wantLocal float64 // the second time
 	}{
-		{"FETCH 1:* (FLAGS)", 0},
-		{"FETCH 1:* (UID FLAGS ENVELOPE)", 0},
+		{"FETCH 1:* (FLAGS)", 1},
+		{"FETCH 1:* (UID FLAGS ENVELOPE)", 1},
 		{"FETCH 1:* (UID ENVELOPE)", 1},
 	} {
 		sameFetch(t, direct, proxied, tc.cmd)
 		checkCounts(t, p, "second "+tc.cmd, tc.wantLocal, -1, func() { sameFetch(t, direct, proxied, tc.cmd) })
+	}
+	if w := p.mgr.Stats(); w.Polled == 0 {
+		t.Fatalf("got %d polled mailboxes, want the session's polled", w.Polled)
+	}
+	for _, box := range []string{"PollD", "PollP"} {
+		if _, err := setup.Select(box, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{"$Fresh"}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rc := range []*rawConn{direct, proxied} {
+		got := strings.Join(rc.cmd("f", "FETCH 1 (FLAGS)"), "\n")
+		if !strings.Contains(got, "$Fresh") {
+			t.Errorf("FETCH 1 (FLAGS) right after a STORE made directly: got %q, want $Fresh shown", got)
+		}
 	}
 }
 

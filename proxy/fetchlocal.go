@@ -139,7 +139,7 @@ func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind,
 	// its own connection) and holds every change made through idlemux
 	// (a shared Sync first if not: searchlocal.go modelCurrent); asked
 	// before the view is looked at, since a Sync may bring it news.
-	current := needFlags && sess.modelCurrent(sel.w, "FETCH")
+	current := needFlags && sess.modelCurrent(sel.w, sel.prevMark, "FETCH")
 	caughtUp := len(expunged) == 0 && sel.v.CaughtUp()
 	if needFlags && !(caughtUp && current) {
 		// The FLAGS are the upstream's to give: the whole FETCH goes

@@ -54,6 +54,10 @@ type fetchRelay struct {
 	announce func(flags [][]byte) []byte
 	okFlags  map[string]bool // flags announce found known
 	setsSeen bool            // the FETCH sets \Seen (a body without PEEK)
+	// shown, when not nil, collects the FLAGS list each response wrote
+	// (as the client got it), by UID: what the FETCH reported (seenBy).
+	shown    map[imap.UID][]byte
+	curFlags []byte // the current response's FLAGS as written, for shown
 	// capture, when set, records the client's responses item by item for
 	// the FETCH cache (fetchcapture.go); hits are responses built from
 	// the cache (fetchlocal.go), written in sequence order among the
@@ -338,6 +342,7 @@ func (rl *fetchRelay) reset() {
 	rl.out, rl.hold, rl.mode = rl.out[:0], rl.hold[:0], modeHold
 	rl.seen, rl.answered, rl.partial, rl.cut, rl.status = rl.seen[:0], 0, false, 0, nil
 	rl.hitNext = 0
+	clear(rl.shown)
 }
 
 // endFlight ends the flight this FETCH leads, if any (idempotent).

@@ -20,6 +20,7 @@ func (rl *fetchRelay) fetch() error {
 	}
 	rl.mode, rl.hold, rl.uid, rl.uidOut, rl.nItems, rl.nBuffered = modeHold, rl.hold[:0], 0, false, 0, 0
 	rl.text = 0
+	rl.curFlags = rl.curFlags[:0]
 	if rl.capture != nil {
 		rl.capture.reset()
 	}
@@ -55,6 +56,9 @@ func (rl *fetchRelay) fetch() error {
 		if rl.capture != nil {
 			rl.capture.commit(uint32(rl.uid))
 		}
+		if rl.shown != nil && len(rl.curFlags) > 0 {
+			rl.shown[rl.uid] = bytes.Clone(rl.curFlags)
+		}
 		rl.putUID(true)
 		rl.out = append(rl.out, ")\r\n"...)
 		rl.mode, rl.partial, rl.cut = modeHold, false, len(rl.out)
@@ -88,6 +92,13 @@ func (rl *fetchRelay) fastRest() bool {
 	}
 	if rl.capture != nil {
 		fastItems(rest, rl.capture.item)
+	}
+	if rl.shown != nil {
+		fastItems(rest, func(name, value []byte) {
+			if string(name) == "FLAGS" {
+				rl.curFlags = append(rl.curFlags[:0], value...)
+			}
+		})
 	}
 	if rl.nItems == 0 {
 		rest = bytes.TrimPrefix(rest, []byte(" "))
@@ -151,6 +162,9 @@ func (rl *fetchRelay) item() error {
 			} else {
 				flags = []byte(`(\Recent)`)
 			}
+		}
+		if rl.shown != nil {
+			rl.curFlags = append(rl.curFlags[:0], flags...)
 		}
 		rl.startItem(up)
 		rl.emit(flagsPrefix)

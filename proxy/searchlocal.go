@@ -37,7 +37,7 @@ func (sess *session) searchLocal(criteria, crit *imap.SearchCriteria, options *i
 	if _, ok := fanout.Searchable(crit); !ok || hasSearchRes(criteria) {
 		return nil, false
 	}
-	if !sess.modelCurrent(sess.sel.w, "SEARCH") {
+	if !sess.modelCurrent(sess.sel.w, sess.sel.prevMark, "SEARCH") {
 		return nil, false
 	}
 	return sess.sel.v.Search(crit)
@@ -52,15 +52,21 @@ func hasSearchRes(c *imap.SearchCriteria) bool {
 	})
 }
 
-// modelCurrent says whether w's model may answer for the mailbox now: it
-// is Live, and includes every change made through idlemux to it, after
-// one Sync (shared with concurrent requests) if needed. what names the
-// command for the log.
-func (sess *session) modelCurrent(w *upstream.Watcher, what string) bool {
-	if !w.Live() {
-		return false
-	}
-	if w.Current() {
+// modelCurrent says whether w's model may answer for the mailbox now.
+// A Live model (IDLE on its own connection) may once it includes every
+// change made through idlemux, after one Sync (shared with concurrent
+// requests) if needed. A polled one lags the upstream by up to
+// upstream.poll_interval, so it may only once a poll round begun since
+// mark has completed (Watcher.FreshSince; mark is the session's
+// prevMark for its selected mailbox, noMark elsewhere): the one a
+// SELECT just ran, or one this command asks for. Such a round leaves the
+// model as the upstream is (a SELECT with CONDSTORE, else a full flag
+// listing, polled.go), and concurrent commands share it, so a fleet
+// reconnecting at once costs the upstream a round, not a command each.
+// what names the command for the log.
+func (sess *session) modelCurrent(w *upstream.Watcher, mark uint64, what string) bool {
+	live := w.Live()
+	if live && w.Current() || !live && w.FreshSince(mark) {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
@@ -69,5 +75,9 @@ func (sess *session) modelCurrent(w *upstream.Watcher, what string) bool {
 		sess.log.Info("mailbox watcher did not sync; asking the upstream", zap.String("command", what), zap.Error(err))
 		return false
 	}
-	return w.Current()
+	return !live || w.Current()
 }
+
+// noMark is the mark of a mailbox the session has not selected: no poll
+// round is fresh enough, a Sync is always asked for.
+const noMark = ^uint64(0)

@@ -21,6 +21,13 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	ctx, cancel := sess.ctx()
 	defer cancel()
 	w, started, err := sess.acct.WatchNew(ctx, name)
+	var mark uint64 // before the round below, if any: FreshSince
+	if err == nil {
+		mark = w.RoundMark()
+		if started {
+			mark = 0 // its first round, begun for this SELECT
+		}
+	}
 	if err != nil {
 		return nil, sess.fail("SELECT", err)
 	}
@@ -39,7 +46,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	return &imap.SelectData{

@@ -78,6 +78,11 @@ type selection struct {
 	// selects the mailbox and finds another is not used for the view's UIDs.
 	uidValidity uint32
 	noops       uint8 // NOOPs and CHECKs in a polled mailbox, up to 2 (pollsync.go)
+	// prevMark and curMark are the watcher's RoundMark at the start of the
+	// session's previous command and of its current one (settle): a
+	// polled model fresh since prevMark may answer (searchlocal.go
+	// modelCurrent).
+	prevMark, curMark uint64
 	// holdGone keeps the BYE for a mailbox this session's own command just
 	// deleted or renamed out of that command's Poll: Dovecot answers the
 	// command OK and says BYE at the next one. goneText is that BYE's text
@@ -428,6 +433,9 @@ var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY"
 func (sess *session) settle() {
 	sess.cmdMu.Lock()
 	sess.cmdMu.Unlock() //nolint:staticcheck // an empty critical section: wait for Idle
+	if sel := sess.sel; sel != nil {
+		sel.prevMark, sel.curMark = sel.curMark, sel.w.RoundMark()
+	}
 }
 
 // reader is the command reader in front of imapserver for this session

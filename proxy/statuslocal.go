@@ -33,7 +33,7 @@ func (sess *session) statusLocal(mailbox string, options *imap.StatusOptions) (*
 	}
 	name := canonical(mailbox)
 	w := sess.acct.LiveWatcher(name)
-	if w == nil || !sess.modelCurrent(w, "STATUS") {
+	if w == nil || !sess.modelCurrent(w, noMark, "STATUS") {
 		return nil, false
 	}
 	if sess.sel != nil && sess.sel.name == name && !sess.sel.v.CaughtUp() {

@@ -56,6 +56,19 @@ func (a *Account) lastChange(mailbox string) uint64 {
 // that is reconnecting by longer.
 func (w *Watcher) Live() bool { return w.live.Load() }
 
+// RoundMark is a mark for FreshSince: the number of poll rounds begun.
+func (w *Watcher) RoundMark() uint64 { return w.roundsBegun.Load() }
+
+// FreshSince reports whether a poll round begun after RoundMark returned
+// mark has completed: the polled model then shows the upstream as it was
+// at some point after mark was taken (a round confirms or rereads the
+// whole mailbox, polled.go). A session takes its mark as a command
+// begins; its next command may answer from the model once FreshSince, as
+// Dovecot's own session answers from what it synced at the end of the
+// command before (RFC 3501 5.2: another client's change is seen when
+// the server next reports, not at once).
+func (w *Watcher) FreshSince(mark uint64) bool { return w.roundDone.Load() > mark }
+
 // Current reports whether the model is Live and includes every change
 // made through idlemux to the mailbox: otherwise a Sync brings it in.
 func (w *Watcher) Current() bool {

@@ -95,10 +95,12 @@ func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
 	// first, the SELECT itself answers (pollOnce).
 	asked := len(syncs) > 0 || w.nudged
 	w.nudged = false
+	round := w.roundsBegun.Add(1) // before the upstream is asked: see FreshSince
 	if err := w.pollOnce(ctx, asked); err != nil {
 		w.requeueSyncs(syncs)
 		return err
 	}
+	w.roundDone.Store(round)
 	for _, ch := range syncs {
 		close(ch)
 	}

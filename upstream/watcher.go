@@ -70,6 +70,10 @@ type Watcher struct {
 	tried     atomic.Pointer[attempt]
 	live      atomic.Bool   // IDLE on its own connection, resynced (changes.go)
 	synced    atomic.Uint64 // the account's generation at the last round's start
+	// roundsBegun numbers the poll rounds begun; roundDone is the number
+	// of the latest one completed (FreshSince).
+	roundsBegun atomic.Uint64
+	roundDone   atomic.Uint64
 
 	// Owned by the run goroutine.
 	refs      int
