@@ -1,0 +1,121 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/internal/dovecottest"
+)
+
+// routeUser is one user of one of the two Dovecots of the routing tests.
+type routeUser struct {
+	user, pass string
+	dv         *dovecottest.Server
+}
+
+// startTwoUpstreams starts two private Dovecots, each knowing only its own
+// domain's user, and an idlemux routing a.example to the first and
+// b.example to the second, with no default_upstream.
+func startTwoUpstreams(t *testing.T) (p *Server, a, b routeUser, logs *observer.ObservedLogs) {
+	t.Helper()
+	a = routeUser{user: "alice@a.example", pass: "pass-a"}
+	b = routeUser{user: "bob@b.example", pass: "pass-b"}
+	a.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{a.user: a.pass}})
+	b.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{b.user: b.pass}})
+	cfg := testConfig(a.dv.Addr)
+	ua, ub := cfg.Upstream, cfg.Upstream
+	ua.Name, ua.Domains = "a", []string{"a.example"}
+	ub.Name, ub.Domains, ub.Address = "b", []string{"b.example"}, b.dv.Addr
+	cfg.Upstreams = []config.Upstream{ua, ub}
+	cfg.Limits.MaxLoginDelay = 0
+	core, logs := observer.New(zap.InfoLevel)
+	return startProxyLogging(t, cfg, zap.New(core)), a, b, logs
+}
+
+// TestDovecotRoutesByDomain: users of a.example and b.example log in
+// through one idlemux and reach their own Dovecot: an APPEND through
+// idlemux lands in the right one, and both IDLE at once, each told of a
+// delivery to its own server only.
+func TestDovecotRoutesByDomain(t *testing.T) {
+	p, a, b, _ := startTwoUpstreams(t)
+	users := []routeUser{a, b}
+	clients := make([]*viewClient, len(users))
+	for i, u := range users {
+		vc := dialView(t, p.Addrs()[0], u.user)
+		if err := vc.c.Login(u.user, u.pass).Wait(); err != nil {
+			t.Fatalf("%s: login through idlemux: got %v, want OK", u.user, err)
+		}
+		appendMsg(t, vc.c, "INBOX", testMessage("through idlemux to "+u.user))
+		vc.selectBox("INBOX")
+		clients[i] = vc
+	}
+	for _, u := range users {
+		direct := u.dv.Dial(t, u.user, u.pass)
+		data, err := direct.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *data.NumMessages; got != 1 {
+			t.Errorf("%s: INBOX on its own Dovecot: got %d messages, want 1 (the APPEND made through idlemux)", u.user, got)
+		}
+	}
+	idles := make([]*imapclient.IdleCommand, len(users))
+	for i, vc := range clients {
+		idles[i] = vc.idle()
+	}
+	for i, u := range users {
+		if _, err := u.dv.Append(u.user, "INBOX", []byte(testMessage(fmt.Sprintf("direct %d", i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, vc := range clients {
+		vc.waitFor("EXISTS 2", waitLong, func() bool { return len(vc.uids) == 2 }) // cond runs under vc.mu
+		vc.done(idles[i])
+	}
+	for i, u := range users {
+		titles, err := u.dv.Sessions(u.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, u.user) }) {
+			t.Errorf("upstream %d: got sessions %q, want one of %s", i, titles, u.user)
+		}
+	}
+}
+
+// TestDovecotRoutesUnknownDomainRefused: a login whose domain no upstream
+// takes, with no default_upstream, is answered as Dovecot answers an
+// unknown user, and the log names the domain, never the password.
+func TestDovecotRoutesUnknownDomainRefused(t *testing.T) {
+	p, a, _, logs := startTwoUpstreams(t)
+	const login = "a LOGIN carol@c.example secret-pw"
+	direct := dialRaw(t, a.dv.Addr).cmd("a", strings.TrimPrefix(login, "a "))
+	proxied := dialRaw(t, p.Addrs()[0]).cmd("a", strings.TrimPrefix(login, "a "))
+	want := []string{"a NO [AUTHENTICATIONFAILED] Authentication failed."}
+	if !slices.Equal(direct, want) {
+		t.Fatalf("Dovecot directly: got %q, want %q", direct, want)
+	}
+	if !slices.Equal(proxied, direct) {
+		t.Errorf("through idlemux: got %q, want Dovecot's %q", proxied, direct)
+	}
+	entries := logs.FilterMessageSnippet("no upstream for the login's domain").All()
+	if len(entries) != 1 {
+		t.Fatalf("log: got %d \"no upstream\" lines, want 1", len(entries))
+	}
+	if got := entries[0].ContextMap()["domain"]; got != "c.example" {
+		t.Errorf("log domain field: got %v, want c.example", got)
+	}
+	for _, e := range logs.All() {
+		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "secret-pw") {
+			t.Errorf("log line %q %v holds the password", e.Message, e.ContextMap())
+		}
+	}
+}
