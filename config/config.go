@@ -129,7 +129,10 @@ type Upstream struct {
 	Name string
 	// Domains are the login domains (after the last "@", lower case)
 	// routed here. Key upstreams[].domains.
-	Domains                  []string
+	Domains []string
+	// Preset names the provider whose settings (presets.go) were filled
+	// in before the explicit keys; key preset, "" for none.
+	Preset                   string
 	Address                  string        // host:port, required in serve mode
 	TLS                      TLSMode       // default implicit
 	CAFile                   string        // extra roots, added to the system pool

@@ -70,6 +70,7 @@ type rawTLS struct {
 }
 
 type rawUpstream struct {
+	Preset                   *string   `yaml:"preset"`
 	Address                  *string   `yaml:"address"`
 	TLS                      *string   `yaml:"tls"`
 	CAFile                   *string   `yaml:"ca_file"`

@@ -12,7 +12,11 @@ func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems
 		raw = &rawUpstream{}
 	}
 	k := func(key string) string { return prefix + "." + key }
-	switch addr := str(raw.Address); {
+	addr := str(raw.Address)
+	if pa := applyPreset(k("preset"), raw.Preset, c, ps); addr == "" {
+		addr = pa
+	}
+	switch {
 	case addr == "":
 		ps.add(k("address"), "required")
 	default:
