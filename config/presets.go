@@ -94,7 +94,7 @@ func presetsMarkdown() string {
 	names := strings.Split(presetNames(), ", ")
 	for _, n := range names {
 		p := presets[n]
-		addr, idle, conns := p.Address, shortDuration(defaultIdleRefresh)+" (default)", strconv.Itoa(defaultMaxConnectionsPerAccount) + " (default)"
+		addr, idle, conns := p.Address, shortDuration(defaultIdleRefresh)+" (default)", strconv.Itoa(defaultMaxConnectionsPerAccount)+" (default)"
 		if addr == "" {
 			addr = "(yours)"
 		}
