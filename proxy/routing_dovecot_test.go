@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -42,20 +43,27 @@ func startTwoUpstreams(t *testing.T) (p *Server, a, b routeUser, logs *observer.
 
 // TestDovecotRoutesByDomain: users of a.example and b.example log in
 // through one idlemux and reach their own Dovecot: an APPEND through
-// idlemux lands in the right one, and both IDLE at once, each told of a
-// delivery to its own server only.
+// idlemux lands in the right one; then two clients of each user IDLE at
+// once, each Dovecot holds one upstream IDLE for its user (the fan-out),
+// and a delivery to each server reaches both of its user's clients.
 func TestDovecotRoutesByDomain(t *testing.T) {
 	p, a, b, _ := startTwoUpstreams(t)
 	users := []routeUser{a, b}
-	clients := make([]*viewClient, len(users))
-	for i, u := range users {
-		vc := dialView(t, p.Addrs()[0], u.user)
-		if err := vc.c.Login(u.user, u.pass).Wait(); err != nil {
-			t.Fatalf("%s: login through idlemux: got %v, want OK", u.user, err)
+	const perUser = 2
+	var clients []*viewClient
+	var owners []routeUser
+	for _, u := range users {
+		for j := 0; j < perUser; j++ {
+			vc := dialView(t, p.Addrs()[0], fmt.Sprintf("%s#%d", u.user, j))
+			if err := vc.c.Login(u.user, u.pass).Wait(); err != nil {
+				t.Fatalf("%s: login through idlemux: got %v, want OK", u.user, err)
+			}
+			if j == 0 {
+				appendMsg(t, vc.c, "INBOX", testMessage("through idlemux to "+u.user))
+			}
+			vc.selectBox("INBOX")
+			clients, owners = append(clients, vc), append(owners, u)
 		}
-		appendMsg(t, vc.c, "INBOX", testMessage("through idlemux to "+u.user))
-		vc.selectBox("INBOX")
-		clients[i] = vc
 	}
 	for _, u := range users {
 		direct := u.dv.Dial(t, u.user, u.pass)
@@ -67,9 +75,12 @@ func TestDovecotRoutesByDomain(t *testing.T) {
 			t.Errorf("%s: INBOX on its own Dovecot: got %d messages, want 1 (the APPEND made through idlemux)", u.user, got)
 		}
 	}
-	idles := make([]*imapclient.IdleCommand, len(users))
+	idles := make([]*imapclient.IdleCommand, len(clients))
 	for i, vc := range clients {
 		idles[i] = vc.idle()
+	}
+	for _, u := range users {
+		waitUpstreamIdles(t, u, 1)
 	}
 	for i, u := range users {
 		if _, err := u.dv.Append(u.user, "INBOX", []byte(testMessage(fmt.Sprintf("direct %d", i)))); err != nil {
@@ -77,17 +88,34 @@ func TestDovecotRoutesByDomain(t *testing.T) {
 		}
 	}
 	for i, vc := range clients {
-		vc.waitFor("EXISTS 2", waitLong, func() bool { return len(vc.uids) == 2 }) // cond runs under vc.mu
+		vc.waitFor("EXISTS 2 from "+owners[i].user+"'s server", waitLong, func() bool { return len(vc.uids) == 2 }) // cond runs under vc.mu
 		vc.done(idles[i])
 	}
-	for i, u := range users {
+}
+
+// waitUpstreamIdles waits until u's Dovecot shows want sessions of u in
+// IDLE, and fails if it does not within waitLong.
+func waitUpstreamIdles(t *testing.T, u routeUser, want int) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
 		titles, err := u.dv.Sessions(u.user)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, u.user) }) {
-			t.Errorf("upstream %d: got sessions %q, want one of %s", i, titles, u.user)
+		idle := 0
+		for _, title := range titles {
+			if strings.Contains(title, " IDLE]") {
+				idle++
+			}
 		}
+		if idle == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %d upstream IDLE sessions on its Dovecot (%q), want %d", u.user, idle, titles, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
