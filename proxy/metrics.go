@@ -66,6 +66,7 @@ func newMetrics(s *Server) *metrics {
 		&loginCollector{s: s},
 		&modeCollector{s: s},
 		&upstreamCmdCollector{s: s},
+		&routeCollector{s: s},
 	)
 	if s.cache != nil {
 		m.reg.MustRegister(s.cache.collectors()...)

@@ -42,6 +42,7 @@ func TestRoutesMapAndDefault(t *testing.T) {
 	if err := directClient(t, upA.addr).Create("OnlyOnA", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
+	cfg.Metrics.Address = "127.0.0.1:0"
 	p := startProxy(t, cfg)
 	tests := []struct {
 		name, user string
@@ -52,13 +53,14 @@ func TestRoutesMapAndDefault(t *testing.T) {
 		{"unlisted domain to the default", "v@z.example", false},
 		{"no domain to the default", "plain", false},
 	}
+	outer := t
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := imapclient.DialInsecure(p.Addrs()[0], nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
+			outer.Cleanup(func() { c.Close() }) // open until the metrics are read
 			if err := c.Login(tt.user, "vpass").Wait(); err != nil {
 				t.Fatalf("login %s: got %v, want OK", tt.user, err)
 			}
@@ -67,6 +69,13 @@ func TestRoutesMapAndDefault(t *testing.T) {
 				t.Errorf("%s: SELECT OnlyOnA (a mailbox only upstream a has): got %v, want OK %v", tt.user, err, tt.wantA)
 			}
 		})
+	}
+	// Every virtual user maps to testUser: one account on each upstream.
+	_, body := scrape(t, "http://"+p.MetricsAddr()+"/metrics")
+	for _, series := range []string{`idlemux_upstream_accounts{upstream="a"}`, `idlemux_upstream_accounts{upstream="b"}`} {
+		if got := metricValue(body, series); got != 1 {
+			t.Errorf("%s: got %v, want 1", series, got)
+		}
 	}
 }
 
