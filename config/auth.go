@@ -32,6 +32,7 @@ func validateAuth(raw *rawAuth, c *Auth, ps *problems) {
 			UpstreamPassword:     str(ru.UpstreamPassword),
 			UpstreamPasswordFile: str(ru.UpstreamPasswordFile),
 			OAuth2TokenFile:      str(ru.OAuth2TokenFile),
+			Upstream:             str(ru.Upstream),
 		}
 		switch j, dup := seen[u.User]; {
 		case u.User == "":

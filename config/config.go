@@ -28,10 +28,17 @@ const (
 type Config struct {
 	Listeners []Listener
 	TLS       TLS
+	// Upstream is the one upstream of a config written with upstream:.
+	// A config written with upstreams: leaves it at its defaults and
+	// lists its upstreams in Upstreams; use Routes to read either.
 	Upstream  Upstream
-	Log       Log
-	Fanout    Fanout
-	Cache     Cache
+	Upstreams []Upstream // key upstreams; empty when upstream: is used
+	// DefaultUpstream names the upstream of logins whose domain no
+	// upstream lists (key default_upstream); "" refuses them.
+	DefaultUpstream string
+	Log             Log
+	Fanout          Fanout
+	Cache           Cache
 	// Keepalive is how often an idling client is sent "* OK Still here",
 	// so NAT mappings and stateful firewalls keep the connection; spread
 	// per client with jitter. 0 disables. Key keepalive, default 4m.
@@ -68,6 +75,9 @@ type MappedUser struct {
 	UpstreamPasswordFile string // read at each upstream login, so a rotated file takes effect
 	OAuth2TokenFile      string // a bearer token, read at each upstream login (refreshed by an external agent)
 	OAuth2Mechanism      string // xoauth2 (default) | oauthbearer
+	// Upstream names the upstream this user's account lives on (key
+	// auth.users[].upstream); "" routes by the login's domain.
+	Upstream string
 }
 
 // Limits protect the proxy and the upstream from abuse. Zero disables a
@@ -112,8 +122,17 @@ type TLS struct {
 	CertFile, KeyFile string
 }
 
-// Upstream describes the one IMAP server idlemux fronts.
+// Upstream describes one IMAP server idlemux fronts.
 type Upstream struct {
+	// Name is how routes refer to it: key upstreams[].name, "default"
+	// for the single upstream: form.
+	Name string
+	// Domains are the login domains (after the last "@", lower case)
+	// routed here. Key upstreams[].domains.
+	Domains []string
+	// Preset names the provider whose settings (presets.go) were filled
+	// in before the explicit keys; key preset, "" for none.
+	Preset                   string
 	Address                  string        // host:port, required in serve mode
 	TLS                      TLSMode       // default implicit
 	CAFile                   string        // extra roots, added to the system pool

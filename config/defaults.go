@@ -35,6 +35,7 @@ const (
 func Default() *Config {
 	return &Config{
 		Upstream: Upstream{
+			Name:                     DefaultUpstreamName,
 			TLS:                      defaultUpstreamTLS,
 			MaxConnectionsPerAccount: defaultMaxConnectionsPerAccount,
 			IdleRefresh:              defaultIdleRefresh,

@@ -9,6 +9,7 @@ import (
 func TestDefault(t *testing.T) {
 	want := &Config{
 		Upstream: Upstream{
+			Name:                     "default",
 			TLS:                      TLSImplicit,
 			MaxConnectionsPerAccount: 5,
 			IdleRefresh:              25 * time.Minute,

@@ -190,7 +190,7 @@ func TestParseErrors(t *testing.T) {
 		{"fanout max_lag type", base + "fanout:\n  max_lag: 1.5\n", []string{"fanout.max_lag: must be an integer, got 1.5 (line 6)"}},
 		{"fanout max_lag huge", base + "fanout:\n  max_lag: 99999999999999999999\n", []string{"fanout.max_lag: must be an integer, got 99999999999999999999 (line 6)"}},
 		{"fanout max_lag mapping", base + "fanout:\n  max_lag: {a: 1}\n", []string{"fanout.max_lag: must be an integer, got a mapping (line 6)"}},
-		{"unknown top-level key", base + "upstreams: {}\n", []string{`upstreams: unknown key (did you mean "upstream"?) (line 5)`}},
+		{"unknown top-level key", base + "upstraem: {}\n", []string{`upstraem: unknown key (did you mean "upstream"?) (line 5)`}},
 		{"unknown upstream key", up("  idle_refersh: 10m\n"), []string{`upstream.idle_refersh: unknown key (did you mean "idle_refresh"?) (line 5)`}},
 		{"unknown listener key", "listeners:\n  - address: 127.0.0.1:1\n  - address: 127.0.0.1:2\n    insecure: true\nupstream:\n  address: a:1\n", []string{`listeners[1].insecure: unknown key (line 4)`}},
 		{"unknown key far from any", base + "fanout:\n  completely_different: 1\n", []string{"fanout.completely_different: unknown key (line 6)"}},

@@ -9,14 +9,18 @@ type rawConfig struct {
 	Listeners []rawListener `yaml:"listeners"`
 	TLS       *rawTLS       `yaml:"tls"`
 	Upstream  *rawUpstream  `yaml:"upstream"`
-	Log       *rawLog       `yaml:"log"`
-	Fanout    *rawFanout    `yaml:"fanout"`
-	Cache     *rawCache     `yaml:"cache"`
-	Keepalive *string       `yaml:"keepalive"`
-	Compress  *bool         `yaml:"compress"`
-	Metrics   *rawMetrics   `yaml:"metrics"`
-	Limits    *rawLimits    `yaml:"limits"`
-	Auth      *rawAuth      `yaml:"auth"`
+	// Upstreams and DefaultUpstream route logins to named upstreams
+	// (routes.go); Upstream alone is the one upstream "default".
+	Upstreams       *[]rawNamedUpstream `yaml:"upstreams"`
+	DefaultUpstream *string             `yaml:"default_upstream"`
+	Log             *rawLog             `yaml:"log"`
+	Fanout          *rawFanout          `yaml:"fanout"`
+	Cache           *rawCache           `yaml:"cache"`
+	Keepalive       *string             `yaml:"keepalive"`
+	Compress        *bool               `yaml:"compress"`
+	Metrics         *rawMetrics         `yaml:"metrics"`
+	Limits          *rawLimits          `yaml:"limits"`
+	Auth            *rawAuth            `yaml:"auth"`
 
 	ShutdownTimeout *string `yaml:"shutdown_timeout"`
 }
@@ -34,6 +38,7 @@ type rawMappedUser struct {
 	UpstreamPasswordFile *string `yaml:"upstream_password_file"`
 	OAuth2TokenFile      *string `yaml:"oauth2_token_file"`
 	OAuth2Mechanism      *string `yaml:"oauth2_mechanism"`
+	Upstream             *string `yaml:"upstream"`
 }
 
 type rawLimits struct {
@@ -65,6 +70,7 @@ type rawTLS struct {
 }
 
 type rawUpstream struct {
+	Preset                   *string   `yaml:"preset"`
 	Address                  *string   `yaml:"address"`
 	TLS                      *string   `yaml:"tls"`
 	CAFile                   *string   `yaml:"ca_file"`
@@ -79,6 +85,14 @@ type rawUpstream struct {
 	PollInterval             *string   `yaml:"poll_interval"`
 	Capabilities             *[]string `yaml:"capabilities"`
 	ForwardClientAddress     *bool     `yaml:"forward_client_address"`
+}
+
+// rawNamedUpstream is one entry of upstreams: every key of upstream, plus
+// the name routes refer to and the login domains routed to it.
+type rawNamedUpstream struct {
+	Name        *string  `yaml:"name"`
+	Domains     []string `yaml:"domains"`
+	rawUpstream `yaml:",inline"`
 }
 
 type rawLog struct {

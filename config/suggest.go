@@ -8,16 +8,17 @@ import (
 // rawTypes maps the type names yaml.v3 puts in "field X not found in type T"
 // to the structs, so an unknown key can be matched against the valid ones.
 var rawTypes = map[string]reflect.Type{
-	"config.rawConfig":     reflect.TypeOf(rawConfig{}),
-	"config.rawListener":   reflect.TypeOf(rawListener{}),
-	"config.rawTLS":        reflect.TypeOf(rawTLS{}),
-	"config.rawUpstream":   reflect.TypeOf(rawUpstream{}),
-	"config.rawLog":        reflect.TypeOf(rawLog{}),
-	"config.rawFanout":     reflect.TypeOf(rawFanout{}),
-	"config.rawMetrics":    reflect.TypeOf(rawMetrics{}),
-	"config.rawLimits":     reflect.TypeOf(rawLimits{}),
-	"config.rawAuth":       reflect.TypeOf(rawAuth{}),
-	"config.rawMappedUser": reflect.TypeOf(rawMappedUser{}),
+	"config.rawConfig":        reflect.TypeOf(rawConfig{}),
+	"config.rawListener":      reflect.TypeOf(rawListener{}),
+	"config.rawTLS":           reflect.TypeOf(rawTLS{}),
+	"config.rawUpstream":      reflect.TypeOf(rawUpstream{}),
+	"config.rawNamedUpstream": reflect.TypeOf(rawNamedUpstream{}),
+	"config.rawLog":           reflect.TypeOf(rawLog{}),
+	"config.rawFanout":        reflect.TypeOf(rawFanout{}),
+	"config.rawMetrics":       reflect.TypeOf(rawMetrics{}),
+	"config.rawLimits":        reflect.TypeOf(rawLimits{}),
+	"config.rawAuth":          reflect.TypeOf(rawAuth{}),
+	"config.rawMappedUser":    reflect.TypeOf(rawMappedUser{}),
 }
 
 // suggest returns ` (did you mean "x"?)` when a known key of typeName is a
@@ -29,8 +30,7 @@ func suggest(name, typeName string) string {
 		return ""
 	}
 	best, bestDist := "", 3 // at most two edits away
-	for i := 0; i < t.NumField(); i++ {
-		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+	for _, key := range yamlKeys(t) {
 		if d := editDistance(strings.ToLower(name), key); d < bestDist {
 			best, bestDist = key, d
 		}
@@ -39,6 +39,21 @@ func suggest(name, typeName string) string {
 		return ""
 	}
 	return ` (did you mean "` + best + `"?)`
+}
+
+// yamlKeys lists the keys of a raw struct, those of inlined structs
+// (rawNamedUpstream's rawUpstream) included.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		key, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			keys = append(keys, yamlKeys(t.Field(i).Type)...)
+			continue
+		}
+		keys = append(keys, key)
+	}
+	return keys
 }
 
 // editDistance is the Levenshtein distance between a and b.

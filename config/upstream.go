@@ -5,25 +5,32 @@ import (
 	"strings"
 )
 
-func validateUpstream(raw *rawUpstream, c *Upstream, ps *problems) {
+// validateUpstream applies raw onto c, which holds the defaults; prefix
+// is the key it sits under ("upstream", "upstreams[1]").
+func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems) {
 	if raw == nil {
 		raw = &rawUpstream{}
 	}
-	switch addr := str(raw.Address); {
+	k := func(key string) string { return prefix + "." + key }
+	addr := str(raw.Address)
+	if pa := applyPreset(k("preset"), raw.Preset, c, ps); addr == "" {
+		addr = pa
+	}
+	switch {
 	case addr == "":
-		ps.add("upstream.address", "required")
+		ps.add(k("address"), "required")
 	default:
 		host, err := splitAddress(addr, false)
 		if err != nil {
-			ps.add("upstream.address", "%v", err)
+			ps.add(k("address"), "%v", err)
 			break
 		}
 		c.Address = addr
 		c.ServerName = host
 	}
-	c.TLS = tlsMode(ps, "upstream.tls", raw.TLS, c.TLS)
+	c.TLS = tlsMode(ps, k("tls"), raw.TLS, c.TLS)
 	if c.CAFile = str(raw.CAFile); c.CAFile != "" {
-		checkCAFile("upstream.ca_file", c.CAFile, ps)
+		checkCAFile(k("ca_file"), c.CAFile, ps)
 	}
 	if name := str(raw.ServerName); name != "" {
 		c.ServerName = name
@@ -36,21 +43,21 @@ func validateUpstream(raw *rawUpstream, c *Upstream, ps *problems) {
 	}
 	if n := raw.MaxConnectionsPerAccount; n != nil {
 		if int(*n) < minConnectionsPerAccount {
-			ps.add("upstream.max_connections_per_account", "must be >= %d, got %d", minConnectionsPerAccount, *n)
+			ps.add(k("max_connections_per_account"), "must be >= %d, got %d", minConnectionsPerAccount, *n)
 		} else {
 			c.MaxConnectionsPerAccount = int(*n)
 		}
 	}
 	positive := durationRule{}
 	zeroOK := durationRule{allowZero: true}
-	c.IdleRefresh = duration(ps, "upstream.idle_refresh", raw.IdleRefresh, c.IdleRefresh, durationRule{max: maxIdleRefresh})
-	c.ResponseTimeout = duration(ps, "upstream.response_timeout", raw.ResponseTimeout, c.ResponseTimeout, positive)
-	c.DialTimeout = duration(ps, "upstream.dial_timeout", raw.DialTimeout, c.DialTimeout, positive)
-	c.CommandLinger = duration(ps, "upstream.command_linger", raw.CommandLinger, c.CommandLinger, zeroOK)
-	c.WatcherLinger = duration(ps, "upstream.watcher_linger", raw.WatcherLinger, c.WatcherLinger, zeroOK)
-	c.PollInterval = duration(ps, "upstream.poll_interval", raw.PollInterval, c.PollInterval, positive)
+	c.IdleRefresh = duration(ps, k("idle_refresh"), raw.IdleRefresh, c.IdleRefresh, durationRule{max: maxIdleRefresh})
+	c.ResponseTimeout = duration(ps, k("response_timeout"), raw.ResponseTimeout, c.ResponseTimeout, positive)
+	c.DialTimeout = duration(ps, k("dial_timeout"), raw.DialTimeout, c.DialTimeout, positive)
+	c.CommandLinger = duration(ps, k("command_linger"), raw.CommandLinger, c.CommandLinger, zeroOK)
+	c.WatcherLinger = duration(ps, k("watcher_linger"), raw.WatcherLinger, c.WatcherLinger, zeroOK)
+	c.PollInterval = duration(ps, k("poll_interval"), raw.PollInterval, c.PollInterval, positive)
 	if raw.Capabilities != nil {
-		c.Capabilities = capabilities(*raw.Capabilities, ps)
+		c.Capabilities = capabilities(k("capabilities"), *raw.Capabilities, ps)
 	}
 }
 
@@ -58,8 +65,7 @@ func validateUpstream(raw *rawUpstream, c *Upstream, ps *problems) {
 // capabilities, except IMAP4rev1/IMAP4rev2 which it spells in mixed case.
 // The list must name a base protocol, since go-imap refuses to serve
 // without one.
-func capabilities(list []string, ps *problems) []string {
-	const key = "upstream.capabilities"
+func capabilities(key string, list []string, ps *problems) []string {
 	if len(list) == 0 {
 		ps.add(key, "must not be empty; omit it to use the upstream's own list")
 		return nil

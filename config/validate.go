@@ -14,7 +14,7 @@ import (
 func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateListeners(raw.Listeners, c, ps)
 	validateTLSFiles(raw.TLS, c, ps)
-	validateUpstream(raw.Upstream, &c.Upstream, ps)
+	validateRoutes(raw, c, ps)
 	validateLog(raw.Log, &c.Log, ps)
 	validateFanout(raw.Fanout, &c.Fanout, ps)
 	validateCache(raw.Cache, &c.Cache, ps)
@@ -27,6 +27,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	}
 	validateLimits(raw.Limits, &c.Limits, ps)
 	validateAuth(raw.Auth, &c.Auth, ps)
+	validateUserRoutes(c, ps)
 	c.ShutdownTimeout = duration(ps, "shutdown_timeout", raw.ShutdownTimeout, c.ShutdownTimeout, durationRule{})
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 	if raw.Compress != nil {

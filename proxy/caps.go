@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/upstream"
 )
 
@@ -68,10 +69,10 @@ func serverCaps() imap.CapSet {
 }
 
 // upstreamCaps is the capability set post-login lists are computed from:
-// the operator's override (upstream.capabilities) when set, else what the
+// the operator's override (upstream.capabilities) of the account's upstream when set, else what the
 // account's upstream announced after login.
-func (s *Server) upstreamCaps(acct *upstream.Account) imap.CapSet {
-	if o := s.cfg.Upstream.Capabilities; len(o) > 0 {
+func upstreamCaps(up *config.Upstream, acct *upstream.Account) imap.CapSet {
+	if o := up.Capabilities; len(o) > 0 {
 		up := imap.CapSet{}
 		for _, c := range o {
 			up[imap.Cap(strings.ToUpper(c))] = struct{}{}

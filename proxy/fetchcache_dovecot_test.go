@@ -36,7 +36,7 @@ func idleOnce(t *testing.T, rc *rawConn, p *Server, box string) {
 	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: got %q, want a continuation", l)
 	}
-	a, err := p.mgr.Login(context.Background(), testUser, testPass)
+	a, err := p.routes[0].mgr.Login(context.Background(), testUser, testPass)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestDovecotFetchPolled(t *testing.T) {
 		sameFetch(t, direct, proxied, tc.cmd)
 		checkCounts(t, p, "second "+tc.cmd, tc.wantLocal, -1, func() { sameFetch(t, direct, proxied, tc.cmd) })
 	}
-	if w := p.mgr.Stats(); w.Polled == 0 {
+	if w := p.upStats(); w.Polled == 0 {
 		t.Fatalf("got %d polled mailboxes, want the session's polled", w.Polled)
 	}
 	for _, box := range []string{"PollD", "PollP"} {

@@ -170,7 +170,7 @@ func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind,
 		for _, u := range missing {
 			set.AddNum(u)
 		}
-		wait, finish := fc.join(sess.acct.User() + "\x00" + sel.name + "\x00" +
+		wait, finish := fc.join(sess.acctKey() + "\x00" + sel.name + "\x00" +
 			strconv.FormatUint(uint64(sel.uidValidity), 10) + "\x00" + set.String() + "\x00" + rl.req.items)
 		if wait != nil && attempt == 0 {
 			// Another session is fetching these very messages: wait for
@@ -238,7 +238,7 @@ func (sess *session) lookup(fc *fetchCache, req *fetchRequest, atts []fetchAtt, 
 	hits := &localHits{layout: fc.layout(req.items, atts)}
 	var missing []imap.UID
 	usable := hits.layout != nil && hasString(hits.layout, "FLAGS") == needFlags
-	key := cacheKey{acct: sess.acct.User(), mailbox: sel.name, uidValidity: sel.uidValidity}
+	key := cacheKey{acct: sess.acctKey(), mailbox: sel.name, uidValidity: sel.uidValidity}
 	for _, m := range members {
 		ok := usable && !slices.Contains(gone, m.UID)
 		var vals [][]byte
@@ -279,7 +279,7 @@ func hasString(list []string, s string) bool {
 // fillCapture records the relayed answer into the cache: each response's
 // item values under its UID, and its item names as the layout of items.
 func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
-	key := cacheKey{acct: sess.acct.User(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
+	key := cacheKey{acct: sess.acctKey(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
 	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
 		fc.learn(req.items, atts, names)
 		for i, name := range names {

@@ -81,14 +81,14 @@ func TestHostileLongUserName(t *testing.T) {
 			if want := []string{"* BYE Input buffer full, aborting", "<closed>"}; !slices.Equal(direct, want) {
 				t.Fatalf("Dovecot directly: got %q, want %q (the reference changed)", direct, want)
 			}
-			logins := p.mgr.Stats().Logins
+			logins := p.upStats().Logins
 			start := time.Now()
 			via := dialFrom(t, p.Addrs()[0], "127.0.0.1").talk("a", line, waitLong)
 			took := time.Since(start)
 			if !slices.Equal(via, direct) {
 				t.Fatalf("through idlemux: got %q, want Dovecot's %q", via, direct)
 			}
-			if got := p.mgr.Stats().Logins - logins; got != 0 {
+			if got := p.upStats().Logins - logins; got != 0 {
 				t.Errorf("upstream logins for a %d-byte user name: got %d, want 0", n, got)
 			}
 			if got, want := addrFailures(p, "127.0.0.1"), i+1; got != want {
@@ -120,14 +120,14 @@ func TestHostileAbortedLoginCounts(t *testing.T) {
 	}
 	rc := dialFrom(t, p.Addrs()[0], "127.0.0.1")
 	for i := range 2 {
-		logins := p.mgr.Stats().Logins
+		logins := p.upStats().Logins
 		start := time.Now()
 		via := rc.talk("a", line, waitLong)
 		took := time.Since(start)
 		if len(via) != 1 || !strings.HasPrefix(via[0], "a NO [UNAVAILABLE]") {
 			t.Fatalf("attempt %d through idlemux: got %q, want a NO [UNAVAILABLE]", i+1, via)
 		}
-		if got := p.mgr.Stats().Logins - logins; got != 1 {
+		if got := p.upStats().Logins - logins; got != 1 {
 			t.Errorf("attempt %d: upstream logins %d, want 1 (not answered from the bad-password cache)", i+1, got)
 		}
 		if got := addrFailures(p, "127.0.0.1"); got != i+1 {

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"go.uber.org/zap"
 
+	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/upstream"
 )
 
@@ -34,6 +35,30 @@ func (sess *session) refuse(ctx context.Context, t *loginTicket, user, pass stri
 	sess.loginFailed(ctx, t, user, pass)
 	return imapserver.ErrAuthFailed
 }
+
+// unrouted refuses a login no upstream takes (its domain is routed
+// nowhere and there is no default_upstream) the way a wrong password is
+// refused, NO [AUTHENTICATIONFAILED] after the failure's delay, so
+// clients cannot tell routed domains from others by the answer; the log
+// names the domain for the operator. The password was not checked, so it
+// is not remembered as bad.
+func (sess *session) unrouted(ctx context.Context, t *loginTicket, user string) error {
+	domain := config.LoginDomain(user)
+	if len(domain) > maxDomainLogged {
+		domain = domain[:maxDomainLogged]
+	}
+	sess.log.Warn("login refused: no upstream for the login's domain and no default_upstream", zap.String("domain", domain))
+	sess.loginFailed(ctx, t, user, "")
+	return errDovecotAuthFailed
+}
+
+// errDovecotAuthFailed is Dovecot's answer to an unknown user, word for
+// word (imapserver.ErrAuthFailed's text lacks the final period).
+var errDovecotAuthFailed = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed."}
+
+// maxDomainLogged is the longest DNS name (RFC 1035 2.3.4); a longer
+// "domain" is cut so a hostile login cannot bloat the log.
+const maxDomainLogged = 255
 
 // loginBusy answers a login that got no slot in time (errLoginsQueued).
 func (sess *session) loginBusy(err error) error {

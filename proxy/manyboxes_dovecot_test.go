@@ -65,7 +65,7 @@ func TestDovecotManyMailboxesWatched(t *testing.T) {
 	// Dovecot offers NOTIFY: of the 4 watcher slots, one is kept for the
 	// NOTIFY connection (upstream/notifier.go), which pushes the 5
 	// mailboxes without an IDLE connection of their own.
-	st := p.mgr.Stats()
+	st := p.upStats()
 	if st.Conns > 5 || st.Watchers != boxes || st.Polled != boxes-3 || st.WatcherConns+st.NotifyConns > 4 {
 		t.Fatalf("upstream: got %+v, want at most 5 connections, %d watchers of which %d polled (or pushed by NOTIFY), at most 4 watcher and NOTIFY connections", st, boxes, boxes-3)
 	}
@@ -104,7 +104,7 @@ func TestDovecotFolderByFolderNoLogins(t *testing.T) {
 	got.cmd("l", "LOGIN "+testUser+" "+testPass)
 	want := dialRaw(t, dv.Addr)
 	want.cmd("l", "LOGIN "+testUser+" "+testPass)
-	logins := p.mgr.Stats().Logins
+	logins := p.upStats().Logins
 	for i := range folders {
 		name := fmt.Sprintf("F%d", i)
 		for _, rc := range []*rawConn{got, want} {
@@ -121,7 +121,7 @@ func TestDovecotFolderByFolderNoLogins(t *testing.T) {
 			t.Errorf("NOOP in %s through idlemux: got %q, want * 2 EXISTS as directly (%q)", name, g, w)
 		}
 	}
-	if n := p.mgr.Stats().Logins - logins; n > 1 {
+	if n := p.upStats().Logins - logins; n > 1 {
 		t.Errorf("upstream logins while selecting %d folders in turn: got %d, want at most 1", folders, n)
 	}
 }

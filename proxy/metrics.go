@@ -56,16 +56,17 @@ func newMetrics(s *Server) *metrics {
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
 	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
-			func() float64 { return float64(s.mgr.Stats().Watchers) }),
+			func() float64 { return float64(s.upStats().Watchers) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those without an upstream IDLE connection of their own, for want of a watcher slot under upstream.max_connections_per_account: polled every upstream.poll_interval, or pushed by the account's NOTIFY connection (idlemux_mailboxes_by_mode)."},
-			func() float64 { return float64(s.mgr.Stats().Polled) }),
+			func() float64 { return float64(s.upStats().Polled) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
-			func() float64 { return float64(s.mgr.Stats().Reconnects) }),
+			func() float64 { return float64(s.upStats().Reconnects) }),
 		&sessionCollector{s: s, desc: sessions},
 		&connCollector{s: s},
 		&loginCollector{s: s},
 		&modeCollector{s: s},
 		&upstreamCmdCollector{s: s},
+		&routeCollector{s: s},
 	)
 	if s.cache != nil {
 		m.reg.MustRegister(s.cache.collectors()...)
@@ -97,7 +98,7 @@ var connDesc = prometheus.NewDesc("idlemux_upstream_connections", "Upstream conn
 
 func (c *connCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connDesc }
 func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.mgr.Stats()
+	st := c.s.upStats()
 	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.WatcherConns), "watcher")
 	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.NotifyConns), "notify")
 	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.Conns-st.WatcherConns-st.NotifyConns), "command")
@@ -154,7 +155,7 @@ var modeDesc = prometheus.NewDesc("idlemux_mailboxes_by_mode",
 
 func (c *modeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- modeDesc }
 func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.mgr.Stats()
+	st := c.s.upStats()
 	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Watchers-st.Polled), upstream.ModeIdle)
 	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Notify), upstream.ModeNotify)
 	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Polled-st.Notify), upstream.ModePolled)
@@ -170,7 +171,7 @@ var loginDesc = prometheus.NewDesc("idlemux_upstream_logins_total",
 
 func (c *loginCollector) Describe(ch chan<- *prometheus.Desc) { ch <- loginDesc }
 func (c *loginCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.mgr.Stats()
+	st := c.s.upStats()
 	for r, n := range st.LoginsBy {
 		ch <- prometheus.MustNewConstMetric(loginDesc, prometheus.CounterValue, float64(n), upstream.LoginReason(r).String())
 	}
@@ -187,7 +188,7 @@ var upstreamCmdDesc = prometheus.NewDesc("idlemux_upstream_commands_total",
 
 func (c *upstreamCmdCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamCmdDesc }
 func (c *upstreamCmdCollector) Collect(ch chan<- prometheus.Metric) {
-	for name, n := range c.s.mgr.Stats().Commands {
+	for name, n := range c.s.upStats().Commands {
 		ch <- prometheus.MustNewConstMetric(upstreamCmdDesc, prometheus.CounterValue, float64(n), name)
 	}
 }

@@ -43,9 +43,9 @@ func BenchmarkDovecotPushLatency(b *testing.B) {
 				idleSlots = 2
 			}
 			waitStats := func(what string, ok func(upstream.Stats) bool) {
-				for deadline := time.Now().Add(20 * time.Second); !ok(p.mgr.Stats()); time.Sleep(10 * time.Millisecond) {
+				for deadline := time.Now().Add(20 * time.Second); !ok(p.upStats()); time.Sleep(10 * time.Millisecond) {
 					if time.Now().After(deadline) {
-						b.Fatalf("%s: stats %+v", what, p.mgr.Stats())
+						b.Fatalf("%s: stats %+v", what, p.upStats())
 					}
 				}
 			}

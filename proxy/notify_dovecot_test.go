@@ -212,9 +212,9 @@ func TestDovecotNotifyPolledMailboxes(t *testing.T) {
 // waitProxyStats waits until the upstream stats satisfy ok.
 func waitProxyStats(t *testing.T, p *Server, what string, ok func(upstream.Stats) bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !ok(p.mgr.Stats()); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); !ok(p.upStats()); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: stats %+v", what, p.mgr.Stats())
+			t.Fatalf("waiting for %s: stats %+v", what, p.upStats())
 		}
 	}
 }
@@ -286,7 +286,7 @@ func TestDovecotNotifyNotOffered(t *testing.T) {
 	if lines, took, ok := got[2].until("* 1 EXISTS", 2*time.Second+5*time.Second, 100*time.Millisecond); !ok {
 		t.Fatalf("W2 polled: got %q within %v, want \"* 1 EXISTS\"", lines, took)
 	}
-	if st := p.mgr.Stats(); st.Notify != 0 || st.NotifyConns != 0 || st.LoginsBy[upstream.LoginNotify] != 0 {
+	if st := p.upStats(); st.Notify != 0 || st.NotifyConns != 0 || st.LoginsBy[upstream.LoginNotify] != 0 {
 		t.Errorf("without NOTIFY offered: got %+v, want no NOTIFY connection nor login", st)
 	}
 }

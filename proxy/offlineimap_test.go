@@ -216,7 +216,7 @@ func oiScenario(t *testing.T, bin string, viaProxy bool) oiResult {
 	}()
 	oiWaitIdling(t, oi.out)
 	if p != nil {
-		st := p.mgr.Stats()
+		st := p.upStats()
 		t.Logf("offlineimap idling on %d folders through idlemux: %d watched upstream, %d of them polled", len(oiFolders), st.Watchers, st.Polled)
 		if st.Polled == 0 {
 			t.Errorf("idlemux polls no mailbox with %d idled at max_connections_per_account %d; want some polled (the case under test)",

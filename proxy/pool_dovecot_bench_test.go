@@ -115,7 +115,7 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 	through := benchSessions(b, p.Addrs()[0], n)
 	runCommands(b, direct, 1, cmds) // warm both: Dovecot's caches, idlemux's pool
 	runCommands(b, through, 1, cmds)
-	logins := p.mgr.Stats().Logins
+	logins := p.upStats().Logins
 	joined := localAnswers(b, p, "LIST")
 	b.ResetTimer()
 	var d, v float64
@@ -127,7 +127,7 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 	b.ReportMetric(d/float64(b.N), "direct-cmds/s")
 	b.ReportMetric(v/float64(b.N), "idlemux-cmds/s")
 	b.ReportMetric(v/d, "idlemux/direct")
-	b.ReportMetric(float64(p.mgr.Stats().Logins-logins)/float64(b.N), "upstream-logins/op")
+	b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
 	// Identical concurrent LISTs share one upstream command (listshare.go).
 	if lists := n * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
 		b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
@@ -158,7 +158,7 @@ func BenchmarkDovecotFolderWalk(b *testing.B) {
 	p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 	direct := benchSessions(b, dv.Addr, 1)
 	through := benchSessions(b, p.Addrs()[0], 1)
-	logins := p.mgr.Stats().Logins
+	logins := p.upStats().Logins
 	b.ResetTimer()
 	var d, v float64
 	for range b.N {
@@ -168,5 +168,5 @@ func BenchmarkDovecotFolderWalk(b *testing.B) {
 	b.ReportMetric(float64(len(walk))/(d/float64(b.N))*1000, "direct-ms/walk")
 	b.ReportMetric(float64(len(walk))/(v/float64(b.N))*1000, "idlemux-ms/walk")
 	b.ReportMetric(d/v, "idlemux/direct-time")
-	b.ReportMetric(float64(p.mgr.Stats().Logins-logins)/float64(b.N), "upstream-logins/op")
+	b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
 }

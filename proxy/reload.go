@@ -33,6 +33,14 @@ func (s *Server) ApplyConfig(cfg *config.Config) error {
 	if !reflect.DeepEqual(cfg.Upstream, s.cfg.Upstream) {
 		fixed = append(fixed, "upstream")
 	}
+	// Adding, removing or changing upstreams under live sessions is
+	// issue 13's next step; until then a changed list is refused whole.
+	if !reflect.DeepEqual(cfg.Upstreams, s.cfg.Upstreams) {
+		fixed = append(fixed, "upstreams")
+	}
+	if cfg.DefaultUpstream != s.cfg.DefaultUpstream {
+		fixed = append(fixed, "default_upstream")
+	}
 	if cfg.Fanout != s.cfg.Fanout {
 		fixed = append(fixed, "fanout")
 	}

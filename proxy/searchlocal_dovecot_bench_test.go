@@ -59,7 +59,7 @@ func benchModelReads(b *testing.B, cmds []string, rounds int) {
 	if l := through[0].line(); !strings.HasPrefix(l, "+") {
 		b.Fatalf("IDLE: %q", l)
 	}
-	for deadline := time.Now().Add(10 * time.Second); p.mgr.Stats().Live == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); p.upStats().Live == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.Fatal("INBOX never watched by IDLE")
 		}

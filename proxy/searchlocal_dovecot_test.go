@@ -68,9 +68,9 @@ func startTwins(t *testing.T) *twinBoxes {
 		t.Fatalf("observer IDLE: got %q, want +", l)
 	}
 	deadline := time.Now().Add(waitLong)
-	for tw.p.mgr.Stats().Live == 0 {
+	for tw.p.upStats().Live == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("B's watcher never watched by IDLE: %+v", tw.p.mgr.Stats())
+			t.Fatalf("B's watcher never watched by IDLE: %+v", tw.p.upStats())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

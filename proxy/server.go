@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/fanout"
 	"github.com/idlemux/idlemux/tlsconf"
-	"github.com/idlemux/idlemux/upstream"
 )
 
 // Stats is a point-in-time view of the proxy for status lines and tests.
@@ -31,12 +29,14 @@ type Stats struct {
 // tcpKeepAlive keeps NAT mappings and finds dead peers on downstream sockets.
 const tcpKeepAlive = 2 * time.Minute
 
-// Server runs every configured listener in front of one upstream.
+// Server runs every configured listener in front of the upstreams.
 type Server struct {
 	cfg *config.Config
 	log *zap.Logger
-	mgr *upstream.Manager
-	tls *tlsconf.Server // downstream certificate, nil without TLS listeners
+	// routes are the upstreams, one manager each, in config order
+	// (routes.go); a session's is chosen at login.
+	routes []*route
+	tls    *tlsconf.Server // downstream certificate, nil without TLS listeners
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -77,34 +77,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		}
 		s.tls = ts
 	}
-	var upTLS *tls.Config
-	if cfg.Upstream.TLS != config.TLSNone {
-		var err error
-		upTLS, err = tlsconf.Client(cfg.Upstream.CAFile, cfg.Upstream.ServerName, cfg.Upstream.TLSInsecureSkipVerify)
-		if err != nil {
-			return nil, fmt.Errorf("upstream TLS: %w", err)
-		}
+	routes, err := newRoutes(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Upstream.TLSInsecureSkipVerify {
-		log.Warn("upstream.tls_insecure_skip_verify is set: the upstream's certificate is NOT verified; anyone on the path can read passwords and mail")
-	}
-	s.mgr = upstream.NewManager(upstream.Options{
-		Address:         cfg.Upstream.Address,
-		TLS:             string(cfg.Upstream.TLS),
-		TLSConfig:       upTLS,
-		MaxConns:        cfg.Upstream.MaxConnectionsPerAccount,
-		IdleRefresh:     cfg.Upstream.IdleRefresh,
-		ResponseTimeout: cfg.Upstream.ResponseTimeout,
-		DialTimeout:     cfg.Upstream.DialTimeout,
-		CommandLinger:   cfg.Upstream.CommandLinger,
-		WatcherLinger:   cfg.Upstream.WatcherLinger,
-		PollInterval:    cfg.Upstream.PollInterval,
-		MaxLag:          cfg.Fanout.MaxLag,
-
-		NoNotify:             capsHideNotify(cfg.Upstream.Capabilities),
-		ForwardClientAddress: cfg.Upstream.ForwardClientAddress,
-		Log:                  log.Named("upstream"),
-	})
+	s.routes = routes
 	if cfg.Cache.Enabled {
 		s.cache = newFetchCache(cfg.Cache.MaxBytes, cfg.Cache.MaxMessageBytes)
 	}
@@ -168,7 +145,7 @@ func (s *Server) Addrs() []string {
 
 // Stats reports current counts.
 func (s *Server) Stats() Stats {
-	us := s.mgr.Stats()
+	us := s.upStats()
 	return Stats{
 		Sessions:         int(s.sessions.Load()),
 		UpstreamConns:    us.Conns,
@@ -203,7 +180,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.byeAll(ctx, "Server shutting down")
 		}
 	}
-	err := s.mgr.Shutdown(ctx)
+	err := s.shutdownRoutes(ctx)
 	for _, l := range ls {
 		l.close()
 	}

@@ -34,6 +34,7 @@ type session struct {
 	baseLog *zap.Logger // without the mailbox field, which SELECT replaces
 
 	acct *upstream.Account
+	up   *route // the upstream acct lives on, set with it at login
 	user string
 	sel  *selection
 
@@ -198,8 +199,8 @@ func (sess *session) Close() error {
 // runs on a goroutine of its own (Login, loginstack.go).
 func (sess *session) login(username, password string) error {
 	dyn := sess.s.dyn()
-	lim, limits, up := sess.s.lim, dyn.cfg.Limits, sess.s.cfg.Upstream
-	ctx, cancel := context.WithTimeout(context.Background(), loginQueueWait+up.DialTimeout+up.ResponseTimeout)
+	lim, limits := sess.s.lim, dyn.cfg.Limits
+	ctx, cancel := context.WithTimeout(context.Background(), loginQueueWait+sess.s.loginWait())
 	defer cancel()
 	t := lim.ticket(sess.ip, limits)
 	defer t.release()
@@ -212,7 +213,7 @@ func (sess *session) login(username, password string) error {
 	if lim.knownBad(username, password) {
 		return sess.refuse(ctx, t, username, password) // rejected moments ago: do not ask again
 	}
-	upUser, upPass, upMech := username, password, ""
+	upUser, upPass, upMech, upName := username, password, "", ""
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	if mapped {
 		mu, err := dyn.mapped.check(ctx, username, password, t.take)
@@ -226,10 +227,14 @@ func (sess *session) login(username, password string) error {
 		if err != nil {
 			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
 		}
-		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
+		upUser, upPass, upMech, upName = mu.cfg.UpstreamUser, secret, mech, mu.cfg.Upstream
+	}
+	up := sess.s.route(username, upName)
+	if up == nil {
+		return sess.unrouted(ctx, t, username)
 	}
 	ctx = upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take)
-	acct, err := sess.s.mgr.LoginMech(ctx, upUser, upPass, upMech)
+	acct, err := up.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
 		return sess.upstreamLoginError(ctx, t, err, username, password, upUser)
 	}
@@ -246,13 +251,14 @@ func (sess *session) login(username, password string) error {
 	}
 	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
-		cc.caps.Store(postLoginCaps(sess.s.upstreamCaps(acct)))
+		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct
+	sess.up = up
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)
-	sess.log = sess.log.WithLazy(userField(username))
+	sess.log = sess.log.WithLazy(userField(username), zap.String("upstream", up.cfg.Name))
 	sess.baseLog = sess.log
 	if cc := sess.reader(); cc != nil {
 		cc.mu.Lock()
@@ -263,7 +269,7 @@ func (sess *session) login(username, password string) error {
 	// session's own logger stays lazy (unencoded) for as long as it is
 	// silent, which for an idle client is its whole life.
 	sess.s.log.Info("logged in", zap.Uint64("session", sess.id),
-		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), userField(username))
+		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), userField(username), zap.String("upstream", up.cfg.Name))
 	return nil
 }
 
@@ -305,7 +311,8 @@ func (sess *session) fail(op string, err error) error {
 
 // ctx bounds one command's upstream work.
 func (sess *session) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), sess.s.cfg.Upstream.ResponseTimeout+sess.s.cfg.Upstream.DialTimeout)
+	up := sess.upCfg()
+	return context.WithTimeout(context.Background(), up.ResponseTimeout+up.DialTimeout)
 }
 
 // changesSelected lists the commands that change the mailbox they run in.
@@ -331,7 +338,7 @@ var idempotent = map[string]bool{
 // client. A panic in f (a bug, or a library's) is contained: both
 // connections are closed, the pool slot is given back, the process lives.
 func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
-	timeout := sess.s.cfg.Upstream.ResponseTimeout
+	timeout := sess.upCfg().ResponseTimeout
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := sess.ctx()
 		var upTo imap.UID

@@ -254,7 +254,7 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 			p := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 			var d, v time.Duration
 			peak := 0
-			before, fetchesBefore := p.mgr.Stats(), countsOf(p)
+			before, fetchesBefore := p.upStats(), countsOf(p)
 			b.ResetTimer()
 			for range b.N {
 				direct := storm(b, dv.Addr, n, cmds)
@@ -266,7 +266,7 @@ func BenchmarkDovecotReconnectStorm(b *testing.B) {
 				v += via.took
 			}
 			b.StopTimer()
-			after := p.mgr.Stats()
+			after := p.upStats()
 			reportStorm(b, d, v, before, after)
 			b.ReportMetric(float64(peak), "upstream-conns-peak")
 			fetches := countsOf(p)
@@ -287,7 +287,7 @@ func sampleConns(p *Server, peak *int) (stop func()) {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			*peak = max(*peak, p.mgr.Stats().Conns)
+			*peak = max(*peak, p.upStats().Conns)
 			select {
 			case <-done:
 				return

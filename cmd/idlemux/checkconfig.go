@@ -13,7 +13,9 @@ import (
 
 // runCheckConfig validates a config file without serving, for CI and for
 // checking an edit before a restart. Every problem is printed, one a line.
+// With --explain it first prints each upstream's effective settings.
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+	args, explain := takeExplain(args)
 	cfg, path, code, ok := loadConfig("check-config", args, stderr)
 	if !ok {
 		return code
@@ -29,6 +31,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	srv.Shutdown(ctx) //nolint:errcheck // nothing was started that could fail to stop
 
+	if explain {
+		explainUpstreams(stdout, cfg)
+	}
 	fmt.Fprintln(stdout, "ok")
 	return exitOK
 }

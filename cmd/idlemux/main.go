@@ -5,7 +5,7 @@
 //
 //	idlemux demo                        self-contained demo on 127.0.0.1:1143
 //	idlemux serve --config FILE         run the proxy
-//	idlemux check-config --config FILE  validate a config file
+//	idlemux check-config --config FILE [--explain]  validate a config file
 //	idlemux version                     print the version
 package main
 

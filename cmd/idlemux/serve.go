@@ -33,11 +33,9 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal) int {
 		log.Error("starting proxy", zap.Error(err))
 		return exitFailure
 	}
-	log.Info("idlemux serving",
+	log.Info("idlemux serving", append([]zap.Field{
 		zap.String("version", version),
-		zap.Strings("listeners", listenAddrs(srv, cfg)),
-		zap.String("upstream", cfg.Upstream.Address),
-		zap.String("upstream_tls", string(cfg.Upstream.TLS)))
+		zap.Strings("listeners", listenAddrs(srv, cfg))}, upstreamFields(cfg)...)...)
 	code, _ = awaitShutdownWith(srv, sigs, log, func() { reloadConfig(srv, path, log, logs) })
 	return code
 }
@@ -78,4 +76,17 @@ func reloadConfig(srv *proxy.Server, path string, log *zap.Logger, logs *logCont
 		log.Error("log level changing", zap.String("from", logs.level.Level().String()), zap.String("to", cfg.Log.Level))
 		logs.apply(cfg.Log)
 	}
+}
+
+// upstreamFields describes where logins go: the one upstream's address,
+// or each named upstream as name=address (tls) and the default.
+func upstreamFields(cfg *config.Config) []zap.Field {
+	if len(cfg.Upstreams) == 0 {
+		return []zap.Field{zap.String("upstream", cfg.Upstream.Address), zap.String("upstream_tls", string(cfg.Upstream.TLS))}
+	}
+	var ups []string
+	for _, u := range cfg.Upstreams {
+		ups = append(ups, fmt.Sprintf("%s=%s (%s)", u.Name, u.Address, u.TLS))
+	}
+	return []zap.Field{zap.Strings("upstreams", ups), zap.String("default_upstream", cfg.DefaultUpstream)}
 }

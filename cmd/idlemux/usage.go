@@ -16,7 +16,9 @@ commands:
                                 run a self-contained demo: an in-process IMAP server
                                 (demo/demo) behind the proxy on 127.0.0.1:1143
   serve --config FILE           run the proxy
-  check-config --config FILE    validate a config file, print "ok" or every problem
+  check-config --config FILE [--explain]
+                                validate a config file, print "ok" or every problem;
+                                --explain prints each upstream's effective settings
   version                       print the version
   bench --proxy ADDR --user U --password P --upstream ADDR [--clients N] [--messages M] [--workers N] [--tls] [--json]
                                 load harness: N clients IDLE through idlemux, M messages
