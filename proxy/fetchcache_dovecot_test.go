@@ -258,18 +258,21 @@ func storeBoth(t *testing.T, setup *imapclient.Client, seq uint32, expunge bool,
 }
 
 // TestDovecotFetchPolled: in a mailbox whose watcher polls (no client
-// idled there), FLAGS come from the model only after a poll round that
-// began after the FETCH arrived (searchlocal.go modelCurrent): a flag
-// set directly on Dovecot just before is in the answer, as directly.
-// Items the cache holds are answered from it, FLAGS or not.
+// idled there), FLAGS come from the model only right after a poll round
+// begun since the session's previous command (the SELECT's:
+// searchlocal.go modelCurrent), else from the upstream: a flag set
+// directly on Dovecot just before is in the answer, as directly. Items
+// the cache holds without FLAGS are answered from it.
 func TestDovecotFetchPolled(t *testing.T) {
 	setup, direct, proxied, p := rawPairProxy(t, "Poll", nil)
+	// Right after SELECT, whose round read the mailbox: the model answers.
+	checkCounts(t, p, "FETCH FLAGS right after SELECT", 1, -1, func() { sameFetch(t, direct, proxied, "FETCH 1:* (FLAGS)") })
 	for _, tc := range []struct {
 		cmd       string
 		wantLocal float64 // the second time
 	}{
-		{"FETCH 1:* (FLAGS)", 1},
-		{"FETCH 1:* (UID FLAGS ENVELOPE)", 1},
+		{"FETCH 1:* (FLAGS)", 0},
+		{"FETCH 1:* (UID FLAGS ENVELOPE)", 0},
 		{"FETCH 1:* (UID ENVELOPE)", 1},
 	} {
 		sameFetch(t, direct, proxied, tc.cmd)

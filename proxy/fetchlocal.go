@@ -26,7 +26,8 @@ import (
 // client's items, relayed as ever (fetchrelay.go), recorded on the way
 // (fetchcapture.go); the others are written among them in sequence order.
 // Anything else (a body without PEEK sets \Seen, a partial, MODSEQ,
-// RFC822, a polled mailbox's FLAGS) takes the relay unchanged.
+// RFC822, FLAGS of a polled mailbox not polled since the session's
+// previous command: modelCurrent) takes the relay unchanged.
 
 type fetchKind uint8
 
@@ -135,12 +136,12 @@ func (sess *session) fetchLocal(rl *fetchRelay, atts []fetchAtt, kind fetchKind,
 	if kind == kindCache && fc == nil {
 		return false, nil
 	}
-	// The model answers FLAGS only while it follows the upstream (IDLE on
-	// its own connection) and holds every change made through idlemux
-	// (a shared Sync first if not: searchlocal.go modelCurrent); asked
-	// before the view is looked at, since a Sync may bring it news.
-	current := needFlags && sess.modelCurrent(sel.w, sel.prevMark, "FETCH")
+	// The model answers FLAGS only when it is current (searchlocal.go
+	// modelCurrent), asked only of a caught-up view; the view is looked
+	// at again after, since a Sync may bring it news.
 	caughtUp := len(expunged) == 0 && sel.v.CaughtUp()
+	current := needFlags && caughtUp && sess.modelCurrent(sel.w, sel.prevMark, "FETCH")
+	caughtUp = caughtUp && sel.v.CaughtUp() // a Sync may have brought news
 	if needFlags && !(caughtUp && current) {
 		// The FLAGS are the upstream's to give: the whole FETCH goes
 		// there, and fills the cache on the way.

@@ -28,8 +28,9 @@ import (
 // delay); Dovecot itself would show it at once. That window is the same
 // one in which an idling client through idlemux has not yet been told of
 // the change, and RFC 3501 gives no order between two connections'
-// commands: it is accepted, and a mailbox polled for want of a watcher
-// slot (a longer window) goes upstream.
+// commands: it is accepted. A mailbox polled for want of a watcher slot
+// (a longer window) answers only right after a poll round (modelCurrent),
+// else goes upstream.
 func (sess *session) searchLocal(criteria, crit *imap.SearchCriteria, options *imap.SearchOptions) ([]fanout.Member, bool) {
 	if options != nil && options.ReturnSave {
 		return nil, false
@@ -55,18 +56,21 @@ func hasSearchRes(c *imap.SearchCriteria) bool {
 // modelCurrent says whether w's model may answer for the mailbox now.
 // A Live model (IDLE on its own connection) may once it includes every
 // change made through idlemux, after one Sync (shared with concurrent
-// requests) if needed. A polled one lags the upstream by up to
-// upstream.poll_interval, so it may only once a poll round begun since
-// mark has completed (Watcher.FreshSince; mark is the session's
-// prevMark for its selected mailbox, noMark elsewhere): the one a
-// SELECT just ran, or one this command asks for. Such a round leaves the
-// model as the upstream is (a SELECT with CONDSTORE, else a full flag
-// listing, polled.go), and concurrent commands share it, so a fleet
-// reconnecting at once costs the upstream a round, not a command each.
+// requests) if needed. Any other (polled, or an IDLE watcher that is
+// reconnecting) may only when a poll round begun since mark has
+// completed, with every change through idlemux in it
+// (Watcher.FreshSince; mark is the session's prevMark for its selected
+// mailbox, noMark elsewhere): the round a SELECT just ran, say, so a
+// folder walk or a fleet reconnecting at once reads the model the
+// SELECT refreshed. It never asks for a round: a poll round is a SELECT
+// and maybe a whole flag listing, dearer than the command itself, and a
+// reconnecting watcher answers no Sync until it is back.
 // what names the command for the log.
 func (sess *session) modelCurrent(w *upstream.Watcher, mark uint64, what string) bool {
-	live := w.Live()
-	if live && w.Current() || !live && w.FreshSince(mark) {
+	if !w.Live() {
+		return w.FreshSince(mark)
+	}
+	if w.Current() {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
@@ -75,7 +79,7 @@ func (sess *session) modelCurrent(w *upstream.Watcher, mark uint64, what string)
 		sess.log.Info("mailbox watcher did not sync; asking the upstream", zap.String("command", what), zap.Error(err))
 		return false
 	}
-	return !live || w.Current()
+	return w.Current()
 }
 
 // noMark is the mark of a mailbox the session has not selected: no poll

@@ -67,7 +67,13 @@ func (w *Watcher) RoundMark() uint64 { return w.roundsBegun.Load() }
 // Dovecot's own session answers from what it synced at the end of the
 // command before (RFC 3501 5.2: another client's change is seen when
 // the server next reports, not at once).
-func (w *Watcher) FreshSince(mark uint64) bool { return w.roundDone.Load() > mark }
+//
+// The round must also have begun after the latest change made through
+// idlemux to the mailbox: a change whose own Sync timed out is otherwise
+// missing from it.
+func (w *Watcher) FreshSince(mark uint64) bool {
+	return w.roundDone.Load() > mark && w.acct.lastChange(w.name) <= w.synced.Load()
+}
 
 // Current reports whether the model is Live and includes every change
 // made through idlemux to the mailbox: otherwise a Sync brings it in.

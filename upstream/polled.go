@@ -95,11 +95,13 @@ func (w *Watcher) pollRound(ctx context.Context, opened *time.Time) error {
 	// first, the SELECT itself answers (pollOnce).
 	asked := len(syncs) > 0 || w.nudged
 	w.nudged = false
-	round := w.roundsBegun.Add(1) // before the upstream is asked: see FreshSince
+	// Both before the upstream is asked: see FreshSince.
+	round, gen := w.roundsBegun.Add(1), w.acct.Generation()
 	if err := w.pollOnce(ctx, asked); err != nil {
 		w.requeueSyncs(syncs)
 		return err
 	}
+	w.synced.Store(gen)
 	w.roundDone.Store(round)
 	for _, ch := range syncs {
 		close(ch)
