@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/config"
@@ -33,7 +32,7 @@ func (sess *session) loginFailed(ctx context.Context, t *loginTicket, user, badP
 // failure's delay.
 func (sess *session) refuse(ctx context.Context, t *loginTicket, user, pass string) error {
 	sess.loginFailed(ctx, t, user, pass)
-	return imapserver.ErrAuthFailed
+	return errDovecotAuthFailed
 }
 
 // unrouted refuses a login no upstream takes (its domain is routed

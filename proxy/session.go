@@ -208,7 +208,7 @@ func (sess *session) login(username, password string) error {
 		// No upstream takes it: refused here, with Dovecot's own answer.
 		sess.loginFailed(ctx, t, username, "")
 		sess.bye("Input buffer full, aborting")
-		return imapserver.ErrAuthFailed
+		return errDovecotAuthFailed
 	}
 	if lim.knownBad(username, password) {
 		return sess.refuse(ctx, t, username, password) // rejected moments ago: do not ask again
