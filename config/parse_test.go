@@ -307,15 +307,9 @@ func TestKeepalive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(tt.yaml))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one naming %q", err, tt.wantErr)
-				}
+			c, ok := parseWant(t, tt.yaml, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Keepalive != tt.want {
 				t.Fatalf("got keepalive %v, want %v", c.Keepalive, tt.want)
@@ -396,19 +390,31 @@ func TestCompress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(tt.yaml))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one naming %q", err, tt.wantErr)
-				}
+			c, ok := parseWant(t, tt.yaml, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Compress != tt.want {
 				t.Fatalf("got compress %v, want %v", c.Compress, tt.want)
 			}
 		})
 	}
+}
+
+// parseWant parses yaml and checks its error against wantErr: a
+// substring the error must hold, or "" for none. ok reports a config to
+// check further (parsed, and meant to be).
+func parseWant(t *testing.T, yaml, wantErr string) (c *Config, ok bool) {
+	t.Helper()
+	c, err := Parse([]byte(yaml))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("got error %v, want one naming %q", err, wantErr)
+		}
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, true
 }
