@@ -247,26 +247,30 @@ func selfSignedCert() (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct loopback ports that were free a moment ago.
+// All n listeners stay open until every port is picked: closing one before
+// binding the next lets the kernel hand the same port out twice, and Dovecot
+// then refuses its config ("duplicate listener").
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // writeConf picks two free ports and writes dovecot.conf for them.
 func (s *Server) writeConf(opts Options) error {
-	port, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
-	tlsPort, err := freePort()
-	if err != nil {
-		return err
-	}
+	port, tlsPort := ports[0], ports[1]
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
 	userIP, procs, clients := opts.limits()
@@ -410,7 +414,7 @@ func (s *Server) launch() error {
 			s.cmd = nil
 			s.mu.Unlock()
 			msg := readFrom(filepath.Join(s.Dir, stderrName), errOff) + readFrom(filepath.Join(s.Dir, logName), logOff)
-			if strings.Contains(msg, "Address already in use") {
+			if strings.Contains(msg, "Address already in use") || strings.Contains(msg, "duplicate listener") {
 				return fmt.Errorf("%w: %s", errAddrInUse, strings.TrimSpace(msg))
 			}
 			return fmt.Errorf("dovecot exited (%v): %s", cmd.ProcessState, strings.TrimSpace(msg))
