@@ -13,7 +13,7 @@ var routeAccountsDesc = prometheus.NewDesc("idlemux_upstream_accounts",
 
 func (c *routeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- routeAccountsDesc }
 func (c *routeCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.s.routes {
+	for _, r := range c.s.rt().routes {
 		ch <- prometheus.MustNewConstMetric(routeAccountsDesc, prometheus.GaugeValue, float64(r.mgr.Stats().Accounts), r.cfg.Name)
 	}
 }

@@ -33,10 +33,13 @@ const tcpKeepAlive = 2 * time.Minute
 type Server struct {
 	cfg *config.Config
 	log *zap.Logger
-	// routes are the upstreams, one manager each, in config order
-	// (routes.go); a session's is chosen at login.
-	routes []*route
-	tls    *tlsconf.Server // downstream certificate, nil without TLS listeners
+	// routing is the upstreams, one manager each, in config order, and
+	// the rules choosing a session's at login (routes.go); a reload swaps
+	// it (routes_reload.go), under reloadMu.
+	routing  atomic.Pointer[routing]
+	reloadMu sync.Mutex
+	routeGen uint64          // reloads that built routes; under reloadMu
+	tls      *tlsconf.Server // downstream certificate, nil without TLS listeners
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -81,7 +84,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.routes = routes
+	s.routing.Store(&routing{cfg: cfg, routes: routes})
 	if cfg.Cache.Enabled {
 		s.cache = newFetchCache(cfg.Cache.MaxBytes, cfg.Cache.MaxMessageBytes)
 	}

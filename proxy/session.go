@@ -249,13 +249,18 @@ func (sess *session) login(username, password string) error {
 		acct.Unref()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
 	}
+	if !sess.s.adopt(sess, up) {
+		release(lim, lim.perUser, username)
+		acct.Unref()
+		sess.bye(byeUpstreamRemoved)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: byeUpstreamRemoved}
+	}
 	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
 		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct
-	sess.up = up
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)
 	sess.log = sess.log.WithLazy(userField(username), zap.String("upstream", up.cfg.Name))

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// byeUpstreamRemoved is the BYE (RFC 3501 7.1.5) a session gets when a
+// reload removes or replaces its upstream: the server is closing the
+// connection for a reason of its own, and the client may log in again
+// (a changed upstream takes the same login at once).
+const byeUpstreamRemoved = "Mail server configuration changed, please log in again"
+
+// routeChange is what a reload does to the upstreams: the routing to
+// swap in, and the routes it added and retired.
+type routeChange struct {
+	next          *routing
+	added, retire []*route
+}
+
+// sameManager reports whether an upstream's manager can serve new
+// settings b as it serves a: everything the manager, its pools, its
+// watchers or a session's capabilities read is unchanged. Domains only
+// steer new logins (config.Route reads them from the routing's config), so
+// a change to them alone keeps the manager and its sessions.
+func sameManager(a, b config.Upstream) bool {
+	a.Domains, b.Domains = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// planRoutes builds the routing of cfg from the current one: an upstream
+// whose settings are unchanged (sameManager) keeps its route, manager,
+// pools and watchers; a new or changed one gets a new manager; a removed
+// or changed one's route is retired. On error (an added upstream's TLS
+// settings), the managers it started are closed and nothing changes.
+// reloadMu must be held.
+func (s *Server) planRoutes(cfg *config.Config) (*routeChange, error) {
+	cur := map[string]*route{}
+	for _, r := range s.rt().routes {
+		cur[r.cfg.Name] = r
+	}
+	s.routeGen++
+	ups, _ := cfg.Routes()
+	ch := &routeChange{next: &routing{cfg: cfg}}
+	for _, u := range ups {
+		if r, ok := cur[u.Name]; ok && sameManager(r.cfg, u) {
+			ch.next.routes = append(ch.next.routes, r)
+			delete(cur, u.Name)
+			continue
+		}
+		r, err := newRoute(cfg, u, s.routeGen, s.log)
+		if err != nil {
+			shutdownAll(ch.added)
+			return nil, err
+		}
+		ch.added = append(ch.added, r)
+		ch.next.routes = append(ch.next.routes, r)
+	}
+	for _, r := range s.rt().routes {
+		if _, gone := cur[r.cfg.Name]; gone {
+			ch.retire = append(ch.retire, r)
+		}
+	}
+	return ch, nil
+}
+
+// applyRoutes swaps the routing in, so new logins follow it at once, and
+// then retires the routes that left: their sessions get BYE and their
+// managers log their upstream connections out, within timeout. Each
+// change is logged with the upstream's name. reloadMu must be held.
+func (s *Server) applyRoutes(ch *routeChange, timeout time.Duration) {
+	s.routing.Store(ch.next)
+	replaced := map[string]bool{}
+	for _, r := range ch.added {
+		replaced[r.cfg.Name] = false
+	}
+	for _, r := range ch.retire {
+		if _, ok := replaced[r.cfg.Name]; ok {
+			replaced[r.cfg.Name] = true
+		}
+	}
+	for _, r := range ch.added {
+		if !replaced[r.cfg.Name] {
+			s.log.Info("upstream added", zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, r := range ch.retire {
+		n := s.retireRoute(ctx, r)
+		msg := "upstream removed: its sessions were closed"
+		if replaced[r.cfg.Name] {
+			msg = "upstream changed: its sessions were closed and may log in again"
+		}
+		s.log.Info(msg, zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address), zap.Int("sessions", n))
+	}
+}
+
+// retireRoute marks r retired, says BYE to every session logged in on it
+// (a login still running on it sees retired and is refused: session.adopt)
+// and closes its manager, which logs its connections out. It returns how
+// many sessions got BYE.
+func (s *Server) retireRoute(ctx context.Context, r *route) int {
+	s.mu.Lock()
+	r.retired = true
+	var on []*session
+	for sess := range s.live {
+		if sess.up == r {
+			on = append(on, sess)
+		}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sess := range on {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess.bye(byeUpstreamRemoved) // bounded by byeWriteTimeout
+		}()
+	}
+	wg.Wait()
+	if err := r.mgr.Shutdown(ctx); err != nil {
+		s.log.Warn("upstream removed: its connections did not all log out in time", zap.String("upstream", r.cfg.Name), zap.Error(err))
+	}
+	return len(on)
+}
+
+// adopt records that sess logged in on r, unless a reload retired r
+// meanwhile: then false, and the login must be refused. Under s.mu, with
+// retireRoute, so a session is either seen by the reload or refused here.
+func (s *Server) adopt(sess *session, r *route) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.retired {
+		return false
+	}
+	sess.up = r
+	return true
+}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idlemux/idlemux/config"
+)
+
+// quietFor is how long a session that a reload must not touch is watched
+// for stray bytes: a BYE is written while ApplyConfig runs, so anything
+// the reload sends is on the wire well within it.
+const quietFor = 300 * time.Millisecond
+
+// idleRaw logs user in through addr, selects INBOX and starts IDLE.
+func idleRaw(t *testing.T, addr, user, pass string) *rawConn {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	if got := rc.cmd("a", "LOGIN "+user+" "+pass); !strings.HasPrefix(got[len(got)-1], "a OK") {
+		t.Fatalf("%s: LOGIN: got %q, want a OK", user, got)
+	}
+	rc.cmd("b", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "c IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("%s: IDLE: got %q, want a continuation", user, l)
+	}
+	return rc
+}
+
+// wantQuietIdle asserts that nothing reaches rc within quietFor and that
+// its IDLE still ends with OK: the reload left the session alone.
+func wantQuietIdle(t *testing.T, name string, rc *rawConn) {
+	t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(quietFor))
+	l, err := rc.r.ReadString('\n')
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("%s: during the reload got %q (%v), want nothing", name, l, err)
+	}
+	fmt.Fprintf(rc.c, "DONE\r\n")
+	if got := rc.line(); !strings.HasPrefix(got, "c OK") {
+		t.Errorf("%s: DONE after the reload: got %q, want c OK", name, got)
+	}
+}
+
+// wantBye asserts that rc got the reload's BYE and then the end of the
+// connection.
+func wantBye(t *testing.T, name string, rc *rawConn) {
+	t.Helper()
+	want := "* BYE " + byeUpstreamRemoved
+	if got := rc.line(); got != want {
+		t.Errorf("%s: got %q, want %q", name, got, want)
+	}
+	rc.c.SetReadDeadline(time.Now().Add(waitLong))
+	if l, err := rc.r.ReadString('\n'); err == nil {
+		t.Errorf("%s: after BYE got %q, want the connection closed", name, l)
+	}
+}
+
+// TestApplyConfigUpstreams: a reload adds, removes and changes upstreams
+// under idling sessions. A session on an unchanged upstream sees nothing
+// and keeps its manager; one on a removed or changed upstream gets BYE
+// (ours: Dovecot itself never reconfigures under a session, so there is
+// no direct wire to compare with); new logins follow the new routing.
+func TestApplyConfigUpstreams(t *testing.T) {
+	tests := []struct {
+		name string
+		// change edits the next config; c is a third memory upstream.
+		change func(next *config.Config, c *memUpstream)
+		// byeB: the session on b gets BYE; zLandsOn: the upstream a
+		// new login of v@z.example reaches ("a", "b" or "c").
+		byeB     bool
+		zLandsOn string
+	}{
+		{"b removed", func(n *config.Config, _ *memUpstream) {
+			n.Upstreams, n.DefaultUpstream = n.Upstreams[:1], "a"
+		}, true, "a"},
+		{"b's address changed", func(n *config.Config, c *memUpstream) {
+			n.Upstreams[1].Address = c.addr
+		}, true, "c"},
+		{"b's domains changed only", func(n *config.Config, _ *memUpstream) {
+			n.Upstreams[1].Domains = []string{"y.example"}
+		}, false, "b"},
+		{"c added with a new domain", func(n *config.Config, c *memUpstream) {
+			uc := n.Upstreams[0]
+			uc.Name, uc.Domains, uc.Address = "c", []string{"z.example"}, c.addr
+			n.Upstreams = append(n.Upstreams, uc)
+		}, false, "c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, upA, upB := twoMemRoutes(t)
+			upC := startMemUpstream(t)
+			for _, u := range []struct {
+				up  *memUpstream
+				box string
+			}{{upA, "OnlyOnA"}, {upB, "OnlyOnB"}, {upC, "OnlyOnC"}} {
+				if err := directClient(t, u.up.addr).Create(u.box, nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := startProxy(t, cfg)
+			onA := idleRaw(t, p.Addrs()[0], "v@a.example", "vpass")
+			onB := idleRaw(t, p.Addrs()[0], "v@z.example", "vpass")
+			mgrA := p.rt().routes[0].mgr
+
+			next := *cfg
+			next.Upstreams = append([]config.Upstream(nil), cfg.Upstreams...)
+			tt.change(&next, upC)
+			if err := p.ApplyConfig(&next); err != nil {
+				t.Fatalf("ApplyConfig: got %v, want nil", err)
+			}
+			if got := p.rt().routes[0].mgr; got != mgrA {
+				t.Errorf("upstream a's manager: got a new one, want the same (a is unchanged)")
+			}
+			if tt.byeB {
+				wantBye(t, "session on b", onB)
+			} else {
+				wantQuietIdle(t, "session on b", onB)
+			}
+			wantQuietIdle(t, "session on a", onA)
+
+			rc := dialRaw(t, p.Addrs()[0])
+			rc.cmd("a", "LOGIN v@z.example vpass")
+			for _, up := range []string{"a", "b", "c"} {
+				got := rc.cmd("s"+up, "SELECT OnlyOn"+strings.ToUpper(up))
+				if ok := strings.HasPrefix(got[len(got)-1], "s"+up+" OK"); ok != (up == tt.zLandsOn) {
+					t.Errorf("new login of v@z.example: SELECT OnlyOn%s answered %q, want OK only on upstream %s", strings.ToUpper(up), got[len(got)-1], tt.zLandsOn)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyConfigUpstreamsRejectedWhole: a reload whose new upstream
+// cannot be set up (its CA file is not a certificate) changes nothing:
+// the routing is the same and the sessions keep running.
+func TestApplyConfigUpstreamsRejectedWhole(t *testing.T) {
+	cfg, _, _ := twoMemRoutes(t)
+	p := startProxy(t, cfg)
+	onB := idleRaw(t, p.Addrs()[0], "v@z.example", "vpass")
+	before := p.rt()
+	bad := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := *cfg
+	uc := cfg.Upstreams[0]
+	uc.Name, uc.Domains, uc.TLS, uc.CAFile = "c", []string{"c.example"}, config.TLSImplicit, bad
+	next.Upstreams = []config.Upstream{cfg.Upstreams[0], uc} // b removed too
+	next.DefaultUpstream = "a"
+	if err := p.ApplyConfig(&next); err == nil || !strings.Contains(err.Error(), "nothing was applied") {
+		t.Fatalf("ApplyConfig: got %v, want an error saying nothing was applied", err)
+	}
+	if p.rt() != before {
+		t.Errorf("routing: got a new one, want the old one kept")
+	}
+	wantQuietIdle(t, "session on b", onB)
+}
