@@ -27,18 +27,26 @@ type routeUser struct {
 // b.example to the second, with no default_upstream.
 func startTwoUpstreams(t *testing.T) (p *Server, a, b routeUser, logs *observer.ObservedLogs) {
 	t.Helper()
+	cfg, a, b := twoDovecotConfig(t)
+	core, logs := observer.New(zap.InfoLevel)
+	return startProxyLogging(t, cfg, zap.New(core)), a, b, logs
+}
+
+// twoDovecotConfig starts the two Dovecots of startTwoUpstreams and
+// returns the config routing to them.
+func twoDovecotConfig(t *testing.T) (cfg *config.Config, a, b routeUser) {
+	t.Helper()
 	a = routeUser{user: "alice@a.example", pass: "pass-a"}
 	b = routeUser{user: "bob@b.example", pass: "pass-b"}
 	a.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{a.user: a.pass}})
 	b.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{b.user: b.pass}})
-	cfg := testConfig(a.dv.Addr)
+	cfg = testConfig(a.dv.Addr)
 	ua, ub := cfg.Upstream, cfg.Upstream
 	ua.Name, ua.Domains = "a", []string{"a.example"}
 	ub.Name, ub.Domains, ub.Address = "b", []string{"b.example"}, b.dv.Addr
 	cfg.Upstreams = []config.Upstream{ua, ub}
 	cfg.Limits.MaxLoginDelay = 0
-	core, logs := observer.New(zap.InfoLevel)
-	return startProxyLogging(t, cfg, zap.New(core)), a, b, logs
+	return cfg, a, b
 }
 
 // TestDovecotRoutesByDomain: users of a.example and b.example log in
