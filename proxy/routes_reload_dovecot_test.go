@@ -42,26 +42,6 @@ func withoutRecent(lines []string) []string {
 	})
 }
 
-// waitNoSessions waits until u's Dovecot holds no session of u: idlemux
-// logged its connections out.
-func waitNoSessions(t *testing.T, u routeUser) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		titles, err := u.dv.Sessions(u.user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(titles) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %d sessions on its Dovecot (%q) after its upstream was removed, want 0", u.user, len(titles), titles)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // wantLogin asserts that u logs in through addr and selects INBOX.
 func wantLogin(t *testing.T, addr string, u routeUser) {
 	t.Helper()
@@ -140,7 +120,7 @@ func TestDovecotReloadUpstreams(t *testing.T) {
 	if recent > 1 {
 		t.Errorf("alice's sessions through idlemux: got %d with a non-zero RECENT, want at most 1", recent)
 	}
-	waitNoSessions(t, b)
+	waitUpstreamSessions(t, b, "sessions after b was removed", 0, func(titles []string) int { return len(titles) })
 	wantLogged(t, logs, "upstream removed: its sessions were closed", "b")
 
 	refused := dialRaw(t, addr).cmd("a", "LOGIN "+b.user+" "+b.pass)

@@ -105,23 +105,32 @@ func TestDovecotRoutesByDomain(t *testing.T) {
 // IDLE, and fails if it does not within waitLong.
 func waitUpstreamIdles(t *testing.T, u routeUser, want int) {
 	t.Helper()
+	waitUpstreamSessions(t, u, "IDLE sessions", want, func(titles []string) (idle int) {
+		for _, title := range titles {
+			if strings.Contains(title, " IDLE]") {
+				idle++
+			}
+		}
+		return idle
+	})
+}
+
+// waitUpstreamSessions waits until count, over the process titles of u's
+// sessions on its Dovecot, is want, and fails if it is not within
+// waitLong; what names the count in the failure.
+func waitUpstreamSessions(t *testing.T, u routeUser, what string, want int, count func(titles []string) int) {
+	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {
 		titles, err := u.dv.Sessions(u.user)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle := 0
-		for _, title := range titles {
-			if strings.Contains(title, " IDLE]") {
-				idle++
-			}
-		}
-		if idle == want {
+		if count(titles) == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %d upstream IDLE sessions on its Dovecot (%q), want %d", u.user, idle, titles, want)
+			t.Fatalf("%s: got %d %s on its Dovecot (%q), want %d", u.user, count(titles), what, titles, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
