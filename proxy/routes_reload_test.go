@@ -163,3 +163,97 @@ func TestApplyConfigUpstreamsRejectedWhole(t *testing.T) {
 	}
 	wantQuietIdle(t, "session on b", onB)
 }
+
+// twoPassRoutes is a pass-through config over two memory upstreams named
+// b (the default) and c; testUser has no domain, so default_upstream
+// alone routes it.
+func twoPassRoutes(t *testing.T) (cfg *config.Config, upB, upC *memUpstream) {
+	t.Helper()
+	upB, upC = startMemUpstream(t), startMemUpstream(t)
+	cfg = testConfig(upB.addr)
+	ub, uc := cfg.Upstream, cfg.Upstream
+	ub.Name, uc.Name, uc.Address = "b", "c", upC.addr
+	uc.Domains = []string{"c.example"}
+	cfg.Upstreams, cfg.DefaultUpstream = []config.Upstream{ub, uc}, "b"
+	cfg.Limits.MaxLoginDelay = 0
+	return cfg, upB, upC
+}
+
+// TestReloadLimitsByUpstream: the per-user limits are kept per (upstream,
+// user). With one connection per user allowed, a session on b does not
+// count against the same login routed to c by a reload; a password b
+// refused is not answered locally once c takes the login: c is asked.
+func TestReloadLimitsByUpstream(t *testing.T) {
+	tests := []struct {
+		name      string
+		pass      string // the second login's password
+		wantLast  string // the second login's tagged answer, prefix
+		wantCAsks int64  // LOGINs c sees
+	}{
+		{"connection limit per upstream", testPass, "b OK", 1},
+		{"bad password remembered per upstream", "wrong-pw", "b NO [AUTHENTICATIONFAILED]", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, upC := twoPassRoutes(t)
+			cfg.Limits.MaxConnectionsPerUser = 1
+			p := startProxy(t, cfg)
+			first := dialRaw(t, p.Addrs()[0])
+			if tt.pass == testPass {
+				first.cmd("a", "LOGIN "+testUser+" "+testPass) // holds b's one connection
+			} else {
+				first.cmd("a", "LOGIN "+testUser+" "+tt.pass) // b refuses: remembered as bad
+			}
+			next := *cfg
+			next.DefaultUpstream = "c"
+			if err := p.ApplyConfig(&next); err != nil {
+				t.Fatal(err)
+			}
+			before := upC.logins.Load()
+			got := dialRaw(t, p.Addrs()[0]).cmd("b", "LOGIN "+testUser+" "+tt.pass)
+			if last := got[len(got)-1]; !strings.HasPrefix(last, tt.wantLast) {
+				t.Errorf("second login, now routed to c: got %q, want %s", last, tt.wantLast)
+			}
+			if n := upC.logins.Load() - before; n != tt.wantCAsks {
+				t.Errorf("LOGINs upstream c saw: got %d, want %d", n, tt.wantCAsks)
+			}
+		})
+	}
+}
+
+// TestReloadMetricsByUpstream: the account series carry the upstream's
+// name, and a reload that removes an upstream ends its series.
+func TestReloadMetricsByUpstream(t *testing.T) {
+	cfg, _, _ := twoPassRoutes(t)
+	cfg.Metrics.Address = "127.0.0.1:0"
+	p := startProxy(t, cfg)
+	idleRaw(t, p.Addrs()[0], testUser, testPass) // on b, the default
+	_, body := scrape(t, "http://"+p.MetricsAddr()+"/metrics")
+	for _, tt := range []struct {
+		series string
+		want   float64
+	}{
+		{`idlemux_upstream_accounts{upstream="b"}`, 1},
+		{`idlemux_upstream_accounts{upstream="c"}`, 0},
+		{`idlemux_mailboxes_watched{upstream="b"}`, 1},
+		{`idlemux_upstream_connections{role="watcher",upstream="b"}`, 1},
+		{`idlemux_upstream_logins_total{reason="check",upstream="b"}`, 1},
+		{`idlemux_upstream_logins_total{reason="check",upstream="c"}`, 0},
+	} {
+		if got := metricValue(body, tt.series); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.series, got, tt.want)
+		}
+	}
+	next := *cfg
+	next.Upstreams, next.DefaultUpstream = cfg.Upstreams[1:], "c"
+	if err := p.ApplyConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	_, body = scrape(t, "http://"+p.MetricsAddr()+"/metrics")
+	if strings.Contains(body, `upstream="b"`) {
+		t.Errorf("/metrics after b was removed: got series of b, want none")
+	}
+	if got := metricValue(body, `idlemux_upstream_accounts{upstream="c"}`); got != 0 {
+		t.Errorf(`idlemux_upstream_accounts{upstream="c"}: got %v, want 0`, got)
+	}
+}

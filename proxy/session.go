@@ -183,7 +183,7 @@ func (sess *session) Close() error {
 	}
 	release(sess.s.lim, sess.s.lim.perIP, sess.ip)
 	if sess.userCounted {
-		release(sess.s.lim, sess.s.lim.perUser, sess.user)
+		release(sess.s.lim, sess.s.lim.perUser, limitKey(sess.up, sess.user))
 	}
 	if cc := sess.reader(); cc != nil {
 		cc.finish() // a spooled APPEND imapserver never read
@@ -206,56 +206,49 @@ func (sess *session) login(username, password string) error {
 	defer t.release()
 	if len(username) > maxUserName {
 		// No upstream takes it: refused here, with Dovecot's own answer.
-		sess.loginFailed(ctx, t, username, "")
+		sess.loginFailed(ctx, t, nil, username, "")
 		sess.bye("Input buffer full, aborting")
 		return errDovecotAuthFailed
 	}
-	if lim.knownBad(username, password) {
-		return sess.refuse(ctx, t, username, password) // rejected moments ago: do not ask again
-	}
-	upUser, upPass, upMech, upName := username, password, "", ""
+	// A pass-through login's upstream is known from its name; a map-mode
+	// one's only once its password is checked here.
 	mapped := sess.s.cfg.Auth.Mode == "map"
+	var up *route
+	if !mapped {
+		if up = sess.s.route(username, ""); up == nil {
+			return sess.unrouted(ctx, t, username)
+		}
+	}
+	if lim.knownBad(limitKey(up, username), password) {
+		return sess.refuse(ctx, t, up, username, password) // rejected moments ago: do not ask again
+	}
+	upUser, upPass, upMech := username, password, ""
 	if mapped {
 		mu, err := dyn.mapped.check(ctx, username, password, t.take)
 		switch {
 		case err != nil:
 			return sess.loginBusy(err)
 		case mu == nil:
-			return sess.refuse(ctx, t, username, password)
+			return sess.refuse(ctx, t, nil, username, password)
 		}
 		secret, mech, err := mu.upstreamSecret()
 		if err != nil {
 			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
 		}
-		upUser, upPass, upMech, upName = mu.cfg.UpstreamUser, secret, mech, mu.cfg.Upstream
-	}
-	up := sess.s.route(username, upName)
-	if up == nil {
-		return sess.unrouted(ctx, t, username)
+		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
+		if up = sess.s.route(username, mu.cfg.Upstream); up == nil {
+			return sess.unrouted(ctx, t, username)
+		}
 	}
 	ctx = upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take)
 	acct, err := up.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
-		return sess.upstreamLoginError(ctx, t, err, username, password, upUser)
+		return sess.upstreamLoginError(ctx, t, err, up, username, password, upUser)
 	}
 	lim.succeeded(sess.ip, username)
-	if !acquire(lim, lim.perUser, username, limits.MaxConnectionsPerUser) {
-		acct.Unref()
-		sess.bye("Too many connections for this user")
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
+	if err := sess.admit(up, acct, username, limits.MaxConnectionsPerUser); err != nil {
+		return err
 	}
-	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
-		release(lim, lim.perUser, username)
-		acct.Unref()
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
-	}
-	if !sess.s.adopt(sess, up) {
-		release(lim, lim.perUser, username)
-		acct.Unref()
-		sess.bye(byeUpstreamRemoved)
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: byeUpstreamRemoved}
-	}
-	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
 		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
 		cc.authenticated.Store(true)
@@ -275,6 +268,32 @@ func (sess *session) login(username, password string) error {
 	// silent, which for an idle client is its whole life.
 	sess.s.log.Info("logged in", zap.Uint64("session", sess.id),
 		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), userField(username), zap.String("upstream", up.cfg.Name))
+	return nil
+}
+
+// admit counts a login the upstream accepted against the per-user limit
+// (keyed by upstream and user) and binds the session to its upstream,
+// unless the login timed out or a reload retired the upstream meanwhile;
+// on error acct is released and the client told why.
+func (sess *session) admit(up *route, acct *upstream.Account, username string, maxPerUser int) error {
+	lim, key := sess.s.lim, limitKey(up, username)
+	if !acquire(lim, lim.perUser, key, maxPerUser) {
+		acct.Unref()
+		sess.bye("Too many connections for this user")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
+	}
+	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
+		release(lim, lim.perUser, key)
+		acct.Unref()
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
+	}
+	if !sess.s.adopt(sess, up) {
+		release(lim, lim.perUser, key)
+		acct.Unref()
+		sess.bye(byeUpstreamRemoved)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: byeUpstreamRemoved}
+	}
+	sess.userCounted = true
 	return nil
 }
 
