@@ -363,7 +363,7 @@ func idleUntilWatcherIdles(tb testing.TB, c *imapclient.Client, p *Server, box s
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := p.rt().routes[0].mgr.Login(context.Background(), testUser, testPass)
+	a, err := p.routes()[0].mgr.Login(context.Background(), testUser, testPass)
 	if err != nil {
 		tb.Fatal(err)
 	}

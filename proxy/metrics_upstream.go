@@ -20,7 +20,7 @@ type routeStats struct {
 
 // statsByRoute reads each current upstream's counts, in config order.
 func (s *Server) statsByRoute() []routeStats {
-	rs := s.rt().routes
+	rs := s.routes()
 	out := make([]routeStats, len(rs))
 	for i, r := range rs {
 		out[i] = routeStats{name: r.cfg.Name, st: r.mgr.Stats()}

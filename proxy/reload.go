@@ -11,12 +11,13 @@ import (
 // dynamic is the part of the config a reload may change while sessions
 // run: each session reads it when it needs it.
 type dynamic struct {
-	cfg    config.Config // only Keepalive, Limits and Auth are read
+	cfg    config.Config // Keepalive, Limits, Auth and the routing keys are read
 	mapped mappedUsers
+	routes []*route // the upstreams cfg names, in its order (routes.go)
 }
 
-func newDynamic(cfg *config.Config) *dynamic {
-	return &dynamic{cfg: *cfg, mapped: newMappedUsers(cfg.Auth.Users)}
+func newDynamic(cfg *config.Config, routes []*route) *dynamic {
+	return &dynamic{cfg: *cfg, mapped: newMappedUsers(cfg.Auth.Users), routes: routes}
 }
 
 func (s *Server) dyn() *dynamic { return s.dynamic.Load() }
@@ -48,7 +49,7 @@ func (s *Server) ApplyConfig(cfg *config.Config) error {
 		shutdownAll(ch.added)
 		return err
 	}
-	s.dynamic.Store(newDynamic(cfg))
+	s.dynamic.Store(newDynamic(cfg, ch.next))
 	s.applyRoutes(ch, s.cfg.ShutdownTimeout)
 	s.log.Info("configuration reloaded")
 	return nil

@@ -31,16 +31,11 @@ type route struct {
 	retired bool
 }
 
-// routing is the upstreams and the rules that pick one at login. A reload
-// (routes_reload.go) swaps it whole, so a login sees the old routing or the
-// new one, never a mix.
-type routing struct {
-	cfg    *config.Config // config.Route reads its upstream(s) and default_upstream
-	routes []*route       // in config order
-}
-
-// rt is the current routing.
-func (s *Server) rt() *routing { return s.routing.Load() }
+// routes are the current upstreams, in config order. They live in the
+// reloadable settings (reload.go dynamic) with the rules that pick one at
+// login, so a reload swaps both at once: a login sees the old routing or
+// the new one, never a mix.
+func (s *Server) routes() []*route { return s.dyn().routes }
 
 // newRoute starts the manager of upstream u; gen tells routes of the same
 // name apart across reloads.
@@ -111,15 +106,14 @@ func newManager(cfg *config.Config, u config.Upstream, log *zap.Logger) (*upstre
 	}), nil
 }
 
-// route names the upstream of a login (config.Route), nil when none
-// takes it.
-func (s *Server) route(login, mapped string) *route {
-	rt := s.rt()
-	name, ok := rt.cfg.Route(login, mapped)
+// route names the upstream of a login (config.Route) under these
+// settings, nil when none takes it.
+func (d *dynamic) route(login, mapped string) *route {
+	name, ok := d.cfg.Route(login, mapped)
 	if !ok {
 		return nil
 	}
-	for _, r := range rt.routes {
+	for _, r := range d.routes {
 		if r.cfg.Name == name {
 			return r
 		}
@@ -133,14 +127,14 @@ func (sess *session) upCfg() *config.Upstream {
 	if sess.up != nil {
 		return &sess.up.cfg
 	}
-	return &sess.s.rt().routes[0].cfg
+	return &sess.s.routes()[0].cfg
 }
 
 // loginWait bounds a login's upstream exchange whichever upstream it is
 // routed to: the routing of a map-mode user is known only after its
 // password is checked.
 func (s *Server) loginWait() (d time.Duration) {
-	for _, r := range s.rt().routes {
+	for _, r := range s.routes() {
 		d = max(d, r.cfg.DialTimeout+r.cfg.ResponseTimeout)
 	}
 	return d
@@ -149,7 +143,7 @@ func (s *Server) loginWait() (d time.Duration) {
 // upStats sums the counts of every upstream's manager.
 func (s *Server) upStats() upstream.Stats {
 	var t upstream.Stats
-	for _, r := range s.rt().routes {
+	for _, r := range s.routes() {
 		st := r.mgr.Stats()
 		t.Accounts += st.Accounts
 		t.Conns += st.Conns
@@ -182,7 +176,7 @@ func (s *Server) shutdownRoutes(ctx context.Context) error {
 	s.reloadMu.Lock() // a reload in progress finishes its swap first
 	defer s.reloadMu.Unlock()
 	var errs []error
-	for _, r := range s.rt().routes {
+	for _, r := range s.routes() {
 		errs = append(errs, r.mgr.Shutdown(ctx))
 	}
 	return errors.Join(errs...)

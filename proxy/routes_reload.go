@@ -17,17 +17,17 @@ import (
 // (a changed upstream takes the same login at once).
 const byeUpstreamRemoved = "Mail server configuration changed, please log in again"
 
-// routeChange is what a reload does to the upstreams: the routing to
-// swap in, and the routes it added and retired.
+// routeChange is what a reload does to the upstreams: the routes to
+// swap in (with the rest of the settings, reload.go), and those it added
+// and retires.
 type routeChange struct {
-	next          *routing
-	added, retire []*route
+	next, added, retire []*route
 }
 
 // sameManager reports whether an upstream's manager can serve new
 // settings b as it serves a: everything the manager, its pools, its
 // watchers or a session's capabilities read is unchanged. Domains only
-// steer new logins (config.Route reads them from the routing's config), so
+// steer new logins (config.Route reads them from the settings), so
 // a change to them alone keeps the manager and its sessions.
 func sameManager(a, b config.Upstream) bool {
 	a.Domains, b.Domains = nil, nil
@@ -42,15 +42,15 @@ func sameManager(a, b config.Upstream) bool {
 // reloadMu must be held.
 func (s *Server) planRoutes(cfg *config.Config) (*routeChange, error) {
 	cur := map[string]*route{}
-	for _, r := range s.rt().routes {
+	for _, r := range s.routes() {
 		cur[r.cfg.Name] = r
 	}
 	s.routeGen++
 	ups, _ := cfg.Routes()
-	ch := &routeChange{next: &routing{cfg: cfg}}
+	ch := &routeChange{}
 	for _, u := range ups {
 		if r, ok := cur[u.Name]; ok && sameManager(r.cfg, u) {
-			ch.next.routes = append(ch.next.routes, r)
+			ch.next = append(ch.next, r)
 			delete(cur, u.Name)
 			continue
 		}
@@ -60,9 +60,9 @@ func (s *Server) planRoutes(cfg *config.Config) (*routeChange, error) {
 			return nil, err
 		}
 		ch.added = append(ch.added, r)
-		ch.next.routes = append(ch.next.routes, r)
+		ch.next = append(ch.next, r)
 	}
-	for _, r := range s.rt().routes {
+	for _, r := range s.routes() {
 		if _, gone := cur[r.cfg.Name]; gone {
 			ch.retire = append(ch.retire, r)
 		}
@@ -70,12 +70,11 @@ func (s *Server) planRoutes(cfg *config.Config) (*routeChange, error) {
 	return ch, nil
 }
 
-// applyRoutes swaps the routing in, so new logins follow it at once, and
-// then retires the routes that left: their sessions get BYE and their
+// applyRoutes runs once ch.next is in place (new logins follow it):
+// it retires the routes that left, whose sessions get BYE and whose
 // managers log their upstream connections out, within timeout. Each
 // change is logged with the upstream's name. reloadMu must be held.
 func (s *Server) applyRoutes(ch *routeChange, timeout time.Duration) {
-	s.routing.Store(ch.next)
 	replaced := map[string]bool{}
 	for _, r := range ch.added {
 		replaced[r.cfg.Name] = false

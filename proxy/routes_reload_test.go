@@ -108,7 +108,7 @@ func TestApplyConfigUpstreams(t *testing.T) {
 			p := startProxy(t, cfg)
 			onA := idleRaw(t, p.Addrs()[0], "v@a.example", "vpass")
 			onB := idleRaw(t, p.Addrs()[0], "v@z.example", "vpass")
-			mgrA := p.rt().routes[0].mgr
+			mgrA := p.routes()[0].mgr
 
 			next := *cfg
 			next.Upstreams = append([]config.Upstream(nil), cfg.Upstreams...)
@@ -116,7 +116,7 @@ func TestApplyConfigUpstreams(t *testing.T) {
 			if err := p.ApplyConfig(&next); err != nil {
 				t.Fatalf("ApplyConfig: got %v, want nil", err)
 			}
-			if got := p.rt().routes[0].mgr; got != mgrA {
+			if got := p.routes()[0].mgr; got != mgrA {
 				t.Errorf("upstream a's manager: got a new one, want the same (a is unchanged)")
 			}
 			if tt.byeB {
@@ -145,7 +145,7 @@ func TestApplyConfigUpstreamsRejectedWhole(t *testing.T) {
 	cfg, _, _ := twoMemRoutes(t)
 	p := startProxy(t, cfg)
 	onB := idleRaw(t, p.Addrs()[0], "v@z.example", "vpass")
-	before := p.rt()
+	before := p.dyn()
 	bad := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
@@ -158,8 +158,8 @@ func TestApplyConfigUpstreamsRejectedWhole(t *testing.T) {
 	if err := p.ApplyConfig(&next); err == nil || !strings.Contains(err.Error(), "nothing was applied") {
 		t.Fatalf("ApplyConfig: got %v, want an error saying nothing was applied", err)
 	}
-	if p.rt() != before {
-		t.Errorf("routing: got a new one, want the old one kept")
+	if p.dyn() != before {
+		t.Errorf("settings and routing: got new ones, want the old ones kept")
 	}
 	wantQuietIdle(t, "session on b", onB)
 }

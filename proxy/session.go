@@ -215,7 +215,7 @@ func (sess *session) login(username, password string) error {
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	var up *route
 	if !mapped {
-		if up = sess.s.route(username, ""); up == nil {
+		if up = dyn.route(username, ""); up == nil {
 			return sess.unrouted(ctx, t, username)
 		}
 	}
@@ -236,7 +236,7 @@ func (sess *session) login(username, password string) error {
 			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
 		}
 		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
-		if up = sess.s.route(username, mu.cfg.Upstream); up == nil {
+		if up = dyn.route(username, mu.cfg.Upstream); up == nil {
 			return sess.unrouted(ctx, t, username)
 		}
 	}
