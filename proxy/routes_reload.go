@@ -142,3 +142,10 @@ func (s *Server) adopt(sess *session, r *route) bool {
 	sess.up = r
 	return true
 }
+
+// isRetired reports whether a reload retired r.
+func (s *Server) isRetired(r *route) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return r.retired
+}

@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/idlemux/idlemux/config"
+	"github.com/idlemux/idlemux/internal/faultrelay"
 )
 
 // quietFor is how long a session that a reload must not touch is watched
@@ -255,5 +257,40 @@ func TestReloadMetricsByUpstream(t *testing.T) {
 	}
 	if got := metricValue(body, `idlemux_upstream_accounts{upstream="c"}`); got != 0 {
 		t.Errorf(`idlemux_upstream_accounts{upstream="c"}: got %v, want 0`, got)
+	}
+}
+
+// TestReloadDuringLogin: a login whose upstream a reload changes while
+// the upstream is still answering it is tried again under the new
+// settings: the client sees OK and works on the new upstream, as if it had
+// logged in a moment later. The old address is a relay that delays each
+// chunk, so the login is surely in flight when the reload runs.
+func TestReloadDuringLogin(t *testing.T) {
+	cfg, upB, upC := twoPassRoutes(t)
+	if err := directClient(t, upC.addr).Create("OnlyOnC", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	slow := faultrelay.Start(t, upB.addr)
+	slow.SetDelay(300 * time.Millisecond)
+	cfg.Upstreams[0].Address = slow.Addr()
+	p := startProxy(t, cfg)
+	rc := dialRaw(t, p.Addrs()[0])
+	fmt.Fprintf(rc.c, "a LOGIN %s %s\r\n", testUser, testPass)
+	for deadline := time.Now().Add(waitLong); slow.Conns() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the login never reached upstream b")
+		}
+	}
+	next := *cfg
+	next.Upstreams = slices.Clone(cfg.Upstreams)
+	next.Upstreams[0].Address = upC.addr // b changed: now the server c is
+	if err := p.ApplyConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.answer("a"); !strings.HasPrefix(got[len(got)-1], "a OK") {
+		t.Fatalf("login in flight during the reload: got %q, want a OK", got)
+	}
+	if got := rc.cmd("b", "SELECT OnlyOnC"); !strings.HasPrefix(got[len(got)-1], "b OK") {
+		t.Errorf("SELECT of a mailbox only the new b has: got %q, want b OK", got)
 	}
 }

@@ -210,43 +210,17 @@ func (sess *session) login(username, password string) error {
 		sess.bye("Input buffer full, aborting")
 		return errDovecotAuthFailed
 	}
-	// A pass-through login's upstream is known from its name; a map-mode
-	// one's only once its password is checked here.
-	mapped := sess.s.cfg.Auth.Mode == "map"
-	var up *route
-	if !mapped {
-		if up = dyn.route(username, ""); up == nil {
-			return sess.unrouted(ctx, t, username)
-		}
+	acct, up, err := sess.loginOn(ctx, t, dyn, username, password)
+	if errors.Is(err, errRouteRetired) {
+		// A reload retired the upstream this login was routed to while
+		// it ran: once more under the settings now in place.
+		sess.log.Info("login's upstream was removed by a reload; trying the new routing", zap.String("upstream", up.cfg.Name))
+		acct, up, err = sess.loginOn(ctx, t, sess.s.dyn(), username, password)
 	}
-	if lim.knownBad(limitKey(up, username), password) {
-		return sess.refuse(ctx, t, up, username, password) // rejected moments ago: do not ask again
+	if errors.Is(err, errRouteRetired) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream server unavailable, try again later"}
 	}
-	upUser, upPass, upMech := username, password, ""
-	if mapped {
-		mu, err := dyn.mapped.check(ctx, username, password, t.take)
-		switch {
-		case err != nil:
-			return sess.loginBusy(err)
-		case mu == nil:
-			return sess.refuse(ctx, t, nil, username, password)
-		}
-		secret, mech, err := mu.upstreamSecret()
-		if err != nil {
-			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
-		}
-		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
-		if up = dyn.route(username, mu.cfg.Upstream); up == nil {
-			return sess.unrouted(ctx, t, username)
-		}
-	}
-	ctx = upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take)
-	acct, err := up.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
-		return sess.upstreamLoginError(ctx, t, err, up, username, password, upUser)
-	}
-	lim.succeeded(sess.ip, username)
-	if err := sess.admit(up, acct, username, limits.MaxConnectionsPerUser); err != nil {
 		return err
 	}
 	if cc := sess.reader(); cc != nil {
@@ -271,10 +245,64 @@ func (sess *session) login(username, password string) error {
 	return nil
 }
 
+// errRouteRetired is loginOn's error when a reload retired the upstream
+// the login was routed to while it ran.
+var errRouteRetired = errors.New("the login's upstream was removed by a reload")
+
+// loginOn routes a login under the settings dyn and checks its password:
+// a pass-through login's upstream is known from its name, a map-mode
+// one's only once its password is checked here. It returns the account
+// with a reference for the session and the upstream, bound to the session
+// (admit); errRouteRetired, with that upstream, when a reload retired it
+// meanwhile.
+func (sess *session) loginOn(ctx context.Context, t *loginTicket, dyn *dynamic, username, password string) (*upstream.Account, *route, error) {
+	mapped := sess.s.cfg.Auth.Mode == "map"
+	var up *route
+	if !mapped {
+		if up = dyn.route(username, ""); up == nil {
+			return nil, nil, sess.unrouted(ctx, t, username)
+		}
+	}
+	lim := sess.s.lim
+	if lim.knownBad(limitKey(up, username), password) {
+		return nil, nil, sess.refuse(ctx, t, up, username, password) // rejected moments ago: do not ask again
+	}
+	upUser, upPass, upMech := username, password, ""
+	if mapped {
+		mu, err := dyn.mapped.check(ctx, username, password, t.take)
+		switch {
+		case err != nil:
+			return nil, nil, sess.loginBusy(err)
+		case mu == nil:
+			return nil, nil, sess.refuse(ctx, t, nil, username, password)
+		}
+		secret, mech, err := mu.upstreamSecret()
+		if err != nil {
+			return nil, nil, sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
+		}
+		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
+		if up = dyn.route(username, mu.cfg.Upstream); up == nil {
+			return nil, nil, sess.unrouted(ctx, t, username)
+		}
+	}
+	acct, err := up.mgr.LoginMech(upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take), upUser, upPass, upMech)
+	if errors.Is(err, upstream.ErrClosed) && sess.s.isRetired(up) {
+		return nil, up, errRouteRetired
+	}
+	if err != nil {
+		return nil, nil, sess.upstreamLoginError(ctx, t, err, up, username, password, upUser)
+	}
+	lim.succeeded(sess.ip, username)
+	if err := sess.admit(up, acct, username, dyn.cfg.Limits.MaxConnectionsPerUser); err != nil {
+		return nil, up, err
+	}
+	return acct, up, nil
+}
+
 // admit counts a login the upstream accepted against the per-user limit
 // (keyed by upstream and user) and binds the session to its upstream,
-// unless the login timed out or a reload retired the upstream meanwhile;
-// on error acct is released and the client told why.
+// unless a reload retired the upstream meanwhile (errRouteRetired) or the
+// login timed out; on error acct is released.
 func (sess *session) admit(up *route, acct *upstream.Account, username string, maxPerUser int) error {
 	lim, key := sess.s.lim, limitKey(up, username)
 	if !acquire(lim, lim.perUser, key, maxPerUser) {
@@ -282,16 +310,17 @@ func (sess *session) admit(up *route, acct *upstream.Account, username string, m
 		sess.bye("Too many connections for this user")
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
 	}
+	if !sess.s.adopt(sess, up) {
+		release(lim, lim.perUser, key)
+		acct.Unref()
+		return errRouteRetired
+	}
+	// After adopt, which may send the login to another upstream: the
+	// timer stops once.
 	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
 		release(lim, lim.perUser, key)
 		acct.Unref()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
-	}
-	if !sess.s.adopt(sess, up) {
-		release(lim, lim.perUser, key)
-		acct.Unref()
-		sess.bye(byeUpstreamRemoved)
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: byeUpstreamRemoved}
 	}
 	sess.userCounted = true
 	return nil
