@@ -25,7 +25,11 @@ func (sess *session) loginFailed(ctx context.Context, t *loginTicket, up *route,
 	if badPass != "" {
 		lim.markBad(limitKey(up, user), badPass)
 	}
-	sess.log.Info("authentication failed", userField(user), zap.Duration("delay", d))
+	fields := []zap.Field{userField(user), zap.Duration("delay", d)}
+	if up != nil {
+		fields = append(fields, zap.String("upstream", up.cfg.Name))
+	}
+	sess.log.Info("authentication failed", fields...)
 	t.take(ctx) // without a slot (line full) the delay still applies
 	time.Sleep(d)
 }

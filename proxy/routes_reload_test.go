@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/internal/faultrelay"
 )
@@ -191,15 +194,17 @@ func TestReloadLimitsByUpstream(t *testing.T) {
 		pass      string // the second login's password
 		wantLast  string // the second login's tagged answer, prefix
 		wantCAsks int64  // LOGINs c sees
+		refusedBy []any  // the upstream field of each "authentication failed" line
 	}{
-		{"connection limit per upstream", testPass, "b OK", 1},
-		{"bad password remembered per upstream", "wrong-pw", "b NO [AUTHENTICATIONFAILED]", 1},
+		{"connection limit per upstream", testPass, "b OK", 1, nil},
+		{"bad password remembered per upstream", "wrong-pw", "b NO [AUTHENTICATIONFAILED]", 1, []any{"b", "c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, _, upC := twoPassRoutes(t)
 			cfg.Limits.MaxConnectionsPerUser = 1
-			p := startProxy(t, cfg)
+			core, logs := observer.New(zap.InfoLevel)
+			p := startProxyLogging(t, cfg, zap.New(core))
 			first := dialRaw(t, p.Addrs()[0])
 			if tt.pass == testPass {
 				first.cmd("a", "LOGIN "+testUser+" "+testPass) // holds b's one connection
@@ -218,6 +223,13 @@ func TestReloadLimitsByUpstream(t *testing.T) {
 			}
 			if n := upC.logins.Load() - before; n != tt.wantCAsks {
 				t.Errorf("LOGINs upstream c saw: got %d, want %d", n, tt.wantCAsks)
+			}
+			var refusedBy []any
+			for _, e := range logs.FilterMessage("authentication failed").All() {
+				refusedBy = append(refusedBy, e.ContextMap()["upstream"])
+			}
+			if want := tt.refusedBy; !slices.Equal(refusedBy, want) {
+				t.Errorf("\"authentication failed\" log lines' upstream: got %v, want %v", refusedBy, want)
 			}
 		})
 	}
