@@ -172,7 +172,7 @@ func TestApplyConfigUpstreamsRejectedWhole(t *testing.T) {
 // twoPassRoutes is a pass-through config over two memory upstreams named
 // b (the default) and c; testUser has no domain, so default_upstream
 // alone routes it.
-func twoPassRoutes(t *testing.T) (cfg *config.Config, upB, upC *memUpstream) {
+func twoPassRoutes(t testing.TB) (cfg *config.Config, upB, upC *memUpstream) {
 	t.Helper()
 	upB, upC = startMemUpstream(t), startMemUpstream(t)
 	cfg = testConfig(upB.addr)
