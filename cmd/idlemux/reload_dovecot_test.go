@@ -59,7 +59,8 @@ func (ic *idlingClient) quiet(d time.Duration) (bool, string) {
 }
 
 // TestServeBinaryReloadUpstreams: the real binary routes a.example and
-// b.example to two Dovecots; SIGHUP with b removed from the file says BYE
+// b.example to two Dovecots; SIGHUP with an invalid upstream list is
+// rejected whole, touching no session; SIGHUP with b removed from the file says BYE
 // to bob's idling client and logs the removal with the upstream's name,
 // while alice's idling client sees nothing until a message APPENDed on
 // her Dovecot arrives as EXISTS. SIGHUP with b back lets bob log in.
@@ -76,6 +77,17 @@ func TestServeBinaryReloadUpstreams(t *testing.T) {
 	sb := startServe(t, addr, head+upA+upB)
 	alice := idleThrough(t, addr, "alice@a.example", "pass-a")
 	bob := idleThrough(t, addr, "bob@b.example", "pass-b")
+
+	// Invalid: b.example routed to two upstreams. Rejected whole: bob
+	// and alice see nothing.
+	dup := strings.Replace(upA, "[a.example]", "[a.example, b.example]", 1)
+	sb.reload(t, head+dup+upB)
+	waitLog(t, sb.logs, "reload rejected", "no log line saying the invalid reload was rejected")
+	for name, ic := range map[string]*idlingClient{"alice": alice, "bob": bob} {
+		if ok, l := ic.quiet(300 * time.Millisecond); !ok {
+			t.Errorf("%s after a rejected reload: got %q, want nothing", name, l)
+		}
+	}
 
 	sb.reload(t, head+upA)
 	want := "* BYE Mail server configuration changed, please log in again"
