@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 
@@ -93,11 +94,17 @@ func (s *Server) applyRoutes(ch *routeChange, timeout time.Duration) {
 	defer cancel()
 	for _, r := range ch.retire {
 		n := s.retireRoute(ctx, r)
-		msg := "upstream removed: its sessions were closed"
-		if replaced[r.cfg.Name] {
-			msg = "upstream changed: its sessions were closed and may log in again"
+		fields := []zap.Field{zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address), zap.Int("sessions", n)}
+		if !replaced[r.cfg.Name] {
+			s.log.Info("upstream removed: its sessions were closed", fields...)
+			continue
 		}
-		s.log.Info(msg, zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address), zap.Int("sessions", n))
+		for _, nr := range ch.added {
+			if nr.cfg.Name == r.cfg.Name {
+				fields = append(fields, zap.Strings("changed", upstreamKeyChanges(r.cfg, nr.cfg)))
+			}
+		}
+		s.log.Info("upstream changed: its sessions were closed and may log in again", fields...)
 	}
 }
 
@@ -148,4 +155,35 @@ func (s *Server) isRetired(r *route) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return r.retired
+}
+
+// upstreamKeyChanges names the config keys (upstreams[].KEY, snake case
+// as in the file) whose values differ between a and b, for the log line
+// of a changed upstream.
+func upstreamKeyChanges(a, b config.Upstream) []string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var keys []string
+	for i := range va.NumField() {
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			keys = append(keys, snakeKey(va.Type().Field(i).Name))
+		}
+	}
+	return keys
+}
+
+// snakeKey turns a Go field name into its config key: a word starts at
+// an upper-case letter after a lower-case one, or at the last capital of
+// an acronym followed by a lower-case letter (CAFile: ca_file).
+func snakeKey(field string) string {
+	var out []rune
+	rs := []rune(field)
+	for i, r := range rs {
+		lower := unicode.ToLower(r)
+		if i > 0 && unicode.IsUpper(r) &&
+			(unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+			out = append(out, '_')
+		}
+		out = append(out, lower)
+	}
+	return string(out)
 }

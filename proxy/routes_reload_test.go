@@ -306,3 +306,30 @@ func TestReloadDuringLogin(t *testing.T) {
 		t.Errorf("SELECT of a mailbox only the new b has: got %q, want b OK", got)
 	}
 }
+
+// TestUpstreamKeyChanges: the log line of a changed upstream names the
+// keys as the config file spells them.
+func TestUpstreamKeyChanges(t *testing.T) {
+	base := config.Default().Upstream
+	tests := []struct {
+		name   string
+		change func(u *config.Upstream)
+		want   []string
+	}{
+		{"address and tls", func(u *config.Upstream) { u.Address, u.TLS = "127.0.0.1:1", config.TLSStartTLS }, []string{"address", "tls"}},
+		{"acronym before a word", func(u *config.Upstream) { u.CAFile = "/x.pem" }, []string{"ca_file"}},
+		{"acronym first", func(u *config.Upstream) { u.TLSInsecureSkipVerify = true }, []string{"tls_insecure_skip_verify"}},
+		{"several words", func(u *config.Upstream) { u.MaxConnectionsPerAccount++ }, []string{"max_connections_per_account"}},
+		{"a list", func(u *config.Upstream) { u.Capabilities = []string{"IDLE"} }, []string{"capabilities"}},
+		{"nothing", func(*config.Upstream) {}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := base
+			tt.change(&next)
+			if got := upstreamKeyChanges(base, next); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
