@@ -88,6 +88,8 @@ func TestDovecotReloadUpstreams(t *testing.T) {
 	waitUpstreamIdles(t, a, 2) // idlemux's watcher and the direct session
 	waitUpstreamIdles(t, b, 1)
 
+	mgrA := p.routes()[0].mgr
+	loginsA := mgrA.Stats().Logins
 	withoutB := *cfg
 	withoutB.Upstreams = cfg.Upstreams[:1]
 	appended := make(chan error, 1)
@@ -119,6 +121,12 @@ func TestDovecotReloadUpstreams(t *testing.T) {
 	}
 	if recent > 1 {
 		t.Errorf("alice's sessions through idlemux: got %d with a non-zero RECENT, want at most 1", recent)
+	}
+	if p.routes()[0].mgr != mgrA {
+		t.Errorf("upstream a's manager: got a new one, want the same")
+	}
+	if got := mgrA.Stats().Logins; got != loginsA {
+		t.Errorf("logins idlemux made to Dovecot A across the reload: got %d more, want none (its pools and watcher are untouched)", got-loginsA)
 	}
 	waitUpstreamSessions(t, b, "sessions after b was removed", 0, func(titles []string) int { return len(titles) })
 	wantLogged(t, logs, "upstream removed: its sessions were closed", "b")
