@@ -35,10 +35,12 @@ func linesUntilQuiet(t *testing.T, rc *rawConn, quiet time.Duration) []string {
 	}
 }
 
-// withoutRecent is lines without "* n RECENT" for a non-zero n.
+// withoutRecent is lines without "* n RECENT" for a non-zero n, and
+// without keepalives (Dovecot sends its own at moments spread by client
+// address, idlemux its own).
 func withoutRecent(lines []string) []string {
 	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
-		return strings.HasSuffix(l, " RECENT") && l != "* 0 RECENT"
+		return strings.HasSuffix(l, " RECENT") && l != "* 0 RECENT" || l+"\r\n" == stillHere
 	})
 }
 
@@ -114,7 +116,7 @@ func TestDovecotReloadUpstreams(t *testing.T) {
 	recent := 0
 	for i, rc := range onA {
 		got := linesUntilQuiet(t, rc, time.Second)
-		recent += len(got) - len(withoutRecent(got))
+		recent += strings.Count(strings.Join(got, "\n"), " RECENT") - strings.Count(strings.Join(got, "\n"), "* 0 RECENT")
 		if !slices.Equal(withoutRecent(got), withoutRecent(want)) {
 			t.Errorf("alice's session %d through idlemux: got %q, want Dovecot's %q (RECENT aside)", i, got, want)
 		}
