@@ -76,17 +76,15 @@ func (s *Server) planRoutes(cfg *config.Config) (*routeChange, error) {
 // managers log their upstream connections out, within timeout. Each
 // change is logged with the upstream's name. reloadMu must be held.
 func (s *Server) applyRoutes(ch *routeChange, timeout time.Duration) {
-	replaced := map[string]bool{}
+	added, retired := map[string]*route{}, map[string]bool{}
 	for _, r := range ch.added {
-		replaced[r.cfg.Name] = false
+		added[r.cfg.Name] = r
 	}
 	for _, r := range ch.retire {
-		if _, ok := replaced[r.cfg.Name]; ok {
-			replaced[r.cfg.Name] = true
-		}
+		retired[r.cfg.Name] = true
 	}
 	for _, r := range ch.added {
-		if !replaced[r.cfg.Name] {
+		if !retired[r.cfg.Name] {
 			s.log.Info("upstream added", zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address))
 		}
 	}
@@ -95,16 +93,12 @@ func (s *Server) applyRoutes(ch *routeChange, timeout time.Duration) {
 	for _, r := range ch.retire {
 		n := s.retireRoute(ctx, r)
 		fields := []zap.Field{zap.String("upstream", r.cfg.Name), zap.String("address", r.cfg.Address), zap.Int("sessions", n)}
-		if !replaced[r.cfg.Name] {
-			s.log.Info("upstream removed: its sessions were closed", fields...)
+		if nr, ok := added[r.cfg.Name]; ok {
+			fields = append(fields, zap.Strings("changed", upstreamKeyChanges(r.cfg, nr.cfg)))
+			s.log.Info("upstream changed: its sessions were closed and may log in again", fields...)
 			continue
 		}
-		for _, nr := range ch.added {
-			if nr.cfg.Name == r.cfg.Name {
-				fields = append(fields, zap.Strings("changed", upstreamKeyChanges(r.cfg, nr.cfg)))
-			}
-		}
-		s.log.Info("upstream changed: its sessions were closed and may log in again", fields...)
+		s.log.Info("upstream removed: its sessions were closed", fields...)
 	}
 }
 
