@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // Where the upstream offers NOTIFY (RFC 5465), one connection per account
@@ -244,7 +246,7 @@ func (n *notifier) session() (accepted time.Time, err error) {
 		cl.Close()
 	}()
 	rc.r.setTap(n.onStatus)
-	if cl.Caps().Has(imap.CapCondStore) {
+	if quirks.Has(cl.Caps(), quirks.CondStore) {
 		// A flag change that moves no count then still shows, as a
 		// new HIGHESTMODSEQ (RFC 7162 section 3.1.2.1).
 		// imapclient's Enable refuses CONDSTORE: a raw command.
@@ -356,7 +358,7 @@ func (n *notifier) adopt(set, cur map[string]*Watcher, included []string) map[st
 // from their modified UTF-7 are named both ways (notifyCommand) while the
 // upstream takes it; one that refuses it gets the RFC spelling alone.
 func (n *notifier) set(c *Conn, names []string) (int, error) {
-	dual := !n.rfcOnly && c.Caps().Has(imap.CapLiteralPlus)
+	dual := !n.rfcOnly && quirks.Has(c.Caps(), quirks.UTF8Names)
 	cmd, k := notifyCommand(names, maxNotifyLen, dual)
 	if k < len(names) {
 		n.log.Warn("too many mailboxes for one NOTIFY command; the rest stay polled",

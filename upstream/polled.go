@@ -6,6 +6,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // A mailbox is watched by IDLE on a connection of its own once a client
@@ -188,7 +190,7 @@ func (w *Watcher) pollOnce(ctx context.Context, asked bool) error {
 // unchanged says whether STATUS shows the model is current (CONDSTORE only).
 func (w *Watcher) unchanged(c *wconn) (bool, error) {
 	box := w.box.Load()
-	if box == nil || w.modseq == 0 || !c.Caps().Has(imap.CapCondStore) {
+	if box == nil || w.modseq == 0 || !quirks.Has(c.Caps(), quirks.CondStore) {
 		return false, nil
 	}
 	// STATUS of the connection's own selected mailbox may answer from
