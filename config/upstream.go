@@ -42,8 +42,8 @@ func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems
 		c.ForwardClientAddress = *raw.ForwardClientAddress
 	}
 	if n := raw.MaxConnectionsPerAccount; n != nil {
-		if int(*n) < minConnectionsPerAccount {
-			ps.add(k("max_connections_per_account"), "must be >= %d, got %d", minConnectionsPerAccount, *n)
+		if int(*n) < MinConnectionsPerAccount {
+			ps.add(k("max_connections_per_account"), "must be >= %d, got %d", MinConnectionsPerAccount, *n)
 		} else {
 			c.MaxConnectionsPerAccount = int(*n)
 		}
