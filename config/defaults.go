@@ -26,6 +26,7 @@ const (
 	// maxIdleRefresh keeps IDLE re-issued before the 30 minute inactivity
 	// timeout RFC 2177 allows servers to enforce, with a minute of slack.
 	maxIdleRefresh         = 29 * time.Minute
+	defaultOAuth2Mechanism = "xoauth2"
 	defaultShutdownTimeout = 10 * time.Second
 
 	// MinConnectionsPerAccount is one watcher plus one command
@@ -48,6 +49,7 @@ func Default() *Config {
 			CommandLinger:            defaultCommandLinger,
 			WatcherLinger:            defaultWatcherLinger,
 			PollInterval:             defaultPollInterval,
+			OAuth2Mechanism:          defaultOAuth2Mechanism,
 		},
 		Log:             Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:          Fanout{MaxLag: defaultMaxLag},

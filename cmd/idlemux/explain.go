@@ -41,6 +41,7 @@ func explainUpstreams(w io.Writer, cfg *config.Config) {
 			{"response_timeout", u.ResponseTimeout.String()},
 			{"dial_timeout", u.DialTimeout.String()},
 			{"poll_interval", u.PollInterval.String()},
+			{"oauth2_mechanism", u.OAuth2Mechanism},
 		} {
 			fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
 		}

@@ -6,8 +6,9 @@ import (
 )
 
 // TestCheckConfigExplain: --explain prints what each upstream gets once
-// presets and defaults are applied, explicit keys winning, and where
-// logins go; without it only "ok".
+// presets and defaults are applied (yahoo's OAUTHBEARER, its IDLE
+// refresh), explicit keys winning (gmail's cap, yahoo's TLS and address),
+// and where logins go; without it only "ok".
 func TestCheckConfigExplain(t *testing.T) {
 	path := writeConfig(t, `listeners:
   - address: 127.0.0.1:0
@@ -20,6 +21,11 @@ upstreams:
     address: 127.0.0.1:1
     tls: none
     domains: [example.org]
+  - name: y
+    preset: yahoo
+    domains: [yahoo.com]
+    tls: starttls
+    address: imap.mail.yahoo.com:143
 `)
 	const want = `upstream gmail (preset gmail):
   address: imap.gmail.com:993
@@ -31,6 +37,7 @@ upstreams:
   response_timeout: 30s
   dial_timeout: 15s
   poll_interval: 30s
+  oauth2_mechanism: xoauth2
 upstream own:
   address: 127.0.0.1:1
   tls: none
@@ -41,6 +48,18 @@ upstream own:
   response_timeout: 30s
   dial_timeout: 15s
   poll_interval: 30s
+  oauth2_mechanism: xoauth2
+upstream y (preset yahoo):
+  address: imap.mail.yahoo.com:143
+  tls: starttls
+  server_name: imap.mail.yahoo.com
+  domains: yahoo.com
+  idle_refresh: 4m0s
+  max_connections_per_account: 5
+  response_timeout: 30s
+  dial_timeout: 15s
+  poll_interval: 30s
+  oauth2_mechanism: oauthbearer
 default_upstream: (none: logins of other domains are refused)
 ok
 `
