@@ -193,14 +193,12 @@ func (w *Watcher) unchanged(c *wconn) (bool, error) {
 	if box == nil || w.modseq == 0 || !quirks.Has(c.Caps(), quirks.CondStore) {
 		return false, nil
 	}
-	// STATUS of the connection's own selected mailbox may answer from
-	// what that session was told (Dovecot does), not what is there now
-	// (RFC 3501 6.3.10 advises against it for this reason): a NOOP first
-	// brings that session up to date. Not pipelined: Dovecot may run
+	// A NOOP first brings the connection's own selected mailbox up to
+	// date (quirks.StatusOfSelectedLags). Not pipelined: Dovecot may run
 	// pipelined commands side by side.
 	var st *imap.StatusData
 	err := c.bounded(func() (err error) {
-		if mb := c.Mailbox(); mb != nil && mb.Name == w.name {
+		if mb := c.Mailbox(); quirks.StatusOfSelectedLags && mb != nil && mb.Name == w.name {
 			if err := c.Noop().Wait(); err != nil {
 				return err
 			}

@@ -37,7 +37,21 @@ const (
 	// FETCH the watcher runs a NOOP to collect it
 	// (upstream/watcher_sync.go).
 	ExpungeHeldAfterFetch = true
+	// StatusOfSelectedLags: STATUS of a connection's own selected
+	// mailbox may answer from what that session was last told, not what
+	// is there now (Dovecot does; RFC 3501 6.3.10 advises against STATUS
+	// of the selected mailbox for this reason), so a poll runs a NOOP
+	// first on such a connection (upstream/polled.go).
+	StatusOfSelectedLags = true
 )
+
+// MaxCommandLine bounds a command line idlemux composes itself (NOTIFY
+// SET with many mailboxes, upstream/notifycmd.go). Dovecot refuses lines
+// past imap_max_line_length (64 KiB by default); a quarter of that
+// leaves room for a server with a smaller limit. RFC 7162 4 recommends
+// clients keep to about 8192 octets: a server that holds to that refuses
+// the NOTIFY, and its mailboxes stay polled (TestNotifyTroubleFallsBackToPolling).
+const MaxCommandLine = 16 << 10
 
 // NonEmptyStatus returns o, or MESSAGES alone when o asks for nothing:
 // STATUS needs at least one item (RFC 3501 9 grammar, "status" takes
