@@ -52,9 +52,6 @@ type notifier struct {
 	rfcOnly bool // loop only: the upstream refused names spelt in UTF-8 too (notifyCommand)
 }
 
-// capNotify is RFC 5465's capability.
-const capNotify = imap.Cap("NOTIFY")
-
 // maxHeard bounds the names kept between two deliveries; past it every
 // mailbox is resynced, as after NOTIFICATIONOVERFLOW.
 const maxHeard = 4096
@@ -95,7 +92,7 @@ func (a *Account) kickNotifier() {
 		poke(a.notifier.kick)
 		return
 	}
-	if !a.caps.Has(capNotify) || !a.wantsNotifyLocked() {
+	if !quirks.Has(a.caps, quirks.Notify) || !a.wantsNotifyLocked() {
 		return
 	}
 	n := &notifier{

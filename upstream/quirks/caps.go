@@ -35,6 +35,9 @@ const (
 	// UTF-7 spelling, as a literal the server takes without a
 	// continuation (upstream/notifier.go, notifycmd.go).
 	UTF8Names
+	// Notify: one connection per account watches the polled mailboxes
+	// by NOTIFY (upstream/notifier.go, slots.go).
+	Notify
 )
 
 // featureRow is one capability-keyed quirk: the feature holds when the
@@ -57,6 +60,7 @@ var features = [...]featureRow{
 	Binary:        {"BINARY", []imap.Cap{imap.CapBinary}, "RFC 3516 4.4 (literal8 in APPEND)"},
 	SpecialUse:    {"SPECIAL-USE", []imap.Cap{imap.CapSpecialUse}, "RFC 6154 2 (RETURN (SPECIAL-USE) only where advertised)"},
 	LoginDisabled: {"LOGINDISABLED", []imap.Cap{imap.CapLoginDisabled}, "RFC 3501 6.2.3; RFC 9051 6.2.3"},
+	Notify:        {"NOTIFY", []imap.Cap{"NOTIFY"}, "RFC 5465 (go-imap has no constant for it); Dovecot 2.3 offers it: TestDovecotNotifyPolledMailboxes"},
 	UTF8Names:     {"LITERAL+", []imap.Cap{imap.CapLiteralPlus}, "RFC 7888 (non-synchronizing literals); a server that refuses the UTF-8 spelling gets the RFC one alone: TestNotifyRefusedUTF8Names, TestDovecotNotifyMailboxNames"},
 }
 

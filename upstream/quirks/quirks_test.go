@@ -49,6 +49,8 @@ func TestHas(t *testing.T) {
 		{"Dovecot has CONDSTORE", dovecotCaps, CondStore, true},
 		{"Dovecot names in UTF-8 too", dovecotCaps, UTF8Names, true},
 		{"Dovecot lacks SPECIAL-USE by default", dovecotCaps, SpecialUse, false},
+		{"Dovecot notifies", dovecotCaps, Notify, true},
+		{"no NOTIFY", capSet("IMAP4rev2"), Notify, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
