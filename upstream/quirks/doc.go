@@ -1,8 +1,9 @@
 // Package quirks is the one home of what idlemux does differently by
 // upstream server or provider: behaviour keyed by a capability
-// (caps.go), by a response code (codes.go), by the greeting
-// (greeting.go), and the reference server's own words and timing that
-// idlemux reproduces or works around (reference.go). Provider settings
+// (caps.go, a table with a source per row; the login method, login.go),
+// by a response code (codes.go), by the greeting (greeting.go), and the
+// reference server's own words, limits and timing that idlemux
+// reproduces or works around (reference.go). Provider settings
 // (address, TLS, IDLE cut-off, connection cap, OAuth2 mechanism) are
 // config, keyed by preset: config/presets.go.
 //
