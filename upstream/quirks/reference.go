@@ -41,7 +41,9 @@ const (
 	// mailbox may answer from what that session was last told, not what
 	// is there now (Dovecot does; RFC 3501 6.3.10 advises against STATUS
 	// of the selected mailbox for this reason), so a poll runs a NOOP
-	// first on such a connection (upstream/polled.go).
+	// first on such a connection (upstream/polled.go, and a client's
+	// STATUS, proxy/statuslocal.go; TestDovecotStatusFromModel,
+	// TestDovecotNotifyPolledMailboxes fail without it).
 	StatusOfSelectedLags = true
 )
 
