@@ -29,13 +29,14 @@ const (
 	// only after the server chooses to tell its IDLE (Dovecot batches
 	// for NOTIFY_DELAY_MSECS, 500 ms: ../shared/notes/dovecot.md), so a
 	// SELECT asks the watcher to Sync first: SELECT reports the mailbox
-	// as it is now (RFC 3501 6.3.1; proxy/selected.go).
+	// as it is now (RFC 3501 6.3.1; proxy/selected.go;
+	// TestDovecotFolderWalkRoundTrips fails without it).
 	LateNotifications = true
 	// ExpungeHeldAfterFetch: a server may hold EXPUNGE back while it
 	// answers FETCH (RFC 3501 7.4.1) and send it only at the next
 	// command, not when IDLE starts (go-imap's imapserver does): after a
 	// FETCH the watcher runs a NOOP to collect it
-	// (upstream/watcher_sync.go).
+	// (upstream/watcher_sync.go; TestWatcherCollectsHeldExpunge).
 	ExpungeHeldAfterFetch = true
 	// StatusOfSelectedLags: STATUS of a connection's own selected
 	// mailbox may answer from what that session was last told, not what
