@@ -55,13 +55,7 @@ func TestWatcherCollectsHeldExpunge(t *testing.T) {
 		}
 		return true
 	})
-	_, a := testLogin(t, Options{Address: fake.Addr, TLS: TLSNone, MaxConns: 3, PollInterval: time.Hour})
-	w, err := a.Watch(testCtx(t), "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Unwatch()
-	w.Idling(true)
+	w := idlingWatcher(t, fake.Addr)
 	want := []imap.UID{2}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -77,4 +71,18 @@ func TestWatcherCollectsHeldExpunge(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// idlingWatcher logs in to the upstream at addr and watches INBOX as a
+// client idling there would: the watcher dials a connection of its own.
+func idlingWatcher(t *testing.T, addr string) *Watcher {
+	t.Helper()
+	_, a := testLogin(t, Options{Address: addr, TLS: TLSNone, MaxConns: 3, PollInterval: time.Hour})
+	w, err := a.Watch(testCtx(t), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Unwatch)
+	w.Idling(true)
+	return w
 }

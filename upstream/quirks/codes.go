@@ -21,7 +21,7 @@ func Transient(code imap.ResponseCode) bool {
 // answers too many simultaneous connections with a bare NO [ALERT]
 // (commonly reported; no idlemux test can reach Gmail), so only these
 // end a watcher or evict a cached password (upstream/account.go,
-// watcher.go; TestCredentialsRejected here).
+// watcher.go; TestWatcherLoginRefusals, TestResponseCodes).
 func CredentialsRejected(code imap.ResponseCode) bool {
 	switch code {
 	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
