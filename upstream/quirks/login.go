@@ -28,7 +28,8 @@ const (
 // LoginBy says how to log in to an upstream with caps: with mech set, the
 // secret is a bearer token for that mechanism; else it is a password,
 // sent by LOGIN unless the upstream says LOGINDISABLED (RFC 3501 6.2.3),
-// when AUTHENTICATE PLAIN carries it (upstream/dial.go).
+// when AUTHENTICATE PLAIN carries it (upstream/dial.go;
+// TestLoginByCapabilities shows each on the wire).
 func LoginBy(caps imap.CapSet, mech string) LoginMethod {
 	switch {
 	case mech == MechXOAUTH2:
