@@ -66,10 +66,37 @@ func validateAuth(raw *rawAuth, c *Auth, ps *problems) {
 			}
 		}
 		if u.OAuth2TokenFile != "" {
-			u.OAuth2Mechanism = oneOf(ps, key("oauth2_mechanism"), ru.OAuth2Mechanism, "xoauth2", "xoauth2", "oauthbearer")
+			// "" until the upstream is known: userMechanisms fills it.
+			u.OAuth2Mechanism = oneOf(ps, key("oauth2_mechanism"), ru.OAuth2Mechanism, "", oauth2Mechanisms...)
 		} else if ru.OAuth2Mechanism != nil {
 			ps.add(key("oauth2_mechanism"), "only used with oauth2_token_file")
 		}
 		c.Users = append(c.Users, u)
+	}
+}
+
+// oauth2Mechanisms are the values of oauth2_mechanism (upstream/quirks
+// login.go: MechXOAUTH2, MechOAUTHBEARER).
+var oauth2Mechanisms = []string{"xoauth2", "oauthbearer"}
+
+// userMechanisms gives each map-mode user with an OAuth2 token and no
+// oauth2_mechanism of its own the mechanism of the upstream its logins
+// are routed to (Config.Route), so a preset's mechanism applies unless
+// the user's entry says otherwise. A user routed nowhere (a problem
+// validateUserRoutes reports) keeps the default.
+func userMechanisms(c *Config) {
+	ups, _ := c.Routes()
+	for i := range c.Auth.Users {
+		u := &c.Auth.Users[i]
+		if u.OAuth2TokenFile == "" || u.OAuth2Mechanism != "" {
+			continue
+		}
+		u.OAuth2Mechanism = defaultOAuth2Mechanism
+		name, ok := c.Route(u.User, u.Upstream)
+		for _, up := range ups {
+			if ok && up.Name == name {
+				u.OAuth2Mechanism = up.OAuth2Mechanism
+			}
+		}
 	}
 }

@@ -74,7 +74,7 @@ type MappedUser struct {
 	UpstreamPassword     string
 	UpstreamPasswordFile string // read at each upstream login, so a rotated file takes effect
 	OAuth2TokenFile      string // a bearer token, read at each upstream login (refreshed by an external agent)
-	OAuth2Mechanism      string // xoauth2 (default) | oauthbearer
+	OAuth2Mechanism      string // xoauth2 | oauthbearer; default: the user's upstream's oauth2_mechanism
 	// Upstream names the upstream this user's account lives on (key
 	// auth.users[].upstream); "" routes by the login's domain.
 	Upstream string
@@ -151,6 +151,10 @@ type Upstream struct {
 	// penalties hit the client, not the proxy. Dovecot honours it only from
 	// login_trusted_networks. Key forward_client_address, default false.
 	ForwardClientAddress bool
+	// OAuth2Mechanism is how a map-mode user's oauth2_token_file goes to
+	// this upstream when the user's entry names none: xoauth2 (default)
+	// or oauthbearer. Key oauth2_mechanism; presets set the provider's.
+	OAuth2Mechanism string
 }
 
 // Log configures the zap logger.

@@ -25,9 +25,14 @@ const (
 
 	// maxIdleRefresh keeps IDLE re-issued before the 30 minute inactivity
 	// timeout RFC 2177 allows servers to enforce, with a minute of slack.
-	maxIdleRefresh = 29 * time.Minute
-	// minConnectionsPerAccount is one watcher plus one command connection.
-	minConnectionsPerAccount = 2
+	maxIdleRefresh         = 29 * time.Minute
+	defaultOAuth2Mechanism = "xoauth2"
+	defaultShutdownTimeout = 10 * time.Second
+
+	// MinConnectionsPerAccount is one watcher plus one command
+	// connection: the least max_connections_per_account takes, and what
+	// upstream.Options raises a smaller cap to.
+	MinConnectionsPerAccount = 2
 )
 
 // Default returns a config holding every default: no listeners and an empty
@@ -44,6 +49,7 @@ func Default() *Config {
 			CommandLinger:            defaultCommandLinger,
 			WatcherLinger:            defaultWatcherLinger,
 			PollInterval:             defaultPollInterval,
+			OAuth2Mechanism:          defaultOAuth2Mechanism,
 		},
 		Log:             Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Fanout:          Fanout{MaxLag: defaultMaxLag},
@@ -51,7 +57,7 @@ func Default() *Config {
 		Keepalive:       defaultKeepalive,
 		Compress:        true,
 		Auth:            Auth{Mode: "passthrough"},
-		ShutdownTimeout: 10 * time.Second,
+		ShutdownTimeout: defaultShutdownTimeout,
 		Limits: Limits{
 			LoginTimeout:  60 * time.Second,
 			AppendLimit:   64 << 20,

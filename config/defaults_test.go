@@ -18,6 +18,7 @@ func TestDefault(t *testing.T) {
 			CommandLinger:            2 * time.Minute,
 			WatcherLinger:            30 * time.Second,
 			PollInterval:             30 * time.Second,
+			OAuth2Mechanism:          "xoauth2",
 		},
 		Log:             Log{Level: "info", Format: "json"},
 		Fanout:          Fanout{MaxLag: 10000},

@@ -85,6 +85,7 @@ type rawUpstream struct {
 	PollInterval             *string   `yaml:"poll_interval"`
 	Capabilities             *[]string `yaml:"capabilities"`
 	ForwardClientAddress     *bool     `yaml:"forward_client_address"`
+	OAuth2Mechanism          *string   `yaml:"oauth2_mechanism"`
 }
 
 // rawNamedUpstream is one entry of upstreams: every key of upstream, plus

@@ -42,8 +42,8 @@ func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems
 		c.ForwardClientAddress = *raw.ForwardClientAddress
 	}
 	if n := raw.MaxConnectionsPerAccount; n != nil {
-		if int(*n) < minConnectionsPerAccount {
-			ps.add(k("max_connections_per_account"), "must be >= %d, got %d", minConnectionsPerAccount, *n)
+		if int(*n) < MinConnectionsPerAccount {
+			ps.add(k("max_connections_per_account"), "must be >= %d, got %d", MinConnectionsPerAccount, *n)
 		} else {
 			c.MaxConnectionsPerAccount = int(*n)
 		}
@@ -56,6 +56,7 @@ func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems
 	c.CommandLinger = duration(ps, k("command_linger"), raw.CommandLinger, c.CommandLinger, zeroOK)
 	c.WatcherLinger = duration(ps, k("watcher_linger"), raw.WatcherLinger, c.WatcherLinger, zeroOK)
 	c.PollInterval = duration(ps, k("poll_interval"), raw.PollInterval, c.PollInterval, positive)
+	c.OAuth2Mechanism = oneOf(ps, k("oauth2_mechanism"), raw.OAuth2Mechanism, c.OAuth2Mechanism, oauth2Mechanisms...)
 	if raw.Capabilities != nil {
 		c.Capabilities = capabilities(k("capabilities"), *raw.Capabilities, ps)
 	}

@@ -28,6 +28,7 @@ func validate(raw *rawConfig, c *Config, ps *problems) {
 	validateLimits(raw.Limits, &c.Limits, ps)
 	validateAuth(raw.Auth, &c.Auth, ps)
 	validateUserRoutes(c, ps)
+	userMechanisms(c)
 	c.ShutdownTimeout = duration(ps, "shutdown_timeout", raw.ShutdownTimeout, c.ShutdownTimeout, durationRule{})
 	c.Keepalive = duration(ps, "keepalive", raw.Keepalive, c.Keepalive, durationRule{allowZero: true})
 	if raw.Compress != nil {

@@ -5,6 +5,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 var errMoveUnsupported = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "MOVE needs MOVE or UIDPLUS on the upstream server"}
@@ -56,8 +57,8 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 	if len(uids) > 0 {
 		var data *imap.CopyData
 		err = sess.withConn("MOVE", sess.sel.name, func(c *upstream.Conn) error {
-			caps := c.Caps()
-			if caps.Has(imap.CapMove) || caps.Has(imap.CapIMAP4rev2) {
+			switch quirks.MoveBy(c.Caps()) {
+			case quirks.MoveCommand:
 				md, err := c.Move(uids, dest).Wait()
 				if err != nil {
 					return err
@@ -68,8 +69,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 					data = &imap.CopyData{UIDValidity: md.UIDValidity, SourceUIDs: src, DestUIDs: dst}
 				}
 				return nil
-			}
-			if !caps.Has(imap.CapUIDPlus) {
+			case quirks.MoveRefused:
 				return errMoveUnsupported
 			}
 			cd, err := c.Copy(uids, dest).Wait()
@@ -151,7 +151,7 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 		if uids == nil {
 			return c.Expunge().Close()
 		}
-		if !c.Caps().Has(imap.CapUIDPlus) && !c.Caps().Has(imap.CapIMAP4rev2) {
+		if !quirks.Has(c.Caps(), quirks.UIDExpunge) {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "UID EXPUNGE needs UIDPLUS on the upstream server"}
 		}
 		return c.UIDExpunge(target).Close()

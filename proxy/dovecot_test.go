@@ -21,7 +21,14 @@ import (
 
 func startDovecot(t testing.TB) *dovecottest.Server {
 	t.Helper()
-	return dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}})
+	return startDovecotConf(t, "")
+}
+
+// startDovecotConf is startDovecot with extraConf appended to Dovecot's
+// configuration.
+func startDovecotConf(t testing.TB, extraConf string) *dovecottest.Server {
+	t.Helper()
+	return dovecottest.Start(t, dovecottest.Options{Users: map[string]string{testUser: testPass}, ExtraConf: extraConf})
 }
 
 // idleSessions counts the user's Dovecot sessions that are in IDLE.

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/idlemux/idlemux/internal/faultrelay"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // serverState reads UIDs and flags straight from Dovecot.
@@ -228,8 +229,8 @@ func TestDovecotMailboxDeletedWhileIdling(t *testing.T) {
 	joined := strings.Join(got, "\n")
 	// Dovecot 2.3 says this to a session idling on a mailbox another
 	// session deletes (TestDovecotDeletedMailboxRecreated has the rest).
-	if !strings.Contains(joined, "* BYE "+byeMailboxGone) {
-		t.Fatalf("idling on a deleted mailbox: got %q, want * BYE %s", got, byeMailboxGone)
+	if !strings.Contains(joined, "* BYE "+quirks.ByeMailboxGone) {
+		t.Fatalf("idling on a deleted mailbox: got %q, want * BYE %s", got, quirks.ByeMailboxGone)
 	}
 	deadline := time.Now().Add(waitLong)
 	for p.Stats().MailboxesWatched != 0 {

@@ -8,14 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/upstream"
-)
-
-// What Dovecot 2.3 sends a session whose selected mailbox was deleted or
-// renamed, at its next command (or at once in IDLE), instead of the
-// command's answer. The session that deleted it itself gets the second.
-const (
-	byeMailboxGone    = "IMAP session state is inconsistent, please relogin."
-	byeOwnMailboxGone = "Selected mailbox was deleted, have to disconnect."
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // mailboxGone ends what the account knows of name (and of the mailboxes
@@ -33,7 +26,7 @@ func (sess *session) mailboxGone(op, name string, delim rune) {
 	}
 	sel.holdGone = true
 	if op == "DELETE" && sel.name == name {
-		sel.goneText = byeOwnMailboxGone
+		sel.goneText = quirks.ByeOwnMailboxGone
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // loginFailed counts a failed login (user as sent, password when it was
@@ -57,9 +58,9 @@ func (sess *session) unrouted(ctx context.Context, t *loginTicket, user string) 
 	return errDovecotAuthFailed
 }
 
-// errDovecotAuthFailed is Dovecot's answer to an unknown user, word for
-// word (imapserver.ErrAuthFailed's text lacks the final period).
-var errDovecotAuthFailed = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed."}
+// errDovecotAuthFailed is Dovecot's answer to an unknown user or a wrong
+// password, word for word (quirks.AuthFailedText).
+var errDovecotAuthFailed = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: quirks.AuthFailedText}
 
 // maxDomainLogged is the longest DNS name (RFC 1035 2.3.4); a longer
 // "domain" is cut so a hostile login cannot bloat the log.

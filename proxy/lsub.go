@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // lsub answers LSUB (RFC 3501 6.3.9), which imapserver hands to List as
@@ -26,7 +27,7 @@ func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
 		return &imap.ListOptions{
 			SelectSubscribed:     true,
 			SelectRecursiveMatch: true,
-			ReturnSpecialUse:     c.Caps().Has(imap.CapSpecialUse),
+			ReturnSpecialUse:     quirks.Has(c.Caps(), quirks.SpecialUse),
 		}
 	}
 	if cmd, ok := sess.rawCommand(); ok {

@@ -5,6 +5,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // Authenticated-state commands that name mailboxes run on any pooled
@@ -158,9 +159,7 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 func upstreamStatusOptions(o *imap.StatusOptions) *imap.StatusOptions {
 	up := *o
 	up.NumRecent = false
-	if up == (imap.StatusOptions{}) {
-		up.NumMessages = true // an empty STATUS list is a BAD upstream
-	}
+	up = quirks.NonEmptyStatus(up)
 	return &up
 }
 
@@ -206,7 +205,7 @@ func (sess *session) namespaceUp() (*listAnswer, error) {
 	ans := &listAnswer{}
 	err := sess.withConn("NAMESPACE", "", func(c *upstream.Conn) error {
 		var err error
-		if c.Caps().Has(imap.CapNamespace) {
+		if quirks.Has(c.Caps(), quirks.Namespace) {
 			ans.ns, err = c.Namespace().Wait()
 		} else {
 			ans.ns, err = listDelimData(c)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/idlemux/idlemux/fanout"
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // Select attaches the session to the mailbox's shared watcher and opens its
@@ -31,11 +32,11 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	if err != nil {
 		return nil, sess.fail("SELECT", err)
 	}
-	// The watcher may be hearing of a change only after Dovecot's notify
-	// delay; SELECT must report the mailbox as it is now (RFC 3501 6.3.1),
-	// so have the watcher ask first (concurrent SELECTs share one round),
+	// The watcher may hear of a change late (quirks.LateNotifications);
+	// SELECT must report the mailbox as it is now (RFC 3501 6.3.1), so
+	// have the watcher ask first (concurrent SELECTs share one round),
 	// unless it read the mailbox for this very SELECT.
-	if !started {
+	if quirks.LateNotifications && !started {
 		if err := w.Sync(ctx); err != nil {
 			sess.log.Warn("mailbox watcher did not confirm the mailbox state in time", zap.Error(err))
 		}
@@ -213,7 +214,7 @@ func (sess *session) viewFailed(err error) error {
 	case errors.Is(err, upstream.ErrUIDValidityChanged):
 		text = "Mailbox UIDVALIDITY changed, please reconnect"
 	case errors.Is(err, upstream.ErrMailboxGone):
-		text = byeMailboxGone // deleted, renamed or replaced: Dovecot's words
+		text = quirks.ByeMailboxGone // deleted, renamed or replaced
 		if sess.sel != nil && sess.sel.goneText != "" {
 			text = sess.sel.goneText
 		}

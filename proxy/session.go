@@ -87,7 +87,7 @@ type selection struct {
 	// holdGone keeps the BYE for a mailbox this session's own command just
 	// deleted or renamed out of that command's Poll: Dovecot answers the
 	// command OK and says BYE at the next one. goneText is that BYE's text
-	// when it is not byeMailboxGone.
+	// when it is not quirks.ByeMailboxGone.
 	holdGone bool
 	goneText string
 }

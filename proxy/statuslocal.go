@@ -6,6 +6,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/idlemux/idlemux/upstream"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // modelStatusItems are the STATUS items a watcher's model knows exactly
@@ -71,12 +72,10 @@ func (sess *session) statusShared(mailbox string, options *imap.StatusOptions) (
 	v, err, _ := sess.s.statusFlight.Do(key, func() (any, error) {
 		var data *imap.StatusData
 		err := sess.withConn("STATUS", "", func(c *upstream.Conn) (err error) {
-			// Dovecot answers STATUS of a connection's own selected
-			// mailbox from what that connection was last told (RFC 3501
-			// 6.3.10 advises against STATUS there for this reason): a
-			// NOOP first brings it up to date. Not pipelined: Dovecot
-			// may run pipelined commands side by side.
-			if mb := c.Mailbox(); mb != nil && canonical(mb.Name) == canonical(mailbox) {
+			// A NOOP first brings the connection's own selected
+			// mailbox up to date (quirks.StatusOfSelectedLags). Not
+			// pipelined: Dovecot may run pipelined commands side by side.
+			if mb := c.Mailbox(); quirks.StatusOfSelectedLags && mb != nil && canonical(mb.Name) == canonical(mailbox) {
 				if err := c.Noop().Wait(); err != nil {
 					return err
 				}

@@ -139,9 +139,16 @@ func wireShape(lines []string) []string {
 // the test where the two differ.
 func compareScript(t *testing.T, steps []step, cfg func(*config.Config)) {
 	t.Helper()
-	dd := startDovecot(t)
+	compareScriptOn(t, "", steps, cfg)
+}
+
+// compareScriptOn is compareScript on Dovecots with extraConf appended
+// to their configuration.
+func compareScriptOn(t *testing.T, extraConf string, steps []step, cfg func(*config.Config)) {
+	t.Helper()
+	dd := startDovecotConf(t, extraConf)
 	want := runScript(t, dd.Addr, dd.Addr, steps)
-	dv := startDovecot(t)
+	dv := startDovecotConf(t, extraConf)
 	c := testConfig(dv.Addr)
 	if cfg != nil {
 		cfg(c)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // AppendBinary starts an APPEND whose message goes upstream as a literal8
@@ -18,7 +20,7 @@ import (
 // plain literal (a literal8 would only get BAD).
 func (c *Conn) AppendBinary(mailbox string, size int64, options *imap.AppendOptions) (cmd *imapclient.AppendCommand, binary bool) {
 	rc := c.raw
-	if rc != nil && c.Caps().Has(imap.CapBinary) {
+	if rc != nil && quirks.Has(c.Caps(), quirks.Binary) {
 		rc.w.arm(size)
 		binary = true
 	}

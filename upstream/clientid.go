@@ -9,9 +9,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // ErrLoginAborted marks an upstream that closed the connection (or stopped
@@ -84,10 +85,10 @@ func (m *Manager) announceClient(ctx context.Context, conn net.Conn) (net.Conn, 
 		return nil, unavailable("greeting from %s: %v", m.opts.Address, err)
 	}
 	greeting = bytes.Clone(greeting)
-	if idWelcome(greeting) {
-		cmd := fmt.Sprintf("%s ID (\"x-originating-ip\" \"%s\"", idTag, client.Addr().Unmap())
+	if quirks.IDWelcome(greeting) {
+		cmd := fmt.Sprintf("%s ID (%q %q", idTag, quirks.IDOriginatingIP, client.Addr().Unmap().String())
 		if client.Port() != 0 {
-			cmd += fmt.Sprintf(" \"x-originating-port\" \"%d\"", client.Port())
+			cmd += fmt.Sprintf(" %q \"%d\"", quirks.IDOriginatingPort, client.Port())
 		}
 		if _, err := io.WriteString(conn, cmd+")\r\n"); err != nil {
 			return nil, unavailable("ID to %s: %v", m.opts.Address, err)
@@ -108,28 +109,6 @@ func (m *Manager) announceClient(ctx context.Context, conn net.Conn) (net.Conn, 
 	}
 	rest, _ := r.Peek(r.Buffered())
 	return &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(append(greeting, rest...)), conn)}, nil
-}
-
-// idWelcome reports a greeting after which ID may be sent: OK (not
-// PREAUTH or BYE), and ID among its capabilities if it lists them.
-func idWelcome(greeting []byte) bool {
-	g := strings.ToUpper(string(greeting))
-	if !strings.HasPrefix(g, "* OK") {
-		return false
-	}
-	if i := strings.Index(g, "[CAPABILITY "); i >= 0 {
-		end := strings.IndexByte(g[i:], ']')
-		if end < 0 {
-			end = len(g) - i
-		}
-		for _, c := range strings.Fields(g[i+len("[CAPABILITY ") : i+end]) {
-			if c == "ID" {
-				return true
-			}
-		}
-		return false
-	}
-	return true
 }
 
 // replayConn reads what was already read from Conn first.

@@ -77,17 +77,3 @@ func TestAnnounceClient(t *testing.T) {
 		})
 	}
 }
-
-// FuzzIDWelcome: any greeting bytes are judged without panicking, and an
-// untagged OK that lists no capabilities always allows ID.
-func FuzzIDWelcome(f *testing.F) {
-	for _, s := range []string{"* OK ready\r\n", "* OK [CAPABILITY IMAP4rev1 ID] x\r\n", "* OK [CAPABILITY ID\r\n", "* BYE\r\n", "", "* OK [CAPABILITY ]"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ok := idWelcome(b)
-		if s := strings.ToUpper(string(b)); strings.HasPrefix(s, "* OK") && !strings.Contains(s, "[CAPABILITY ") && !ok {
-			t.Errorf("idWelcome(%q) = false, want true for an OK greeting without a capability list", b)
-		}
-	})
-}

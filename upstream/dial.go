@@ -8,9 +8,10 @@ import (
 	"net"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // keepAlive is the TCP keepalive period on upstream sockets: it finds
@@ -116,22 +117,22 @@ func (o *Options) tlsClientConfig() *tls.Config {
 	return cfg
 }
 
-// Upstream login mechanisms besides the password default.
+// Upstream login mechanisms besides the password default (quirks/login.go).
 const (
-	MechXOAUTH2     = "xoauth2"     // Google's and Microsoft's bearer-token SASL
-	MechOAUTHBEARER = "oauthbearer" // RFC 7628
+	MechXOAUTH2     = quirks.MechXOAUTH2
+	MechOAUTHBEARER = quirks.MechOAUTHBEARER
 )
 
-// login authenticates with pass as a password (LOGIN, or AUTHENTICATE
-// PLAIN when LOGIN is disabled) or, with mech set, as an OAuth2 token.
+// login authenticates with pass as a password or, with mech set, as an
+// OAuth2 token, as quirks.LoginBy says.
 func login(c *imapclient.Client, user, pass, mech string) error {
 	var err error
-	switch {
-	case mech == MechXOAUTH2:
+	switch quirks.LoginBy(c.Caps(), mech) {
+	case quirks.AuthXOAUTH2:
 		err = c.Authenticate(&xoauth2Client{user: user, token: pass})
-	case mech == MechOAUTHBEARER:
+	case quirks.AuthOAUTHBEARER:
 		err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: user, Token: pass}))
-	case c.Caps().Has(imap.CapLoginDisabled):
+	case quirks.AuthPlain:
 		err = c.Authenticate(sasl.NewPlainClient("", user, pass))
 	default:
 		err = c.Login(user, pass).Wait()
@@ -141,21 +142,12 @@ func login(c *imapclient.Client, user, pass, mech string) error {
 	}
 	if ie, ok := IsProtocol(err); ok {
 		// RFC 5530 codes tell a temporary refusal from a wrong password.
-		if transientCode(ie.Code) {
+		if quirks.Transient(ie.Code) {
 			return unavailable("login refused: %v", ie)
 		}
 		return &authError{ie}
 	}
 	return loginAborted(err)
-}
-
-// transientCode tells a temporary refusal (RFC 5530) from a final one.
-func transientCode(code imap.ResponseCode) bool {
-	switch code {
-	case imap.ResponseCodeUnavailable, imap.ResponseCodeServerBug, imap.ResponseCodeInUse, imap.ResponseCodeLimit:
-		return true
-	}
-	return false
 }
 
 // xoauth2Client is the XOAUTH2 SASL mechanism (go-sasl has none): one

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // ErrAuthFailed means the upstream rejected the credentials. It is permanent:
@@ -22,19 +24,12 @@ func (e *authError) Error() string        { return ErrAuthFailed.Error() + ": " 
 func (e *authError) Is(target error) bool { return target == ErrAuthFailed }
 func (e *authError) Unwrap() error        { return e.ie }
 
-// definitelyRejected reports a refusal that says the credentials
-// themselves are wrong (RFC 5530), not a plain NO that may mean anything
-// (Gmail answers "too many connections" with a bare NO [ALERT]).
+// definitelyRejected reports a login refusal that says the credentials
+// themselves are wrong, not a plain NO that may mean anything
+// (quirks.CredentialsRejected).
 func definitelyRejected(err error) bool {
 	var ae *authError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	switch ae.ie.Code {
-	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
-		return true
-	}
-	return false
+	return errors.As(err, &ae) && quirks.CredentialsRejected(ae.ie.Code)
 }
 
 // ErrMailboxGone means the upstream refuses to open the mailbox (deleted,

@@ -7,6 +7,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // A mailbox's life upstream (RFC 3501 6.3.3 CREATE, 6.3.4 DELETE, 6.3.5
@@ -146,5 +148,5 @@ func MailboxMissing(err error) bool {
 	if !errors.As(err, &ie) {
 		return false
 	}
-	return ie.Code == imap.ResponseCodeNonExistent || ie.Code == imap.ResponseCodeTryCreate
+	return quirks.MailboxMissing(ie.Code)
 }

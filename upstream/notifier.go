@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // Where the upstream offers NOTIFY (RFC 5465), one connection per account
@@ -49,9 +51,6 @@ type notifier struct {
 
 	rfcOnly bool // loop only: the upstream refused names spelt in UTF-8 too (notifyCommand)
 }
-
-// capNotify is RFC 5465's capability.
-const capNotify = imap.Cap("NOTIFY")
 
 // maxHeard bounds the names kept between two deliveries; past it every
 // mailbox is resynced, as after NOTIFICATIONOVERFLOW.
@@ -93,7 +92,7 @@ func (a *Account) kickNotifier() {
 		poke(a.notifier.kick)
 		return
 	}
-	if !a.caps.Has(capNotify) || !a.wantsNotifyLocked() {
+	if !quirks.Has(a.caps, quirks.Notify) || !a.wantsNotifyLocked() {
 		return
 	}
 	n := &notifier{
@@ -244,7 +243,7 @@ func (n *notifier) session() (accepted time.Time, err error) {
 		cl.Close()
 	}()
 	rc.r.setTap(n.onStatus)
-	if cl.Caps().Has(imap.CapCondStore) {
+	if quirks.Has(cl.Caps(), quirks.CondStore) {
 		// A flag change that moves no count then still shows, as a
 		// new HIGHESTMODSEQ (RFC 7162 section 3.1.2.1).
 		// imapclient's Enable refuses CONDSTORE: a raw command.
@@ -356,7 +355,7 @@ func (n *notifier) adopt(set, cur map[string]*Watcher, included []string) map[st
 // from their modified UTF-7 are named both ways (notifyCommand) while the
 // upstream takes it; one that refuses it gets the RFC spelling alone.
 func (n *notifier) set(c *Conn, names []string) (int, error) {
-	dual := !n.rfcOnly && c.Caps().Has(imap.CapLiteralPlus)
+	dual := !n.rfcOnly && quirks.Has(c.Caps(), quirks.UTF8Names)
 	cmd, k := notifyCommand(names, maxNotifyLen, dual)
 	if k < len(names) {
 		n.log.Warn("too many mailboxes for one NOTIFY command; the rest stay polled",

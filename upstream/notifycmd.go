@@ -7,13 +7,12 @@ import (
 	"strings"
 
 	"github.com/idlemux/idlemux/internal/imapframe"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
-// maxNotifyLen bounds the NOTIFY SET command line idlemux sends. Dovecot
-// refuses lines past imap_max_line_length (64 KiB by default); a quarter of
-// that leaves room for any server's smaller limit. Mailboxes that do not
-// fit stay polled.
-const maxNotifyLen = 16 << 10
+// maxNotifyLen bounds the NOTIFY SET command line idlemux sends
+// (quirks.MaxCommandLine). Mailboxes that do not fit stay polled.
+const maxNotifyLen = quirks.MaxCommandLine
 
 // notifyEvents are the events asked for each watched mailbox: a new
 // message, an expunge, a flag change (RFC 5465 section 5: MessageNew and

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/config"
 )
 
 // TLS modes for the upstream connection.
@@ -44,30 +46,34 @@ type Options struct {
 	Log *zap.Logger
 }
 
+// withDefaults fills what o leaves unset (zero) from config's defaults,
+// which are set in config/ alone (config.Default): a Manager built
+// without a config file (tests, the demo) behaves as a config that names
+// only the address. A cap under config's minimum is raised to it.
 func (o *Options) withDefaults() Options {
 	out := *o
-	if out.MaxConns < 2 {
-		out.MaxConns = 2
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	d := config.Default()
+	up := &d.Upstream
+	out.MaxConns = max(out.MaxConns, config.MinConnectionsPerAccount)
+	def := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
 		}
 	}
-	def(&out.IdleRefresh, 25*time.Minute)
-	def(&out.ResponseTimeout, 30*time.Second)
-	def(&out.DialTimeout, 15*time.Second)
-	def(&out.CommandLinger, 2*time.Minute)
-	def(&out.WatcherLinger, 30*time.Second)
-	def(&out.PollInterval, 30*time.Second)
+	def(&out.IdleRefresh, up.IdleRefresh)
+	def(&out.ResponseTimeout, up.ResponseTimeout)
+	def(&out.DialTimeout, up.DialTimeout)
+	def(&out.CommandLinger, up.CommandLinger)
+	def(&out.WatcherLinger, up.WatcherLinger)
+	def(&out.PollInterval, up.PollInterval)
 	if out.MaxLag <= 0 {
-		out.MaxLag = 10000
+		out.MaxLag = d.Fanout.MaxLag
 	}
 	if out.Log == nil {
 		out.Log = zap.NewNop()
 	}
 	if out.TLS == "" {
-		out.TLS = TLSImplicit
+		out.TLS = string(up.TLS)
 	}
 	return out
 }

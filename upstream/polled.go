@@ -6,6 +6,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // A mailbox is watched by IDLE on a connection of its own once a client
@@ -188,17 +190,15 @@ func (w *Watcher) pollOnce(ctx context.Context, asked bool) error {
 // unchanged says whether STATUS shows the model is current (CONDSTORE only).
 func (w *Watcher) unchanged(c *wconn) (bool, error) {
 	box := w.box.Load()
-	if box == nil || w.modseq == 0 || !c.Caps().Has(imap.CapCondStore) {
+	if box == nil || w.modseq == 0 || !quirks.Has(c.Caps(), quirks.CondStore) {
 		return false, nil
 	}
-	// STATUS of the connection's own selected mailbox may answer from
-	// what that session was told (Dovecot does), not what is there now
-	// (RFC 3501 6.3.10 advises against it for this reason): a NOOP first
-	// brings that session up to date. Not pipelined: Dovecot may run
+	// A NOOP first brings the connection's own selected mailbox up to
+	// date (quirks.StatusOfSelectedLags). Not pipelined: Dovecot may run
 	// pipelined commands side by side.
 	var st *imap.StatusData
 	err := c.bounded(func() (err error) {
-		if mb := c.Mailbox(); mb != nil && mb.Name == w.name {
+		if mb := c.Mailbox(); quirks.StatusOfSelectedLags && mb != nil && mb.Name == w.name {
 			if err := c.Noop().Wait(); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // The per-account cap is shared between command connections, watchers and
@@ -284,7 +286,7 @@ func (a *Account) fitsLocked(kind slotKind) (fits, watchersFull bool) {
 // serves any number of mailboxes where an IDLE watcher serves one. m.mu
 // must be held.
 func (a *Account) notifyReserveLocked() int {
-	if a.m.opts.NoNotify || a.m.opts.MaxConns < 3 || !a.caps.Has(capNotify) {
+	if a.m.opts.NoNotify || a.m.opts.MaxConns < 3 || !quirks.Has(a.caps, quirks.Notify) {
 		return 0
 	}
 	return 1

@@ -7,11 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/fanout"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // ErrUIDValidityChanged ends the sessions that had the mailbox selected: the
@@ -430,7 +430,7 @@ func (w *Watcher) session(opened *time.Time) error {
 
 	refresh := time.NewTimer(m.opts.IdleRefresh)
 	defer refresh.Stop()
-	canIdle := cl.Caps().Has(imap.CapIdle) || cl.Caps().Has(imap.CapIMAP4rev2)
+	canIdle := quirks.Has(cl.Caps(), quirks.Idle)
 	w.synced.Store(changes)
 	w.live.Store(canIdle)
 	defer w.live.Store(false)

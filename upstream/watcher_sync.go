@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/fanout"
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // wstate is the watcher's mirror of its own upstream session: the UID at
@@ -36,7 +37,7 @@ func (w *Watcher) open(c *wconn) (*wstate, error) {
 // a poll on a pool connection leaves it selected for the commands that
 // follow (polled.go). It also returns the upstream's UIDVALIDITY.
 func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
-	condstore := c.Caps().Has(imap.CapCondStore)
+	condstore := quirks.Has(c.Caps(), quirks.CondStore)
 	opts := &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore}
 	var sel *imap.SelectData
 	var lst listing
@@ -51,7 +52,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		})
 	}
 	if err != nil {
-		if ie, ok := IsProtocol(err); ok && !transientCode(ie.Code) {
+		if ie, ok := IsProtocol(err); ok && !quirks.Transient(ie.Code) {
 			w.acct.forgetSelected(w.name) // pool connections must not keep it selected either
 			return nil, 0, &permanentError{fmt.Errorf("%w: EXAMINE %q: %w", ErrMailboxGone, w.name, err)}
 		}
@@ -330,11 +331,10 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
-	// A server may hold EXPUNGE back while it answers FETCH (RFC 3501
-	// 7.4.1) and, like go-imap's own server, only send it at the next
-	// command rather than when IDLE starts. After a FETCH, a NOOP collects
-	// it; the events it brings are processed in the next round.
-	if len(added.uids) > 0 || full.uids != nil || refreshFlags {
+	// After a FETCH, a NOOP collects an EXPUNGE the server held back
+	// (quirks.ExpungeHeldAfterFetch); the events it brings are processed
+	// in the next round.
+	if quirks.ExpungeHeldAfterFetch && (len(added.uids) > 0 || full.uids != nil || refreshFlags) {
 		if err := c.bounded(func() error { return c.Noop().Wait() }); err != nil {
 			return fmt.Errorf("NOOP: %w", err)
 		}

@@ -41,6 +41,7 @@ func explainUpstreams(w io.Writer, cfg *config.Config) {
 			{"response_timeout", u.ResponseTimeout.String()},
 			{"dial_timeout", u.DialTimeout.String()},
 			{"poll_interval", u.PollInterval.String()},
+			{"oauth2_mechanism", u.OAuth2Mechanism},
 		} {
 			fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
 		}
@@ -49,4 +50,22 @@ func explainUpstreams(w io.Writer, cfg *config.Config) {
 		def = "(none: logins of other domains are refused)"
 	}
 	fmt.Fprintf(w, "default_upstream: %s\n", def)
+	explainTokenUsers(w, cfg)
+}
+
+// explainTokenUsers prints, for each map-mode user whose upstream login
+// uses an OAuth2 token, where its logins go and the mechanism the token
+// is sent with: its own oauth2_mechanism, else its upstream's (a preset's
+// included), which the file alone does not show.
+func explainTokenUsers(w io.Writer, cfg *config.Config) {
+	for _, u := range cfg.Auth.Users {
+		if u.OAuth2TokenFile == "" {
+			continue
+		}
+		up, ok := cfg.Route(u.User, u.Upstream)
+		if !ok {
+			up = "(none)"
+		}
+		fmt.Fprintf(w, "user %s: upstream %s, oauth2_mechanism %s\n", u.User, up, u.OAuth2Mechanism)
+	}
 }

@@ -8,13 +8,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/proxy"
 )
 
 // shutdownTimeout bounds the graceful shutdown: long enough to say BYE and
 // LOGOUT upstream, short enough for service managers' stop timeouts.
 // serve sets it from the config's shutdown_timeout.
-var shutdownTimeout = 10 * time.Second
+var shutdownTimeout = config.Default().ShutdownTimeout
 
 // proxyServer is the part of *proxy.Server the commands use; tests fake it.
 type proxyServer interface {

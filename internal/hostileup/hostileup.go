@@ -29,23 +29,34 @@ type Script func(c *Conn, tag, verb, args string) bool
 
 // Server is a running fake upstream.
 type Server struct {
-	Addr   string
-	ln     net.Listener
-	script Script
-	logins atomic.Int64
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	Addr     string
+	greeting string
+	ln       net.Listener
+	script   Script
+	logins   atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
 }
+
+// defaultGreeting is what Start's fake greets with.
+const defaultGreeting = "* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+] hostile fake ready\r\n"
 
 // Start listens on 127.0.0.1:0 and serves until the test ends.
 func Start(t testing.TB, script Script) *Server {
+	t.Helper()
+	return StartGreeting(t, defaultGreeting, script)
+}
+
+// StartGreeting is Start with greeting (a whole line, CRLF included) in
+// place of the default one: a fake with other capabilities before login.
+func StartGreeting(t testing.TB, greeting string, script Script) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: ln.Addr().String(), ln: ln, script: script, conns: map[net.Conn]struct{}{}}
+	s := &Server{Addr: ln.Addr().String(), greeting: greeting, ln: ln, script: script, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(s.close)
@@ -119,7 +130,7 @@ func (c *Conn) SendLong(prefix string, n int64, suffix string) error {
 }
 
 func (s *Server) handle(c *Conn) {
-	if c.Send("* OK [CAPABILITY IMAP4rev1 IDLE LITERAL+] hostile fake ready\r\n") != nil {
+	if c.Send(s.greeting) != nil {
 		return
 	}
 	for {
