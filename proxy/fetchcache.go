@@ -21,19 +21,22 @@ import (
 // UIDVALIDITY makes a mailbox's old entries unreachable (the key holds
 // it): they age out under the same bound.
 //
-// It also remembers, per upstream item list, the items of the upstream's
-// answer in its order and spelling (layouts): Dovecot writes some items
-// first whatever the request's order (bufferedItems), and names section
-// items its own way; a response built from the cache follows what the
-// upstream did for the same request.
+// It also remembers, per upstream and item list, the items of the
+// upstream's answer in its order and spelling (layouts): Dovecot writes
+// some items first whatever the request's order (bufferedItems), and
+// names section items its own way; another server (config upstreams:)
+// orders the same items its own way (go-imap's imapmemserver: its fixed
+// order). A response built from the cache follows what its own upstream
+// did for the same request (RFC 3501 7.4.2 leaves the order to the
+// server).
 type fetchCache struct {
 	c       *otter.Cache[cacheKey, []byte]
 	maxItem int64
 
 	mu      sync.Mutex
-	layouts map[string][]string // upstream item list → answer's item names
+	layouts map[layoutKey][]string // upstream item list → answer's item names
 	// attNames: client item → the name its answer has (fetchlayout.go)
-	attNames map[string]string
+	attNames map[layoutKey]string
 	flights  map[string]chan struct{}
 
 	hits, misses, evictions prometheus.Counter
@@ -47,6 +50,11 @@ type cacheKey struct {
 	item          string // as the upstream names it in its answer: "BODY[HEADER]"
 }
 
+// layoutKey names what a layout or item name was learnt for: the
+// upstream (config name: one server, one way of ordering) and the item
+// list, or one item, as the client wrote it.
+type layoutKey struct{ upstream, items string }
+
 // cacheEntryOverhead approximates what an entry costs besides its value
 // and item name: otter's node, the map slot, the key's headers.
 const cacheEntryOverhead = 160
@@ -56,7 +64,7 @@ const cacheEntryOverhead = 160
 const maxLayouts = 512
 
 func newFetchCache(maxBytes, maxItem int64) *fetchCache {
-	fc := &fetchCache{maxItem: maxItem, layouts: make(map[string][]string), attNames: make(map[string]string), flights: make(map[string]chan struct{})}
+	fc := &fetchCache{maxItem: maxItem, layouts: make(map[layoutKey][]string), attNames: make(map[layoutKey]string), flights: make(map[string]chan struct{})}
 	fc.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_hits_total",
 		Help: "Messages of client FETCHes answered from the shared cache of immutable message data."})
 	fc.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_misses_total",
@@ -97,35 +105,44 @@ func (fc *fetchCache) put(k cacheKey, v []byte) {
 	fc.c.Set(k, v)
 }
 
-// layout returns the item names the upstream answers items (atts) with,
+// layout returns the item names upstream up answers items (atts) with,
 // in its order: learnt from an answer to items, or derived from the
 // names learnt for each item (fetchlayout.go); nil when not known.
-func (fc *fetchCache) layout(items string, atts []fetchAtt) []string {
+func (fc *fetchCache) layout(up, items string, atts []fetchAtt) []string {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	if l, ok := fc.layouts[items]; ok {
+	if l, ok := fc.layouts[layoutKey{up, items}]; ok {
 		return l
 	}
-	return fc.deriveLocked(atts)
+	return fc.deriveLocked(up, atts)
 }
 
-// learn records the names of one upstream answer to items. An answer
-// that disagrees with the one recorded (an upstream whose order depends
-// on the message) drops the record: those requests are then answered
-// from the cache only after the next answer, and never wrongly.
-func (fc *fetchCache) learn(items string, atts []fetchAtt, names []string) {
+// learn records the names of upstream up's answers to items: each
+// response of one FETCH command in names (their order as the relay
+// captured them), so the lock is taken once per command, not once per
+// response line. An answer that disagrees with the one recorded, or a
+// command whose responses disagree among themselves (an upstream whose
+// order depends on the message), drops the record and the names it
+// taught (fetchlayout.go): those requests are
+// then answered from the cache only after the next answer, and never
+// wrongly.
+func (fc *fetchCache) learn(up, items string, atts []fetchAtt, names []string, agreed bool) {
+	k := layoutKey{up, items}
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	old, ok := fc.layouts[items]
+	old, ok := fc.layouts[k]
 	switch {
+	case !agreed || ok && !equalStrings(old, names):
+		delete(fc.layouts, k)
+		for _, a := range atts { // nor are the names it taught sure
+			delete(fc.attNames, layoutKey{up, a.text()})
+		}
 	case !ok:
 		if len(fc.layouts) >= maxLayouts {
 			clear(fc.layouts)
 		}
-		fc.layouts[items] = names
-		fc.learnNamesLocked(atts, names)
-	case !equalStrings(old, names):
-		delete(fc.layouts, items)
+		fc.layouts[k] = names
+		fc.learnNamesLocked(up, atts, names)
 	}
 }
 

@@ -236,7 +236,7 @@ func (sess *session) reportedFlags(hits *localHits) {
 // it lacks (all of them while the request's layout is not known).
 func (sess *session) lookup(fc *fetchCache, req *fetchRequest, atts []fetchAtt, members []fanout.Member, needFlags bool, gone []imap.UID) (*localHits, []imap.UID) {
 	sel := sess.sel
-	hits := &localHits{layout: fc.layout(req.items, atts)}
+	hits := &localHits{layout: fc.layout(sess.up.cfg.Name, req.items, atts)}
 	var missing []imap.UID
 	usable := hits.layout != nil && hasString(hits.layout, "FLAGS") == needFlags
 	key := cacheKey{acct: sess.acctKey(), mailbox: sel.name, uidValidity: sel.uidValidity}
@@ -278,11 +278,24 @@ func hasString(list []string, s string) bool {
 }
 
 // fillCapture records the relayed answer into the cache: each response's
-// item values under its UID, and its item names as the layout of items.
+// item values under its UID, and its item names as the layout of items
+// (for this upstream). The layout is learnt at the first response and
+// again only when a later one disagrees (which unlearns it), so a
+// command's thousand responses take the cache's lock once.
 func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
 	key := cacheKey{acct: sess.acctKey(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
+	up := sess.up.cfg.Name
+	var learnt []string // the names the first response taught
+	first, agreed := true, true
 	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
-		fc.learn(req.items, atts, names)
+		switch {
+		case first:
+			first, learnt = false, names
+			fc.learn(up, req.items, atts, names, true)
+		case agreed && !equalStrings(learnt, names):
+			agreed = false
+			fc.learn(up, req.items, atts, names, false)
+		}
 		for i, name := range names {
 			if vals[i] != nil {
 				k := key
