@@ -76,7 +76,9 @@ func newFetchCache(maxBytes, maxItem int64) *fetchCache {
 		Weigher: func(k cacheKey, v []byte) uint32 {
 			return uint32(min(int64(len(v))+int64(len(k.item))+cacheEntryOverhead, 1<<32-1))
 		},
-		OnDeletion: func(e otter.DeletionEvent[cacheKey, []byte]) {
+		// Counted inside the deletion (an atomic add): OnDeletion would
+		// start a goroutine per deleted entry (otter's default executor).
+		OnAtomicDeletion: func(e otter.DeletionEvent[cacheKey, []byte]) {
 			if e.WasEvicted() {
 				fc.evictions.Inc()
 			}
@@ -97,12 +99,14 @@ func (fc *fetchCache) collectors() []prometheus.Collector {
 func (fc *fetchCache) get(k cacheKey) ([]byte, bool) { return fc.c.GetIfPresent(k) }
 
 // put keeps v (the caller's copy, never modified after) unless it is over
-// the per-item limit.
+// the per-item limit. A value held for k stays: it is the same bytes
+// (RFC 3501 2.3.1.1: a UID within its UIDVALIDITY names one message for
+// good), and keeping it spares a replacement and its deletion event.
 func (fc *fetchCache) put(k cacheKey, v []byte) {
 	if int64(len(v)) > fc.maxItem {
 		return
 	}
-	fc.c.Set(k, v)
+	fc.c.SetIfAbsent(k, v)
 }
 
 // layout returns the item names upstream up answers items (atts) with,

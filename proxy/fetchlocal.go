@@ -277,33 +277,10 @@ func hasString(list []string, s string) bool {
 	return false
 }
 
-// fillCapture records the relayed answer into the cache: each response's
-// item values under its UID, and its item names as the layout of items
-// (for this upstream). The layout is learnt at the first response and
-// again only when a later one disagrees (which unlearns it), so a
-// command's thousand responses take the cache's lock once.
+// fillCapture records the relayed answer into the cache (fetchCache.filler).
 func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
 	key := cacheKey{acct: sess.acctKey(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
-	up := sess.up.cfg.Name
-	var learnt []string // the names the first response taught
-	first, agreed := true, true
-	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
-		switch {
-		case first:
-			first, learnt = false, names
-			fc.learn(up, req.items, atts, names, true)
-		case agreed && !equalStrings(learnt, names):
-			agreed = false
-			fc.learn(up, req.items, atts, names, false)
-		}
-		for i, name := range names {
-			if vals[i] != nil {
-				k := key
-				k.uid, k.item = imap.UID(uid), name
-				fc.put(k, vals[i])
-			}
-		}
-	}}
+	return fc.filler(sess.up.cfg.Name, key, req.items, atts)
 }
 
 // writeLocal writes responses built without the upstream to the client,
