@@ -55,12 +55,16 @@ func (fc *fetchCapture) add(b []byte) {
 	fc.cur = append(fc.cur, b...)
 }
 
-// end closes the current value: a copy of exactly its bytes is kept
-// (cached values are shared and never modified).
+// end closes the current value: a copy of its bytes is kept (cached
+// values are shared and never modified), allocated by append so that its
+// capacity is what the allocator gave it (Go's size class), which the
+// cache weighs (cacheWeight).
 func (fc *fetchCapture) end() {
 	var v []byte
-	if !fc.over {
-		v = append(make([]byte, 0, len(fc.cur)), fc.cur...)
+	if !fc.over && len(fc.cur) > 0 {
+		v = append([]byte(nil), fc.cur...)
+	} else if !fc.over {
+		v = []byte{}
 	}
 	fc.vals = append(fc.vals, v)
 	fc.on = false
