@@ -108,7 +108,8 @@ func (sess *session) relayedListing(op, cmd string) (ans *listAnswer, err error,
 // collectList asks the upstream for a listing and holds its responses,
 // up to listShareMax; conv turns each into what the client gets (nil:
 // nothing), as LSUB's does. Past the bound the listing goes to spill,
-// the asking client's writer, as it comes (listAnswer.hold).
+// the asking client's writer, as it comes (listAnswer.hold); without
+// spill it stops there (tooBig).
 func (sess *session) collectList(op, ref string, patterns []string, options func(c *upstream.Conn) *imap.ListOptions,
 	conv func(*imap.ListData) *imap.ListData, spill func(*imap.ListData) error) (*listAnswer, error) {
 	ans := &listAnswer{}
@@ -126,6 +127,10 @@ func (sess *session) collectList(op, ref string, patterns []string, options func
 				size += 64 + len(data.Mailbox) + len(data.OldName)
 				if size > listShareMax && !ans.tooBig {
 					ans.tooBig = true
+					if spill == nil { // nowhere to stream it: the caller asks again
+						cmd.Close()
+						return nil
+					}
 					sess.wrote = true // a retry would repeat what went out
 				}
 				if err := ans.hold(data, spill); err != nil {
