@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/idlemux/idlemux/internal/dovecottest"
+)
+
+// TestDovecotStoreConfirmedByItsAnswer: with the mailbox's watcher idling
+// on its own connection, a STORE through idlemux is confirmed by its own
+// answer (upstream/flagpost.go) instead of a watcher round. Session B
+// stores, session A (same mailbox) reads at once; both see what the same
+// sessions see directly on Dovecot, and B's first STORE costs the upstream
+// one UID STORE and nothing else (no NOOP, no DONE and IDLE, no FETCH),
+// except where the answer cannot confirm it (a new keyword: the watcher's
+// round words the mailbox's FLAGS).
+func TestDovecotStoreConfirmedByItsAnswer(t *testing.T) {
+	tests := []struct {
+		name      string
+		stores    []string
+		wantRound bool // the first STORE still needs a watcher round
+	}{
+		{"+FLAGS", []string{`STORE 2 +FLAGS (\Flagged)`}, false},
+		{"-FLAGS", []string{`STORE 1 +FLAGS (\Seen \Answered)`, `STORE 1 -FLAGS (\Seen)`}, false},
+		{"FLAGS on several", []string{`STORE 1:3 FLAGS (\Draft)`}, false},
+		{".SILENT", []string{`STORE 1 +FLAGS.SILENT (\Seen)`, `STORE 1:2 -FLAGS.SILENT (\Seen)`}, false},
+		{"UID STORE", []string{`UID STORE 1:* +FLAGS (\Deleted)`}, false},
+		{"toggled back and forth", []string{`STORE 3 +FLAGS (\Seen)`, `STORE 3 -FLAGS (\Seen)`, `STORE 3 +FLAGS (\Seen)`}, false},
+		{"a new keyword", []string{`STORE 2 +FLAGS (foo)`}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dd := startDovecot(t)
+			want, _ := storeScript(t, dd, nil, tc.stores)
+			dv := startDovecot(t)
+			c := testConfig(dv.Addr)
+			c.Metrics.Address = "127.0.0.1:0"
+			p := startProxy(t, c)
+			got, cmds := storeScript(t, dv, p, tc.stores)
+			diffWire(t, got, want)
+			round := cmds["NOOP"] + cmds["DONE"] + cmds["IDLE"] + cmds["UID FETCH"] + cmds["FETCH"]
+			if cmds["UID STORE"] != 1 || (round > 0) != tc.wantRound {
+				t.Errorf("upstream commands of the first STORE: got %v, want UID STORE once and a watcher round %v", cmds, tc.wantRound)
+			}
+		})
+	}
+}
+
+// storeScript seeds INBOX with three messages, has sessions A and B select
+// it (through p when not nil, B idling once so that the watcher idles on
+// its own connection), and runs each STORE on B followed by A's NOOP and
+// FETCH of every message's flags. It returns the transcript and, through
+// p, the upstream commands B's first STORE cost.
+func storeScript(t *testing.T, dv *dovecottest.Server, p *Server, stores []string) ([]string, map[string]uint64) {
+	t.Helper()
+	seed := dv.Dial(t, testUser, testPass)
+	for i := range 3 {
+		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
+	}
+	seed.Logout().Wait()
+	addr := dv.Addr
+	if p != nil {
+		addr = p.Addrs()[0]
+	}
+	a, b := dialRaw(t, addr), dialRaw(t, addr)
+	for _, rc := range []*rawConn{a, b} {
+		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
+			if l := rc.cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
+				t.Fatalf("%s: %q", cmd, l)
+			}
+		}
+	}
+	if p != nil {
+		idleOnce(t, b, p, "INBOX")
+	} else {
+		b.c.Write([]byte("i IDLE\r\nDONE\r\n"))
+		b.answer("i")
+	}
+	var out []string
+	var cmds map[string]uint64
+	record := func(who string, rc *rawConn, tag, cmd string) {
+		out = append(out, who+" "+cmd)
+		for _, l := range rc.cmd(tag, cmd) {
+			out = append(out, who+": "+l)
+		}
+	}
+	for i, st := range stores {
+		var before map[string]uint64
+		if p != nil && i == 0 {
+			before = p.upStats().Commands
+		}
+		record("B", b, fmt.Sprintf("b%d", i), st)
+		if before != nil {
+			cmds = map[string]uint64{}
+			for name, n := range p.upStats().Commands {
+				if d := n - before[name]; d > 0 {
+					cmds[name] = d
+				}
+			}
+		}
+		record("A", a, fmt.Sprintf("a%d", i), "NOOP")
+		record("A", a, fmt.Sprintf("f%d", i), "FETCH 1:* (FLAGS)")
+	}
+	return out, cmds
+}
