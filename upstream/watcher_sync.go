@@ -260,6 +260,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 			}
 			if uid := st.mirror[i]; uid != 0 {
 				expunged = append(expunged, uid)
+				delete(w.posted, uid) // no report of it can come after
 			}
 			st.mirror = slices.Delete(st.mirror, i, i+1)
 		case evMailbox:
