@@ -25,6 +25,7 @@ type metrics struct {
 	fanoutEvents    prometheus.Counter
 	fanoutLatency   prometheus.Histogram
 	localAnswers    *prometheus.CounterVec
+	storeConfirmed  *prometheus.CounterVec
 	authenticated   atomic.Int64
 	selected        atomic.Int64
 	ready           atomic.Bool
@@ -53,8 +54,12 @@ func newMetrics(s *Server) *metrics {
 		Name: "idlemux_commands_local_total",
 		Help: "Client commands answered without an upstream round trip (from the shared model or cache), by command.",
 	}, []string{"command"})
+	m.storeConfirmed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_store_confirmations_total",
+		Help: "STOREs brought into the shared model before their OK, by how: answer (the STORE's own answer, no upstream round trip) or sync (a watcher round upstream).",
+	}, []string{"by"})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
-	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers, m.storeConfirmed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
 			func() float64 { return float64(s.upStats().Watchers) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those without an upstream IDLE connection of their own, for want of a watcher slot under upstream.max_connections_per_account: polled every upstream.poll_interval, or pushed by the account's NOTIFY connection (idlemux_mailboxes_by_mode)."},

@@ -42,9 +42,11 @@ func (sess *session) runStore(c *upstream.Conn, uids imap.UIDSet, flags *imap.St
 // when that is enough, else by a Sync.
 func (sess *session) confirmStore(uids imap.UIDSet, flags *imap.StoreFlags, rep storeReport) {
 	if rep.reported && sess.postStore(uids, flags, rep.states) {
+		sess.s.metrics.storeConfirmed.WithLabelValues("answer").Inc()
 		return
 	}
 	sess.syncMailboxes(sess.sel.name)
+	sess.s.metrics.storeConfirmed.WithLabelValues("sync").Inc()
 }
 
 // postStore hands the STORE's report to the watcher and says whether the
