@@ -23,6 +23,7 @@ type metrics struct {
 	fanoutEvents    prometheus.Counter
 	fanoutLatency   prometheus.Histogram
 	localAnswers    *prometheus.CounterVec
+	storeConfirmed  *prometheus.CounterVec
 	authenticated   atomic.Int64
 	selected        atomic.Int64
 	ready           atomic.Bool
@@ -52,8 +53,12 @@ func newMetrics(s *Server) *metrics {
 		Name: "idlemux_commands_local_total",
 		Help: "Client commands answered without an upstream round trip (from the shared model or cache), by command.",
 	}, []string{"command"})
+	m.storeConfirmed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_store_confirmations_total",
+		Help: "STOREs brought into the shared model before their OK, by how: answer (the STORE's own answer, no upstream round trip) or sync (a watcher round upstream).",
+	}, []string{"by"})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
-	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers, m.storeConfirmed,
 		&sessionCollector{s: s, desc: sessions},
 		newUpstreamCollector(s),
 	)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -111,8 +112,10 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 	}
 	benchTenSessions(b, seed, nil, cmds, rounds, func(p *Server) func() {
 		logins, joined := p.upStats().Logins, localAnswers(b, p, "LIST")
+		cmdsBefore := p.upStats().Commands
 		return func() {
 			b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
+			reportUpstreamCommands(b, cmdsBefore, p.upStats().Commands, 10*rounds*len(cmds)*b.N)
 			// Identical concurrent LISTs share one upstream command (listshare.go).
 			if lists := 10 * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
 				b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
@@ -158,6 +161,26 @@ func benchTenSessions(b *testing.B, seed func(*imapclient.Client), prep func(*Se
 	b.ReportMetric(v/float64(b.N), "idlemux-cmds/s")
 	b.ReportMetric(v/d, "idlemux/direct")
 	report()
+}
+
+// reportUpstreamCommands reports the upstream commands (IDLE and DONE
+// included: each is a round trip) per client command run between two
+// snapshots of idlemux_upstream_commands_total, and logs them by name:
+// where the round trips of a workload go.
+func reportUpstreamCommands(b *testing.B, before, after map[string]uint64, clientCmds int) {
+	var total uint64
+	var by []string
+	for name, n := range after {
+		d := n - before[name]
+		if d == 0 {
+			continue
+		}
+		total += d
+		by = append(by, fmt.Sprintf("%s=%.3f", name, float64(d)/float64(clientCmds)))
+	}
+	slices.Sort(by)
+	b.ReportMetric(float64(total)/float64(clientCmds), "upstream-cmds/client-cmd")
+	b.Logf("upstream commands per client command: %s", strings.Join(by, " "))
 }
 
 // BenchmarkDovecotFolderWalk: one client SELECTs 41 folders in turn (a

@@ -403,7 +403,11 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 			}
 			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
 		}
-		c, err := sess.acct.Acquire(ctx, mailbox, upTo, uidValidity)
+		acquire := sess.acct.Acquire
+		if op == "STORE" {
+			acquire = sess.acct.AcquireToStore // its outcome needs no view of others' changes
+		}
+		c, err := acquire(ctx, mailbox, upTo, uidValidity)
 		cancel()
 		if errors.Is(err, upstream.ErrMailboxGone) {
 			sess.log.Info("selected mailbox gone or replaced upstream", zap.String("command", op), zap.Error(err))
