@@ -23,7 +23,8 @@ import (
 // client from the same upstream command (listRelay.spill, collectList's
 // spill), and each request that joined it runs its own, streamed the
 // same way. At most one answer per distinct request in flight is held.
-const listShareMax = 1 << 20
+// A var only so that a test can bring a Dovecot listing over it.
+var listShareMax = 1 << 20
 
 // listAnswer is one shared answer: the responses, and whether the
 // upstream answered at all (an error then is its NO or BAD, the same for
