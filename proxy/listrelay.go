@@ -174,6 +174,7 @@ func (sess *session) listRaw(name, cmd string) (*listAnswer, error) {
 		err := c.Raw(cmd, func(r upstream.RawReader) error { return rl.run(r.Reader, r.Tag) })
 		_, proto := upstream.IsProtocol(err)
 		ans.raw, ans.tooBig, ans.answered = rl.out, rl.tooBig, err == nil || proto
+		ans.streamed = rl.tooBig && rl.spill != nil
 		if rl.spillErr != nil {
 			return rl.spillErr // the client is gone; the upstream read its answer to the end
 		}

@@ -103,12 +103,9 @@ func TestListTooBigConcurrent(t *testing.T) {
 	want := strings.Split(answer+"b OK", "\r\n")
 	addr, lists := bigListUpstream(t, answer, 200*time.Millisecond)
 	p := startProxy(t, testConfig(addr))
-	conns := make([]*rawConn, clients)
+	conns := make([]*lineConn, clients)
 	for i := range conns {
-		conns[i] = dialRaw(t, p.Addrs()[0])
-		if l := conns[i].cmd("a", "LOGIN "+testUser+" "+testPass); !strings.HasPrefix(l[len(l)-1], "a OK") {
-			t.Fatalf("LOGIN: got %q", l)
-		}
+		conns[i] = dialLines(t, p.Addrs()[0])
 	}
 	got, errs := make([][]string, clients), make([]error, clients)
 	var wg sync.WaitGroup
@@ -116,7 +113,7 @@ func TestListTooBigConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() { // read at once: a client not read would stall its spill
 			defer wg.Done()
-			got[i], errs[i] = answerOf(rc, "b", `LIST "" *`)
+			got[i], errs[i] = rc.do("b", `LIST "" *`)
 		}()
 	}
 	wg.Wait()
@@ -197,22 +194,52 @@ func TestListRelaySpillBounded(t *testing.T) {
 	}
 }
 
-// answerOf is rawConn.cmd for another goroutine than the test's: it
-// returns what fails instead of failing the test.
-func answerOf(rc *rawConn, tag, text string) ([]string, error) {
-	if _, err := fmt.Fprintf(rc.c, "%s %s\r\n", tag, text); err != nil {
-		return nil, err
-	}
-	var out []string
-	for {
-		rc.c.SetReadDeadline(time.Now().Add(waitLong))
-		l, err := rc.r.ReadString('\n')
-		if err != nil {
-			return out, err
+// TestDovecotListOverBound: with the bound lowered under the listing of
+// 150 mailboxes (all subscribed), LIST and LSUB through idlemux are
+// Dovecot's own answers byte for byte, the start held and the rest
+// streamed, each from one upstream command.
+func TestDovecotListOverBound(t *testing.T) {
+	old := listShareMax
+	listShareMax = 4 << 10
+	t.Cleanup(func() { listShareMax = old }) // after the proxy's cleanup: registered first
+	dv := startDovecot(t)
+	c := dv.Dial(t, testUser, testPass)
+	for i := range 150 {
+		box := fmt.Sprintf("box%03d-%s", i, strings.Repeat("n", 30))
+		if err := c.Create(box, nil).Wait(); err != nil {
+			t.Fatal(err)
 		}
-		out = append(out, strings.TrimRight(l, "\r\n"))
-		if strings.HasPrefix(l, tag+" ") {
-			return out, nil
+		if err := c.Subscribe(box).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startProxy(t, testConfig(dv.Addr))
+	direct, proxied := dialLines(t, dv.Addr), dialLines(t, p.Addrs()[0])
+	for _, tc := range []struct {
+		cmd, upstream string
+		over          bool // the answer is over the lowered bound
+	}{
+		{`LIST "" *`, "LIST", true},
+		{`LSUB "" *`, "LSUB", true},
+		{`LIST "" box1*`, "LIST", false},
+	} {
+		want, err := direct.do("d", tc.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(strings.Join(want, "\r\n")); (n > listShareMax) != tc.over {
+			t.Fatalf("%s: Dovecot's answer is %d bytes; want over %d: %v", tc.cmd, n, listShareMax, tc.over)
+		}
+		before := p.upStats().Commands[tc.upstream]
+		got, err := proxied.do("d", tc.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalUntagged(got, want) || !sameStatus(got[len(got)-1], want[len(want)-1]) {
+			t.Errorf("%s: got %d lines (first %q), want Dovecot's %d (first %q)", tc.cmd, len(got), got[0], len(want), want[0])
+		}
+		if n := p.upStats().Commands[tc.upstream] - before; n != 1 {
+			t.Errorf("%s: got %d upstream %s commands, want 1", tc.cmd, n, tc.upstream)
 		}
 	}
 }

@@ -23,7 +23,8 @@ import (
 // client from the same upstream command (listRelay.spill, collectList's
 // spill), and each request that joined it runs its own, streamed the
 // same way. At most one answer per distinct request in flight is held.
-const listShareMax = 1 << 20
+// A var only so that a test can bring a Dovecot listing over it.
+var listShareMax = 1 << 20
 
 // listAnswer is one shared answer: the responses, and whether the
 // upstream answered at all (an error then is its NO or BAD, the same for
@@ -34,6 +35,7 @@ type listAnswer struct {
 	ns       *imap.NamespaceData
 	answered bool
 	tooBig   bool
+	streamed bool // too big, and its start went to the asking client already
 }
 
 // sharedListing returns the answer of a call for key, joined or run now
@@ -41,13 +43,13 @@ type listAnswer struct {
 // joined was too large to hold (err nil), or failed for its leader's own
 // reasons (the upstream never answered it). A nil ans with ok is an
 // error only: nothing is written before it. The answer of a call run now
-// that was too large to hold is ok: its start went to the client
-// already, and it holds the tail.
+// that was too large to hold and streamed is ok: its start went to the
+// client already, and it holds the tail.
 func (sess *session) sharedListing(op, key string, fetch func() (*listAnswer, error)) (ans *listAnswer, err error, ok bool) {
 	v, err, joined := sess.acct.Listings().Do(key, func() (any, error) { return fetch() })
 	ans, _ = v.(*listAnswer)
 	switch {
-	case ans != nil && ans.tooBig && joined:
+	case ans != nil && ans.tooBig && (joined || !ans.streamed):
 		return nil, nil, false
 	case err != nil && (ans == nil || !ans.answered):
 		return nil, err, !joined
@@ -114,7 +116,7 @@ func (sess *session) collectList(op, ref string, patterns []string, options func
 	conv func(*imap.ListData) *imap.ListData, spill func(*imap.ListData) error) (*listAnswer, error) {
 	ans := &listAnswer{}
 	err := sess.withConn(op, "", func(c *upstream.Conn) error {
-		ans.lists, ans.answered, ans.tooBig = ans.lists[:0], false, false
+		ans.lists, ans.answered, ans.tooBig, ans.streamed = ans.lists[:0], false, false, false
 		size := 0
 		for _, pattern := range patterns {
 			cmd := c.List(ref, pattern, options(c))
@@ -131,7 +133,7 @@ func (sess *session) collectList(op, ref string, patterns []string, options func
 						cmd.Close()
 						return nil
 					}
-					sess.wrote = true // a retry would repeat what went out
+					sess.wrote, ans.streamed = true, true // a retry would repeat what went out
 				}
 				if err := ans.hold(data, spill); err != nil {
 					cmd.Close()
