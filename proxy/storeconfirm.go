@@ -28,7 +28,7 @@ type storeReport struct {
 // can take them, .SILENT otherwise.
 func (sess *session) runStore(c *upstream.Conn, uids imap.UIDSet, flags *imap.StoreFlags, rep *storeReport) error {
 	*rep = storeReport{}
-	if !sess.sel.w.Live() || !c.CanReportFlags() {
+	if !sess.sel.w.Live() || !c.CanReportFlags(uids) {
 		up := *flags
 		up.Silent = true
 		return c.Store(uids, &up, nil).Close()

@@ -122,3 +122,23 @@ func TestPostFlagsCurrent(t *testing.T) {
 		t.Errorf("posted after a read up to MODSEQ 12: got %v, want [3]", got)
 	}
 }
+
+// TestReportable: a STORE reports its changes only for a set the watcher
+// would take whole.
+func TestReportable(t *testing.T) {
+	tests := []struct {
+		name string
+		uids imap.UIDSet
+		want bool
+	}{
+		{"one message", imap.UIDSetNum(7), true},
+		{"ranges up to the bound", imap.UIDSet{{Start: 1, Stop: 10}, {Start: 21, Stop: maxPosted + 10}}, true},
+		{"one past the bound", imap.UIDSet{{Start: 1, Stop: maxPosted + 1}}, false},
+		{"open-ended", imap.UIDSet{{Start: 1, Stop: 0}}, false},
+	}
+	for _, tc := range tests {
+		if got := reportable(tc.uids); got != tc.want {
+			t.Errorf("%s: reportable(%v): got %v, want %v", tc.name, tc.uids, got, tc.want)
+		}
+	}
+}

@@ -29,8 +29,26 @@ type FlagState struct {
 // MODSEQ.
 const maxUnchangedSince = 1<<63 - 1
 
-// CanReportFlags says whether StoreReport works on this upstream.
-func (c *Conn) CanReportFlags() bool { return c.Caps().Has(imap.CapCondStore) }
+// CanReportFlags says whether StoreReport works on this upstream and is
+// worth it for uids: a set larger than the watcher takes (maxPosted)
+// runs .SILENT, so that its answer is not read and held for nothing.
+func (c *Conn) CanReportFlags(uids imap.UIDSet) bool {
+	return reportable(uids) && c.Caps().Has(imap.CapCondStore)
+}
+
+// reportable says whether uids names at most maxPosted messages.
+func reportable(uids imap.UIDSet) bool {
+	n := 0
+	for _, r := range uids {
+		if r.Stop == 0 || r.Stop < r.Start {
+			return false // "*": as many as the mailbox holds
+		}
+		if n += int(r.Stop - r.Start + 1); n > maxPosted {
+			return false
+		}
+	}
+	return true
+}
 
 // StoreReport runs UID STORE (not .SILENT, UNCHANGEDSINCE 2^63-1) and
 // returns the flag states its answer reported, by UID. Other FETCH
