@@ -44,6 +44,7 @@ type clientConn struct {
 	partial   []byte  // the start of a line imapserver wrote in pieces
 	askedCaps bool    // the client sent CAPABILITY before login
 	ownStatus bool    // the running STATUS names the selected mailbox (resporder.go)
+	cs        condstoreState
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
@@ -171,6 +172,7 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 		}
 		f, reply, err := cc.frame()
 		if err == nil && reply == nil {
+			cc.selectCondstore(f)
 			reply, err = cc.local(f)
 		}
 		cc.in.release()
@@ -273,6 +275,8 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 		switch {
 		case cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH":
 			out = esearchOrder(out)
+		case cc.cur.name == "SELECT" || cc.cur.name == "EXAMINE":
+			out = cc.highestModSeqLine(out)
 		case cc.cur.name == "STATUS":
 			out = statusOrder(out)
 			if cc.ownStatus {

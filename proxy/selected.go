@@ -47,6 +47,9 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark}
+	if cc := sess.reader(); cc != nil {
+		cc.setHighestModSeq(w.HighestModSeq()) // after the sync above
+	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	return &imap.SelectData{

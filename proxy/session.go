@@ -251,7 +251,11 @@ func (sess *session) login(username, password string) error {
 	}
 	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
-		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
+		caps := upstreamCaps(&up.cfg, acct)
+		cc.caps.Store(postLoginCaps(caps))
+		cc.mu.Lock()
+		cc.cs.offered = condstoreOffered(caps)
+		cc.mu.Unlock()
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct

@@ -76,7 +76,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	if slices.Contains(lst.uids, 0) {
 		return nil, 0, errMirror
 	}
-	w.modseq = st.modseq
+	w.setModSeq(st.modseq)
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
 		var rerr error
 		n := box.Update(func(tx *fanout.Tx) {
@@ -368,7 +368,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 	})
 	if err == nil {
 		st.modseq = top
-		w.modseq = max(w.modseq, top)
+		w.setModSeq(max(w.modseq, top))
 	}
 	return lst, err
 }

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDovecotCondstoreEnableSelect: ENABLE CONDSTORE and SELECT/EXAMINE
+// (CONDSTORE) answer through idlemux as Dovecot answers them directly
+// (RFC 7162 3.1, 3.1.2.1, 3.1.8): "* ENABLED CONDSTORE", each time it is
+// asked; "* OK [HIGHESTMODSEQ n]" in SELECT and EXAMINE once enabled,
+// also after another client changed a flag; a session that enabled
+// nothing gets none while no client enabled it on the mailbox.
+func TestDovecotCondstoreEnableSelect(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"direct", "APPEND INBOX two"},
+		{"plain", "SELECT INBOX"},
+		{"plain", "EXAMINE INBOX"},
+		{"a", "ENABLE CONDSTORE"},
+		{"a", "ENABLE CONDSTORE"},
+		{"a", "ENABLE condstore X"}, // QRESYNC is not offered yet
+		{"a", "SELECT INBOX"},
+		{"a", "EXAMINE INBOX"},
+		{"b", "SELECT INBOX (CONDSTORE)"},
+		{"b", "EXAMINE INBOX"},
+		{"c", "EXAMINE INBOX (condstore)"},
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 1 +FLAGS (\\Flagged)"},
+		{"d", "SELECT INBOX (CONDSTORE)"},
+		{"a", "SELECT INBOX"},
+		// Not compared: a later SELECT by "plain". Dovecot sends
+		// HIGHESTMODSEQ to every client once any client enabled
+		// CONDSTORE on a mailbox (its index then keeps mod-sequences),
+		// which idlemux's watcher always does upstream; idlemux keeps
+		// sessions that enabled nothing as they were (RFC 7162 3.1.2.1
+		// requires it only of enabled ones).
+	}, nil)
+}
+
+// TestDovecotCondstoreNotOffered: where the account's upstream lacks
+// CONDSTORE (here: the operator's capability override leaves it out)
+// idlemux neither offers nor enables it, and leaves SELECT's parameter to
+// imapserver, which refuses it.
+func TestDovecotCondstoreNotOffered(t *testing.T) {
+	dv := startDovecot(t)
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.Capabilities = []string{"IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE"}
+	p := startProxy(t, cfg)
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	for _, tc := range []struct{ name, cmd, want string }{
+		{"capability", "CAPABILITY", "* CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE UNSELECT NAMESPACE UIDPLUS MOVE LITERAL+"},
+		{"enable", "ENABLE CONDSTORE", "e OK Enabled."},
+		{"select (condstore)", "SELECT INBOX (CONDSTORE)", "e BAD"},
+		{"select", "SELECT INBOX", "* 0 EXISTS"},
+	} {
+		got := rc.cmd("e", tc.cmd)
+		if !strings.HasPrefix(got[0], tc.want) || !strings.HasPrefix(got[len(got)-1], "e ") || slices.ContainsFunc(got, func(l string) bool {
+			return strings.Contains(l, "CONDSTORE") || strings.Contains(l, "MODSEQ")
+		}) {
+			t.Errorf("%s: got %q, want %q first and no CONDSTORE or MODSEQ", tc.name, got, tc.want)
+		}
+	}
+}
