@@ -172,7 +172,7 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 		}
 		f, reply, err := cc.frame()
 		if err == nil && reply == nil {
-			cc.selectCondstore(f)
+			cc.takeCondstore(f)
 			reply, err = cc.local(f)
 		}
 		cc.in.release()
@@ -225,6 +225,7 @@ func (cc *clientConn) appendBinary() bool {
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
+	cc.cs.statusDue = false
 	cc.mu.Unlock()
 }
 
@@ -279,6 +280,7 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 			out = cc.highestModSeqLine(out)
 		case cc.cur.name == "STATUS":
 			out = statusOrder(out)
+			out = cc.statusModSeqItem(out)
 			if cc.ownStatus {
 				out = ownStatusCode(out, cc.cur.tag)
 			}

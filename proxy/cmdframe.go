@@ -39,6 +39,7 @@ type framed struct {
 	headCuts, tailCuts []int // where a literal ends in head and tail
 	spool              *litSpool
 	binary             bool // the APPEND message came as a literal8 (RFC 3516 4.4)
+	modseq             bool // the reader took a MODSEQ item off (condstore_status.go)
 	spoolR             io.Reader
 	part, off          int
 }

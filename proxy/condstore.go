@@ -25,6 +25,10 @@ type condstoreState struct {
 	// highest is the HIGHESTMODSEQ of the mailbox the running SELECT or
 	// EXAMINE opened, set by the session (0: the upstream keeps none).
 	highest uint64
+	// status is the HIGHESTMODSEQ the running STATUS reports, statusDue
+	// until it is written (condstore_status.go).
+	status    uint64
+	statusDue bool
 }
 
 // condstoreOffered says whether a session whose upstream has up is
@@ -92,6 +96,16 @@ func (cc *clientConn) selectCondstore(f *framed) {
 	}
 	cc.cs.enabled = true
 	f.head = append(f.head[:len(f.head)-n], '\r', '\n')
+}
+
+// takeCondstore takes CONDSTORE syntax off a command before imapserver
+// reads it (RFC 7162 3.1 enabling commands).
+func (cc *clientConn) takeCondstore(f *framed) {
+	if f == nil {
+		return
+	}
+	cc.selectCondstore(f)
+	cc.statusCondstore(f)
 }
 
 // highestModSeqLine puts Dovecot's "* OK [HIGHESTMODSEQ n] Highest" (or

@@ -64,3 +64,29 @@ func TestDovecotCondstoreNotOffered(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotCondstoreStatus: STATUS with HIGHESTMODSEQ (RFC 7162 3.1.3)
+// answers through idlemux as Dovecot answers directly, the item last,
+// alone or with others, on the selected mailbox too, and after another
+// client's change; it enables CONDSTORE, so a later SELECT reports
+// HIGHESTMODSEQ. A STATUS without it is unchanged.
+func TestDovecotCondstoreStatus(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"direct", "CREATE Other"},
+		{"plain", "STATUS INBOX (MESSAGES UIDNEXT)"},
+		{"s", "STATUS INBOX (HIGHESTMODSEQ)"},
+		{"s", "STATUS INBOX (UIDNEXT highestmodseq MESSAGES)"},
+		{"s", "STATUS Other (HIGHESTMODSEQ UNSEEN RECENT)"},
+		{"s", "SELECT INBOX"},
+		{"s", "STATUS INBOX (MESSAGES HIGHESTMODSEQ)"},
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 1 +FLAGS (\\Flagged)"},
+		{"t", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)"},
+		// Not compared: "s" asking STATUS of its own selected mailbox now.
+		// Dovecot answers what s was last told (HIGHESTMODSEQ 2), idlemux
+		// the upstream's current value (3), as for MESSAGES (statusShared;
+		// RFC 3501 6.3.10 advises against STATUS there).
+		{"plain", "STATUS INBOX (MESSAGES UNSEEN)"},
+	}, nil)
+}
