@@ -172,8 +172,13 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 		}
 		f, reply, err := cc.frame()
 		if err == nil && reply == nil {
-			cc.takeCondstore(f)
-			reply, err = cc.local(f)
+			var announce string
+			if reply, announce = cc.takeCondstore(f); announce != "" {
+				err = cc.writeLocal(announce)
+			}
+			if reply == nil && err == nil {
+				reply, err = cc.local(f)
+			}
 		}
 		cc.in.release()
 		if err != nil {
@@ -433,6 +438,9 @@ func (cc *clientConn) command() []byte {
 	defer cc.mu.Unlock()
 	if cc.cur == nil {
 		return nil
+	}
+	if cc.cur.relay != nil {
+		return cc.cur.relay
 	}
 	return cc.cur.head
 }

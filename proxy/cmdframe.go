@@ -39,9 +39,15 @@ type framed struct {
 	headCuts, tailCuts []int // where a literal ends in head and tail
 	spool              *litSpool
 	binary             bool // the APPEND message came as a literal8 (RFC 3516 4.4)
-	modseq             bool // the reader took a MODSEQ item off (condstore_status.go)
-	spoolR             io.Reader
-	part, off          int
+	modseq             bool // the reader took a MODSEQ item off (condstore_status.go, condstore_fetch.go)
+	// relay, when set, is the command's text for the session rather
+	// than head, which imapserver reads (condstore_fetch.go);
+	// changedSince is the FETCH modifier taken off, if hasChangedSince.
+	relay           []byte
+	changedSince    uint64
+	hasChangedSince bool
+	spoolR          io.Reader
+	part, off       int
 }
 
 // remaining reports whether imapserver has not read all of the command.

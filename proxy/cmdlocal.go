@@ -80,7 +80,7 @@ func startTLSRefusal(cc *clientConn, tag string) *refusal {
 // every later response. Before login Dovecot ignores ENABLE; so does
 // idlemux, in Dovecot's words. Arguments that are not all atoms go to
 // imapserver, which answers BAD. nil: not answered here.
-func enableReply(f *framed, authenticated bool, enable func(atoms [][]byte) []string) *refusal {
+func enableReply(f *framed, authenticated bool, enable func(atoms [][]byte) ([]string, string)) *refusal {
 	args := bytes.TrimSuffix(f.head[min(len(f.head), len(f.tag)+1+len(f.name)):], []byte("\r\n"))
 	var atoms [][]byte
 	if len(args) > 0 {
@@ -97,8 +97,8 @@ func enableReply(f *framed, authenticated bool, enable func(atoms [][]byte) []st
 	if !authenticated {
 		return &refusal{line: "* ENABLED\r\n" + f.tag + " OK ENABLE ignored in non-authenticated state."}
 	}
-	if on := enable(atoms); len(on) > 0 {
-		return &refusal{line: "* ENABLED " + strings.Join(on, " ") + "\r\n" + f.tag + " OK Enabled."}
+	if on, announce := enable(atoms); len(on) > 0 {
+		return &refusal{line: announce + "* ENABLED " + strings.Join(on, " ") + "\r\n" + f.tag + " OK Enabled."}
 	}
 	return &refusal{line: f.tag + " OK Enabled."}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/upstream"
 )
 
 // CONDSTORE (RFC 7162) in the command reader. imapserver parses none of
@@ -23,8 +25,10 @@ type condstoreState struct {
 	// enabled: the client sent a CONDSTORE enabling command.
 	enabled bool
 	// highest is the HIGHESTMODSEQ of the mailbox the running SELECT or
-	// EXAMINE opened, set by the session (0: the upstream keeps none).
+	// EXAMINE opened, set by the session (0: the upstream keeps none);
+	// sel is the watcher of the selected mailbox, nil if none.
 	highest uint64
+	sel     *upstream.Watcher
 	// status is the HIGHESTMODSEQ the running STATUS reports, statusDue
 	// until it is written (condstore_status.go).
 	status    uint64
@@ -43,30 +47,58 @@ func (cc *clientConn) condstoreOn() bool {
 	return cc.cs.enabled
 }
 
-// setHighestModSeq records the HIGHESTMODSEQ the running SELECT or
-// EXAMINE reports to a CONDSTORE-enabled client (RFC 7162 3.1.2.1).
-func (cc *clientConn) setHighestModSeq(v uint64) {
+// setSelected records the watcher of the mailbox a SELECT or EXAMINE
+// opened (nil: none is selected), and the HIGHESTMODSEQ the running
+// SELECT reports to a CONDSTORE-enabled client (RFC 7162 3.1.2.1): the
+// watcher's, read after its sync.
+func (cc *clientConn) setSelected(w *upstream.Watcher) {
 	cc.mu.Lock()
-	cc.cs.highest = v
+	cc.cs.sel = w
+	if w != nil {
+		cc.cs.highest = w.HighestModSeq()
+	}
 	cc.mu.Unlock()
+}
+
+// enableLocked enables CONDSTORE. A client that enables it with a
+// mailbox selected is told the mailbox's HIGHESTMODSEQ first, as Dovecot
+// does (RFC 7162 3.1: a later SELECT would have told it); announce is
+// that line, "" if none is due. cc.mu is held.
+func (cc *clientConn) enableLocked() (announce string) {
+	if cc.cs.enabled {
+		return ""
+	}
+	cc.cs.enabled = true
+	if cc.cs.sel == nil {
+		return ""
+	}
+	return highestModSeqResponse(cc.cs.sel.HighestModSeq())
+}
+
+// highestModSeqResponse is Dovecot's untagged HIGHESTMODSEQ line (or
+// NOMODSEQ, RFC 7162 3.1.2.2, for a mailbox without mod-sequences).
+func highestModSeqResponse(v uint64) string {
+	if v == 0 {
+		return "* OK [NOMODSEQ] No permanent modsequences\r\n"
+	}
+	return "* OK [HIGHESTMODSEQ " + strconv.FormatUint(v, 10) + "] Highest\r\n"
 }
 
 // enableCondstore answers the CONDSTORE of an ENABLE (RFC 5161, RFC
 // 7162 3.1): enabled where offered. Dovecot names it in "* ENABLED"
 // each time it is asked for, even when already enabled.
-func (cc *clientConn) enableCondstore(atoms [][]byte) (enabled []string) {
+func (cc *clientConn) enableCondstore(atoms [][]byte) (enabled []string, announce string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if !cc.cs.offered {
-		return nil
+		return nil, ""
 	}
 	for _, a := range atoms {
 		if strings.EqualFold(string(a), "CONDSTORE") {
-			cc.cs.enabled = true
-			return []string{"CONDSTORE"}
+			return []string{"CONDSTORE"}, cc.enableLocked()
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // condstoreSelectParam is SELECT's and EXAMINE's CONDSTORE parameter
@@ -94,18 +126,23 @@ func (cc *clientConn) selectCondstore(f *framed) {
 	if !cc.cs.offered {
 		return
 	}
-	cc.cs.enabled = true
+	cc.cs.enabled = true // the SELECT itself reports HIGHESTMODSEQ
 	f.head = append(f.head[:len(f.head)-n], '\r', '\n')
 }
 
 // takeCondstore takes CONDSTORE syntax off a command before imapserver
-// reads it (RFC 7162 3.1 enabling commands).
-func (cc *clientConn) takeCondstore(f *framed) {
+// reads it (RFC 7162 3.1 enabling commands); a refusal answers it;
+// announce is due to the client before the command's answer
+// (enableLocked).
+func (cc *clientConn) takeCondstore(f *framed) (reply *refusal, announce string) {
 	if f == nil {
-		return
+		return nil, ""
 	}
 	cc.selectCondstore(f)
-	cc.statusCondstore(f)
+	if announce = cc.statusCondstore(f); announce != "" {
+		return nil, announce
+	}
+	return cc.fetchCondstore(f)
 }
 
 // highestModSeqLine puts Dovecot's "* OK [HIGHESTMODSEQ n] Highest" (or
@@ -129,10 +166,7 @@ func (cc *clientConn) highestModSeqLine(p []byte) []byte {
 	if at < 0 {
 		return p
 	}
-	line := "* OK [NOMODSEQ] No permanent modsequences\r\n"
-	if cc.cs.highest > 0 {
-		line = "* OK [HIGHESTMODSEQ " + strconv.FormatUint(cc.cs.highest, 10) + "] Highest\r\n"
-	}
+	line := highestModSeqResponse(cc.cs.highest)
 	out := make([]byte, 0, len(p)+len(line))
 	out = append(out, p[:at]...)
 	out = append(out, line...)

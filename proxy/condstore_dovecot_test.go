@@ -18,6 +18,7 @@ func TestDovecotCondstoreEnableSelect(t *testing.T) {
 		{"direct", "APPEND INBOX two"},
 		{"plain", "SELECT INBOX"},
 		{"plain", "EXAMINE INBOX"},
+		{"e", "SELECT INBOX"}, // before any client enabled CONDSTORE
 		{"a", "ENABLE CONDSTORE"},
 		{"a", "ENABLE CONDSTORE"},
 		{"a", "ENABLE condstore X"}, // QRESYNC is not offered yet
@@ -29,6 +30,8 @@ func TestDovecotCondstoreEnableSelect(t *testing.T) {
 		{"direct", "SELECT INBOX"},
 		{"direct", "STORE 1 +FLAGS (\\Flagged)"},
 		{"d", "SELECT INBOX (CONDSTORE)"},
+		{"e", "ENABLE CONDSTORE"}, // selected: HIGHESTMODSEQ first
+		{"e", "ENABLE CONDSTORE"},
 		{"a", "SELECT INBOX"},
 		// Not compared: a later SELECT by "plain". Dovecot sends
 		// HIGHESTMODSEQ to every client once any client enabled
@@ -74,6 +77,8 @@ func TestDovecotCondstoreStatus(t *testing.T) {
 	compareScript(t, []step{
 		{"direct", "APPEND INBOX one"},
 		{"direct", "CREATE Other"},
+		{"direct", "CREATE Third"},
+		{"u", "EXAMINE Third"}, // before any client enabled CONDSTORE on it
 		{"plain", "STATUS INBOX (MESSAGES UIDNEXT)"},
 		{"s", "STATUS INBOX (HIGHESTMODSEQ)"},
 		{"s", "STATUS INBOX (UIDNEXT highestmodseq MESSAGES)"},
@@ -83,10 +88,46 @@ func TestDovecotCondstoreStatus(t *testing.T) {
 		{"direct", "SELECT INBOX"},
 		{"direct", "STORE 1 +FLAGS (\\Flagged)"},
 		{"t", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)"},
+		{"u", "STATUS Other (HIGHESTMODSEQ)"}, // enables, selected: HIGHESTMODSEQ first
 		// Not compared: "s" asking STATUS of its own selected mailbox now.
 		// Dovecot answers what s was last told (HIGHESTMODSEQ 2), idlemux
 		// the upstream's current value (3), as for MESSAGES (statusShared;
 		// RFC 3501 6.3.10 advises against STATUS there).
 		{"plain", "STATUS INBOX (MESSAGES UNSEEN)"},
+	}, nil)
+}
+
+// TestDovecotCondstoreFetch: FETCH with the MODSEQ item and with
+// (CHANGEDSINCE m) (RFC 7162 3.1.4, 3.1.4.1) answers through idlemux as
+// Dovecot answers directly: MODSEQ where asked, in the order asked, only
+// the messages changed since m, after another client's change too; an
+// invalid value is refused as Dovecot refuses it. A FETCH without them is
+// unchanged (no MODSEQ), also for an enabled session.
+func TestDovecotCondstoreFetch(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"direct", "APPEND INBOX two"},
+		{"direct", "APPEND INBOX three"},
+		{"plain", "SELECT INBOX"},
+		{"plain", "FETCH 1:* (FLAGS)"},
+		{"f", "SELECT INBOX"},
+		{"f", "FETCH 1:* (FLAGS)"},
+		{"f", "FETCH 1:* (MODSEQ)"}, // enables: HIGHESTMODSEQ first
+		{"f", "FETCH 1 (MODSEQ FLAGS UID)"},
+		{"f", "UID FETCH 1:* (FLAGS modseq)"},
+		{"f", "FETCH 2 MODSEQ"},
+		{"f", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"},
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 2 +FLAGS (\\Flagged)"},
+		{"g", "SELECT INBOX (CONDSTORE)"},
+		{"g", "FETCH 1:* (FLAGS) (CHANGEDSINCE 4)"},
+		{"g", "UID FETCH 1:* (UID FLAGS) (changedsince 4)"},
+		{"g", "FETCH 1:* (MODSEQ) (CHANGEDSINCE 5)"},
+		{"g", "FETCH 1:* (FLAGS RFC822.SIZE) (CHANGEDSINCE 1)"},
+		{"g", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (MODSEQ Subject)] MODSEQ)"},
+		{"g", "FETCH 1 (FLAGS) (CHANGEDSINCE x)"},
+		{"g", "FETCH 1:* (FLAGS)"},
+		{"plain", "NOOP"},
+		{"plain", "FETCH 1:* (UID FLAGS)"},
 	}, nil)
 }

@@ -14,13 +14,13 @@ import (
 // imapserver reads it, marks the command (f.modseq) and enables
 // CONDSTORE: STATUS HIGHESTMODSEQ is an enabling command (RFC 7162 3.1).
 // The list ends the command; one inside a literal is left alone.
-func (cc *clientConn) statusCondstore(f *framed) {
+func (cc *clientConn) statusCondstore(f *framed) (announce string) {
 	if f.sub != "" || f.name != "STATUS" || f.spool != nil || len(f.tail) > 0 || !bytes.HasSuffix(f.head, []byte(")\r\n")) {
-		return
+		return ""
 	}
 	open := bytes.LastIndexByte(f.head, '(')
 	if open < 0 || (len(f.headCuts) > 0 && f.headCuts[len(f.headCuts)-1] > open) {
-		return
+		return ""
 	}
 	items := bytes.Fields(f.head[open+1 : len(f.head)-3])
 	kept := items[:0:0]
@@ -30,17 +30,17 @@ func (cc *clientConn) statusCondstore(f *framed) {
 		}
 	}
 	if len(kept) == len(items) {
-		return
+		return ""
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if !cc.cs.offered {
-		return
+		return ""
 	}
-	cc.cs.enabled = true
 	f.modseq = true
 	head := append(f.head[:open+1:open+1], bytes.Join(kept, []byte(" "))...)
 	f.head = append(head, ")\r\n"...)
+	return cc.enableLocked()
 }
 
 // statusWantsModSeq reports whether the running STATUS asked for

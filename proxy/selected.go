@@ -48,7 +48,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	}
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark}
 	if cc := sess.reader(); cc != nil {
-		cc.setHighestModSeq(w.HighestModSeq()) // after the sync above
+		cc.setSelected(w) // after the sync above
 	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
@@ -74,6 +74,9 @@ func (sess *session) Unselect() error {
 func (sess *session) unselect() {
 	if sess.sel == nil {
 		return
+	}
+	if cc := sess.reader(); cc != nil {
+		cc.setSelected(nil)
 	}
 	sess.sel.v.Close()
 	sess.sel.w.Unwatch()
