@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+)
+
+// TestTakeCondstore: what the reader hands imapserver (head) and the
+// session (relay) for commands using CONDSTORE syntax (RFC 7162 3.1.4,
+// 3.1.3, 3.1.8), and what it leaves alone.
+func TestTakeCondstore(t *testing.T) {
+	tests := []struct {
+		name, in, head, relay string
+		since                 uint64
+		hasSince, modseq, bad bool
+	}{
+		{name: "select", in: "a SELECT INBOX (CONDSTORE)\r\n", head: "a SELECT INBOX\r\n"},
+		{name: "examine any case", in: "a EXAMINE \"x y\" (condstore)\r\n", head: "a EXAMINE \"x y\"\r\n"},
+		{name: "select other parameter", in: "a SELECT INBOX (FOO)\r\n", head: "a SELECT INBOX (FOO)\r\n"},
+		{name: "status alone", in: "a STATUS INBOX (HIGHESTMODSEQ)\r\n", head: "a STATUS INBOX ()\r\n", modseq: true},
+		{name: "status with others", in: "a STATUS INBOX (MESSAGES highestmodseq UNSEEN)\r\n", head: "a STATUS INBOX (MESSAGES UNSEEN)\r\n", modseq: true},
+		{name: "status without", in: "a STATUS INBOX (MESSAGES)\r\n", head: "a STATUS INBOX (MESSAGES)\r\n"},
+		{name: "fetch modseq", in: "a FETCH 1:* (FLAGS MODSEQ)\r\n", head: "a FETCH 1:* (FLAGS UID)\r\n", relay: "a FETCH 1:* (FLAGS MODSEQ)\r\n", modseq: true},
+		{name: "fetch lone modseq", in: "a UID FETCH 1 modseq\r\n", head: "a UID FETCH 1 UID\r\n", relay: "a UID FETCH 1 modseq\r\n", modseq: true},
+		{name: "fetch changedsince", in: "a FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n", head: "a FETCH 1:* (FLAGS)\r\n", relay: "a FETCH 1:* (FLAGS)\r\n", since: 12345, hasSince: true},
+		{name: "fetch both", in: "a UID FETCH 1:* (MODSEQ) (changedsince 0)\r\n", head: "a UID FETCH 1:* (UID)\r\n", relay: "a UID FETCH 1:* (MODSEQ)\r\n", hasSince: true, modseq: true},
+		{name: "modseq inside a section", in: "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (MODSEQ)])\r\n", head: "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (MODSEQ)])\r\n"},
+		{name: "modseq prefix of an atom", in: "a FETCH 1 (MODSEQX)\r\n", head: "a FETCH 1 (MODSEQX)\r\n"},
+		{name: "changedsince not a number", in: "a FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", bad: true},
+		{name: "changedsince too large", in: "a FETCH 1 (FLAGS) (CHANGEDSINCE 9223372036854775808)\r\n", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, f := condstoreFrame([]byte(tt.in))
+			reply, _ := cc.takeCondstore(f)
+			if tt.bad {
+				if reply == nil || !bytes.Contains([]byte(reply.line), []byte(" BAD ")) {
+					t.Fatalf("got %+v, want BAD", reply)
+				}
+				return
+			}
+			if reply != nil {
+				t.Fatalf("got refusal %q, want none", reply.line)
+			}
+			if string(f.head) != tt.head || string(f.relay) != tt.relay {
+				t.Errorf("got head %q relay %q, want %q %q", f.head, f.relay, tt.head, tt.relay)
+			}
+			if f.changedSince != tt.since || f.hasChangedSince != tt.hasSince || f.modseq != tt.modseq {
+				t.Errorf("got since %d %v modseq %v, want %d %v %v", f.changedSince, f.hasChangedSince, f.modseq, tt.since, tt.hasSince, tt.modseq)
+			}
+			if enabled := tt.head != tt.in; cc.cs.enabled != enabled {
+				t.Errorf("got enabled %v, want %v", cc.cs.enabled, enabled)
+			}
+		})
+	}
+}
+
+// condstoreFrame frames one command line for a connection offered
+// CONDSTORE.
+func condstoreFrame(line []byte) (*clientConn, *framed) {
+	h, _ := parseHead(line)
+	cc := &clientConn{}
+	cc.cs.offered = true
+	return cc, &framed{cmdHead: h, head: slices.Clone(line)}
+}
+
+// FuzzTakeCondstore: whatever a client sends, the reader's CONDSTORE
+// rewriting never panics, hands imapserver one line still ending in
+// CRLF, never longer than the client's, and the session the client's
+// text without the modifier.
+func FuzzTakeCondstore(f *testing.F) {
+	for _, s := range []string{
+		"a SELECT INBOX (CONDSTORE)\r\n", "a STATUS x (HIGHESTMODSEQ MESSAGES)\r\n", "a STATUS x (HIGHESTMODSEQ\r\n",
+		"a FETCH 1 (MODSEQ FLAGS) (CHANGEDSINCE 1)\r\n", "a UID FETCH 1 MODSEQ\r\n", "a FETCH 1 (BODY[HEADER.FIELDS (\"MODSEQ\" MODSEQ)] MODSEQ)\r\n",
+		"a FETCH (CHANGEDSINCE )\r\n", "a FETCH 1 x (CHANGEDSINCE -1)\r\n", "a STATUS ()\r\n", "a FETCH 1 \"\\\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if !bytes.HasSuffix(line, []byte("\r\n")) || bytes.Count(line, []byte("\n")) != 1 {
+			return
+		}
+		cc, fr := condstoreFrame(line)
+		reply, _ := cc.takeCondstore(fr)
+		if reply != nil {
+			return
+		}
+		if !bytes.HasSuffix(fr.head, []byte("\r\n")) || len(fr.head) > len(line) {
+			t.Fatalf("head %q from %q", fr.head, line)
+		}
+		if fr.relay != nil && (!bytes.HasSuffix(fr.relay, []byte("\r\n")) || len(fr.relay) > len(line)) {
+			t.Fatalf("relay %q from %q", fr.relay, line)
+		}
+	})
+}
