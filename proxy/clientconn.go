@@ -230,7 +230,7 @@ func (cc *clientConn) appendBinary() bool {
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
-	cc.cs.statusDue = false
+	cc.cs.statusDue, cc.cs.searchDue = false, false
 	cc.mu.Unlock()
 }
 
@@ -281,6 +281,7 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 		switch {
 		case cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH":
 			out = esearchOrder(out)
+			out = cc.searchModSeqItem(out)
 		case cc.cur.name == "SELECT" || cc.cur.name == "EXAMINE":
 			out = cc.highestModSeqLine(out)
 		case cc.cur.name == "STATUS":

@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
@@ -46,6 +48,7 @@ type framed struct {
 	relay           []byte
 	changedSince    uint64
 	hasChangedSince bool
+	searchModSeq    *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
 	spoolR          io.Reader
 	part, off       int
 }

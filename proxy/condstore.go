@@ -33,6 +33,10 @@ type condstoreState struct {
 	// until it is written (condstore_status.go).
 	status    uint64
 	statusDue bool
+	// search is the MODSEQ the running SEARCH reports, searchDue until
+	// it is written (condstore_search.go).
+	search    uint64
+	searchDue bool
 }
 
 // condstoreOffered says whether a session whose upstream has up is
@@ -140,6 +144,9 @@ func (cc *clientConn) takeCondstore(f *framed) (reply *refusal, announce string)
 	}
 	cc.selectCondstore(f)
 	if announce = cc.statusCondstore(f); announce != "" {
+		return nil, announce
+	}
+	if announce = cc.searchCondstore(f); announce != "" {
 		return nil, announce
 	}
 	return cc.fetchCondstore(f)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // FETCH with CONDSTORE (RFC 7162 3.1.4, 3.1.4.1), which imapserver cannot
@@ -59,16 +60,31 @@ func changedSinceModifier(line []byte) (since uint64, rest []byte, found, ok boo
 	if !bytes.HasSuffix(line, []byte(")")) {
 		return 0, line, false, false
 	}
-	i := bytes.LastIndex(bytes.ToUpper(line), []byte(key))
+	// The modifier ends the line: its value has at most 20 digits.
+	lo := max(0, len(line)-len(key)-21)
+	i := lastIndexFold(line[lo:], key)
 	if i < 0 {
 		return 0, line, false, false
 	}
+	i += lo
 	num := line[i+len(key) : len(line)-1]
 	v, err := strconv.ParseUint(string(num), 10, 64)
 	if err != nil || len(num) == 0 || num[0] == '+' || v > 1<<63-1 {
 		return 0, line, true, false
 	}
 	return v, line[:i], true, true
+}
+
+// lastIndexFold is where the last ASCII-case-insensitive key is in b, -1
+// if nowhere. Byte by byte: upper-casing b would change its length where
+// it is not UTF-8 (a client's bytes need not be).
+func lastIndexFold(b []byte, key string) int {
+	for i := len(b) - len(key); i >= 0; i-- {
+		if strings.EqualFold(string(b[i:i+len(key)]), key) {
+			return i
+		}
+	}
+	return -1
 }
 
 // fetchItemsAt returns the items of a FETCH line (after tag, [UID] FETCH

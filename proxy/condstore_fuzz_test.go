@@ -12,7 +12,7 @@ import (
 func TestTakeCondstore(t *testing.T) {
 	tests := []struct {
 		name, in, head, relay string
-		since                 uint64
+		since, searchModSeq   uint64
 		hasSince, modseq, bad bool
 	}{
 		{name: "select", in: "a SELECT INBOX (CONDSTORE)\r\n", head: "a SELECT INBOX\r\n"},
@@ -27,6 +27,14 @@ func TestTakeCondstore(t *testing.T) {
 		{name: "fetch both", in: "a UID FETCH 1:* (MODSEQ) (changedsince 0)\r\n", head: "a UID FETCH 1:* (UID)\r\n", relay: "a UID FETCH 1:* (MODSEQ)\r\n", hasSince: true, modseq: true},
 		{name: "modseq inside a section", in: "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (MODSEQ)])\r\n", head: "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (MODSEQ)])\r\n"},
 		{name: "modseq prefix of an atom", in: "a FETCH 1 (MODSEQX)\r\n", head: "a FETCH 1 (MODSEQX)\r\n"},
+		{name: "search modseq", in: "a SEARCH UNSEEN MODSEQ 7\r\n", head: "a SEARCH UNSEEN ALL\r\n", searchModSeq: 7},
+		{name: "uid search modseq with entry", in: "a UID SEARCH modseq \"/flags/\\\\seen\" priv 3 SEEN\r\n", head: "a UID SEARCH ALL SEEN\r\n", searchModSeq: 3},
+		{name: "search modseq under OR", in: "a SEARCH OR MODSEQ 7 SEEN\r\n", head: "a SEARCH OR MODSEQ 7 SEEN\r\n"},
+		{name: "search modseq under NOT", in: "a SEARCH NOT MODSEQ 7\r\n", head: "a SEARCH NOT MODSEQ 7\r\n"},
+		{name: "search modseq in parentheses", in: "a SEARCH (MODSEQ 7)\r\n", head: "a SEARCH (MODSEQ 7)\r\n"},
+		{name: "search modseq twice", in: "a SEARCH MODSEQ 7 MODSEQ 8\r\n", head: "a SEARCH MODSEQ 7 MODSEQ 8\r\n"},
+		{name: "esearch modseq", in: "a SEARCH RETURN (ALL) MODSEQ 7\r\n", head: "a SEARCH RETURN (ALL) MODSEQ 7\r\n"},
+		{name: "search flag named modseq", in: "a SEARCH KEYWORD MODSEQ\r\n", head: "a SEARCH KEYWORD MODSEQ\r\n"},
 		{name: "changedsince not a number", in: "a FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", bad: true},
 		{name: "changedsince too large", in: "a FETCH 1 (FLAGS) (CHANGEDSINCE 9223372036854775808)\r\n", bad: true},
 	}
@@ -48,6 +56,9 @@ func TestTakeCondstore(t *testing.T) {
 			}
 			if f.changedSince != tt.since || f.hasChangedSince != tt.hasSince || f.modseq != tt.modseq {
 				t.Errorf("got since %d %v modseq %v, want %d %v %v", f.changedSince, f.hasChangedSince, f.modseq, tt.since, tt.hasSince, tt.modseq)
+			}
+			if got := f.searchModSeq; tt.searchModSeq != 0 && (got == nil || got.ModSeq != tt.searchModSeq) || tt.searchModSeq == 0 && got != nil {
+				t.Errorf("got search MODSEQ %+v, want %d", got, tt.searchModSeq)
 			}
 			if enabled := tt.head != tt.in; cc.cs.enabled != enabled {
 				t.Errorf("got enabled %v, want %v", cc.cs.enabled, enabled)
@@ -74,6 +85,7 @@ func FuzzTakeCondstore(f *testing.F) {
 		"a SELECT INBOX (CONDSTORE)\r\n", "a STATUS x (HIGHESTMODSEQ MESSAGES)\r\n", "a STATUS x (HIGHESTMODSEQ\r\n",
 		"a FETCH 1 (MODSEQ FLAGS) (CHANGEDSINCE 1)\r\n", "a UID FETCH 1 MODSEQ\r\n", "a FETCH 1 (BODY[HEADER.FIELDS (\"MODSEQ\" MODSEQ)] MODSEQ)\r\n",
 		"a FETCH (CHANGEDSINCE )\r\n", "a FETCH 1 x (CHANGEDSINCE -1)\r\n", "a STATUS ()\r\n", "a FETCH 1 \"\\\r\n",
+		"a SEARCH MODSEQ \"/flags/x\" shared 5\r\n", "a SEARCH OR (MODSEQ 1) MODSEQ 2\r\n", "a SEARCH MODSEQ {3+}\r\nabc all 4\r\n",
 	} {
 		f.Add([]byte(s))
 	}
