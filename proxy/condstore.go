@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -22,8 +23,11 @@ type condstoreState struct {
 	// offered: the account's upstream has CONDSTORE, so idlemux offers
 	// it (set at login).
 	offered bool
-	// enabled: the client sent a CONDSTORE enabling command.
+	// enabled: the client sent a CONDSTORE enabling command. on mirrors
+	// it for the writers of unsolicited FETCH (the idle fast path's
+	// workers), which must not take cc.mu.
 	enabled bool
+	on      atomic.Bool
 	// highest is the HIGHESTMODSEQ of the mailbox the running SELECT or
 	// EXAMINE opened, set by the session (0: the upstream keeps none);
 	// sel is the watcher of the selected mailbox, nil if none.
@@ -73,6 +77,7 @@ func (cc *clientConn) enableLocked() (announce string) {
 		return ""
 	}
 	cc.cs.enabled = true
+	cc.cs.on.Store(true)
 	if cc.cs.sel == nil {
 		return ""
 	}
@@ -131,6 +136,7 @@ func (cc *clientConn) selectCondstore(f *framed) {
 		return
 	}
 	cc.cs.enabled = true // the SELECT itself reports HIGHESTMODSEQ
+	cc.cs.on.Store(true)
 	f.head = append(f.head[:len(f.head)-n], '\r', '\n')
 }
 

@@ -46,7 +46,8 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark,
+		condstore: sess.condstoreFlag()}
 	if cc := sess.reader(); cc != nil {
 		cc.setSelected(w) // after the sync above
 	}

@@ -90,6 +90,9 @@ type selection struct {
 	// when it is not byeMailboxGone.
 	holdGone bool
 	goneText string
+	// condstore is the reader's CONDSTORE flag (nil: none): an enabled
+	// session's unsolicited FETCH carries MODSEQ (condstore_updates.go).
+	condstore *atomic.Bool
 }
 
 func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {

@@ -161,6 +161,9 @@ func (q *eventQueue) pending() bool {
 type listing struct {
 	uids  []imap.UID // by sequence number; 0 while not yet fetched
 	flags [][]imap.Flag
+	// modseqs is each message's MODSEQ (RFC 7162 3.1.4) when the listing
+	// asked for it, aligned with uids; nil otherwise, 0 where unknown.
+	modseqs []uint64
 	// firstRecent is the lowest UID the upstream flagged \Recent, 0 when
 	// none: where recency starts for a new model (fanout/recent.go).
 	firstRecent imap.UID

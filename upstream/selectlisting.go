@@ -26,7 +26,9 @@ import (
 func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.SelectData, lst listing, listed bool, err error) {
 	g := newGuard(c.timeout, func() { c.Client.Close() })
 	selCmd := c.Select(w.name, opts)
-	fetch := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+	// With CONDSTORE, MODSEQ too (RFC 7162 3.1.4): a mailbox without
+	// mod-sequences fails the FETCH, and the listing is read as before.
+	fetch := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, ModSeq: opts.CondStore})
 	sel, err = selCmd.Wait()
 	if err != nil {
 		fetch.Close()
@@ -39,6 +41,9 @@ func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.S
 	n := int(sel.NumMessages)
 	lst.uids = make([]imap.UID, n)
 	lst.flags = make([][]imap.Flag, n)
+	if opts.CondStore {
+		lst.modseqs = make([]uint64, n)
+	}
 	got, whole := 0, true
 	for msg := fetch.Next(); msg != nil; msg = fetch.Next() {
 		g.Touch()
@@ -54,6 +59,9 @@ func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.S
 		lst.uids[i] = buf.UID
 		lst.noteRecent(buf.UID, buf.Flags)
 		lst.flags[i] = StripRecent(buf.Flags)
+		if lst.modseqs != nil {
+			lst.modseqs[i] = buf.ModSeq
+		}
 		got++
 	}
 	ferr := fetch.Close()

@@ -67,7 +67,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	case since:
 		lst, err = w.listingSince(c, box, sel.NumMessages)
 	default:
-		lst, err = w.fetchListing(c, 1, sel.NumMessages)
+		lst, err = w.fetchListing(c, 1, sel.NumMessages, condstore && sel.HighestModSeq > 0)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -83,6 +83,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 			tx.SetMailboxFlags(sel.Flags, sel.PermanentFlags) // first: see process
 			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
 				tx.SetUIDNext(sel.UIDNext)
+				setModSeqs(tx, lst)
 			}
 		})
 		if rerr == nil {
@@ -104,6 +105,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		PermanentFlags: sel.PermanentFlags,
 		UIDs:           lst.uids,
 		MsgFlags:       lst.flags,
+		ModSeqs:        lst.modseqs,
 		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
 	return st, sel.UIDValidity, nil
@@ -123,10 +125,11 @@ func (w *Watcher) current(box *fanout.Mailbox, sel *imap.SelectData) bool {
 // a slow link could not finish in time.
 var listingChunk uint32 = 5000
 
-// fetchListing reads UID and FLAGS of sequence numbers from..to. A FETCH
-// response without a UID (an unsolicited flag update routed to this
+// fetchListing reads UID and FLAGS of sequence numbers from..to, and
+// MODSEQ with modseq (the mailbox has mod-sequences, RFC 7162 3.1.4). A
+// FETCH response without a UID (an unsolicited flag update routed to this
 // command) is skipped and marks the flags dirty.
-func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
+func (w *Watcher) fetchListing(c *wconn, from, to uint32, modseq bool) (listing, error) {
 	var lst listing
 	if to < from || to == 0 {
 		return lst, nil
@@ -134,10 +137,13 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 	n := int(to - from + 1)
 	lst.uids = make([]imap.UID, n)
 	lst.flags = make([][]imap.Flag, n)
+	if modseq {
+		lst.modseqs = make([]uint64, n)
+	}
 	for lo := from; lo <= to; lo += listingChunk {
 		hi := min(to, lo+listingChunk-1)
 		err := c.bounded(func() error {
-			cmd := c.Fetch(imap.SeqSet{{Start: lo, Stop: hi}}, &imap.FetchOptions{UID: true, Flags: true})
+			cmd := c.Fetch(imap.SeqSet{{Start: lo, Stop: hi}}, &imap.FetchOptions{UID: true, Flags: true, ModSeq: modseq})
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 				buf, err := msg.Collect()
 				if err != nil {
@@ -152,6 +158,9 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 				lst.uids[i] = buf.UID
 				lst.noteRecent(buf.UID, buf.Flags)
 				lst.flags[i] = StripRecent(buf.Flags)
+				if modseq {
+					lst.modseqs[i] = buf.ModSeq
+				}
 			}
 			return cmd.Close()
 		})
@@ -184,7 +193,7 @@ func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (lis
 		return listing{}, err
 	}
 	if len(uids) != int(count) {
-		return w.fetchListing(c, 1, count)
+		return w.fetchListing(c, 1, count, true)
 	}
 	st := &wstate{modseq: w.modseq}
 	changed, err := w.fetchChanged(c, st)
@@ -195,8 +204,13 @@ func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (lis
 	for i, u := range changed.uids {
 		byUID[u] = changed.flags[i]
 	}
-	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids))}
+	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids)), modseqs: make([]uint64, len(uids))}
+	modseqOf := make(map[imap.UID]uint64, len(changed.uids))
+	for i, u := range changed.uids {
+		modseqOf[u] = changed.modseqs[i]
+	}
 	for i, u := range uids {
+		lst.modseqs[i] = modseqOf[u] // 0 for the unchanged: the model keeps its own
 		if f, ok := byUID[u]; ok {
 			lst.flags[i] = f
 		} else if f, ok := box.Flags(u); ok {
@@ -258,7 +272,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	var added listing
 	if p := slices.Index(st.mirror, 0); p >= 0 {
 		var err error
-		added, err = w.fetchListing(c, uint32(p+1), uint32(len(st.mirror)))
+		added, err = w.fetchListing(c, uint32(p+1), uint32(len(st.mirror)), st.condstore)
 		if err != nil {
 			return err
 		}
@@ -274,7 +288,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	switch {
 	case refreshFlags && !st.condstore:
 		var err error
-		if full, err = w.fetchListing(c, 1, uint32(len(st.mirror))); err != nil {
+		if full, err = w.fetchListing(c, 1, uint32(len(st.mirror)), false); err != nil {
 			return err
 		}
 		if !slices.Equal(full.uids, st.mirror) {
@@ -307,6 +321,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 				uerr = err
 			}
 		}
+		setModSeqs(tx, added)
 		if full.uids != nil || (refreshFlags && !st.condstore && len(st.mirror) == 0) {
 			if err := tx.Resync(full.uids, full.flags); err != nil {
 				uerr = err
@@ -315,6 +330,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		for i, uid := range changed.uids {
 			tx.SetFlags(uid, changed.flags[i])
 		}
+		setModSeqs(tx, changed)
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
@@ -362,6 +378,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 			}
 			lst.uids = append(lst.uids, buf.UID)
 			lst.flags = append(lst.flags, StripRecent(buf.Flags))
+			lst.modseqs = append(lst.modseqs, buf.ModSeq)
 			top = max(top, buf.ModSeq)
 		}
 		return cmd.Close()
@@ -371,6 +388,16 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 		w.setModSeq(max(w.modseq, top))
 	}
 	return lst, err
+}
+
+// setModSeqs records in the model the MODSEQ of each message of lst that
+// has one (RFC 7162 3.1.4), after the flags it came with.
+func setModSeqs(tx *fanout.Tx, lst listing) {
+	for i, ms := range lst.modseqs {
+		if i < len(lst.uids) {
+			tx.SetModSeq(lst.uids[i], ms)
+		}
+	}
 }
 
 // StripRecent drops \Recent: it belongs to one upstream session (RFC 3501

@@ -1,0 +1,52 @@
+package fanout
+
+import "github.com/emersion/go-imap/v2"
+
+// Per-message MODSEQ (RFC 7162 3.1.4). The model keeps each message's
+// mod-sequence as the upstream last reported it, so that a CONDSTORE-
+// enabled session's unsolicited FETCH can carry MODSEQ (RFC 7162 3.1.4:
+// once CONDSTORE is enabled, every FETCH of a flag change includes it)
+// without asking the upstream. A MODSEQ changes nothing a session is
+// told by itself: it travels with the flag change the upstream reported
+// it with, and the model logs only that change.
+
+// SetModSeq records uid's MODSEQ as the upstream reported it. A value
+// below the one held is ignored: mod-sequences only grow (RFC 7162 3.1.1),
+// and an older report (a listing read before a newer push) must not undo
+// a newer one. It logs nothing.
+func (tx *Tx) SetModSeq(uid imap.UID, modseq uint64) {
+	if i, ok := tx.m.index(uid); ok && modseq != 0 {
+		tx.m.setModSeqAt(i, modseq)
+	}
+}
+
+// setModSeqAt sets the MODSEQ of the message at index i, allocating the
+// column the first time. The owner holds the write lock.
+func (m *Mailbox) setModSeqAt(i int, modseq uint64) {
+	if m.modseqs == nil {
+		m.modseqs = make([]uint64, len(m.uids), cap(m.uids))
+	}
+	if modseq > m.modseqs[i] {
+		m.modseqs[i] = modseq
+	}
+}
+
+// modSeqAt returns the MODSEQ of the message at index i, 0 if unknown.
+// The caller holds the lock.
+func (m *Mailbox) modSeqAt(i int) uint64 {
+	if i < len(m.modseqs) {
+		return m.modseqs[i]
+	}
+	return 0
+}
+
+// ModSeq returns uid's MODSEQ as the model holds it (0: unknown).
+func (m *Mailbox) ModSeq(uid imap.UID) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, ok := m.index(uid)
+	if !ok {
+		return 0
+	}
+	return m.modSeqAt(i)
+}
