@@ -50,3 +50,25 @@ func (m *Mailbox) ModSeq(uid imap.UID) uint64 {
 	}
 	return m.modSeqAt(i)
 }
+
+// ModSeqs returns the model's MODSEQ of each message of uids (resolved:
+// no "*") that it knows one of: what a STORE compares after it ran to
+// tell which messages it changed (RFC 7162 3.1.3).
+func (v *View) ModSeqs(uids imap.UIDSet) map[imap.UID]uint64 {
+	m := v.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make(map[imap.UID]uint64)
+	if m.modseqs == nil {
+		return out
+	}
+	for _, r := range uids {
+		lo, _ := m.index(r.Start)
+		for i := lo; i < len(m.uids) && m.uids[i] <= r.Stop; i++ {
+			if m.modseqs[i] != 0 {
+				out[m.uids[i]] = m.modseqs[i]
+			}
+		}
+	}
+	return out
+}
