@@ -48,9 +48,13 @@ type framed struct {
 	relay           []byte
 	changedSince    uint64
 	hasChangedSince bool
-	searchModSeq    *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
-	spoolR          io.Reader
-	part, off       int
+	// unchangedSince is STORE's modifier taken off, if hasUnchangedSince
+	// (condstore_unchanged.go).
+	unchangedSince    uint64
+	hasUnchangedSince bool
+	searchModSeq      *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
+	spoolR            io.Reader
+	part, off         int
 }
 
 // remaining reports whether imapserver has not read all of the command.

@@ -155,6 +155,9 @@ func (cc *clientConn) takeCondstore(f *framed) (reply *refusal, announce string)
 	if announce = cc.searchCondstore(f); announce != "" {
 		return nil, announce
 	}
+	if reply, announce = cc.storeCondstore(f); reply != nil || announce != "" {
+		return reply, announce
+	}
 	return cc.fetchCondstore(f)
 }
 

@@ -86,6 +86,8 @@ func FuzzTakeCondstore(f *testing.F) {
 		"a FETCH 1 (MODSEQ FLAGS) (CHANGEDSINCE 1)\r\n", "a UID FETCH 1 MODSEQ\r\n", "a FETCH 1 (BODY[HEADER.FIELDS (\"MODSEQ\" MODSEQ)] MODSEQ)\r\n",
 		"a FETCH (CHANGEDSINCE )\r\n", "a FETCH 1 x (CHANGEDSINCE -1)\r\n", "a STATUS ()\r\n", "a FETCH 1 \"\\\r\n",
 		"a SEARCH MODSEQ \"/flags/x\" shared 5\r\n", "a SEARCH OR (MODSEQ 1) MODSEQ 2\r\n", "a SEARCH MODSEQ {3+}\r\nabc all 4\r\n",
+		"a STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Seen)\r\n", "a UID STORE 1:* (unchangedsince 0) FLAGS.SILENT ()\r\n",
+		"a STORE 1 (UNCHANGEDSINCE ) x\r\n", "a STORE (UNCHANGEDSINCE 1) \r\n", "a STORE 1 (UNCHANGEDSINCE 1)\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -105,4 +107,89 @@ func FuzzTakeCondstore(f *testing.F) {
 			t.Fatalf("relay %q from %q", fr.relay, line)
 		}
 	})
+}
+
+// TestTakeUnchangedSince: the reader takes STORE's (UNCHANGEDSINCE m)
+// off for imapserver and keeps m for the session (RFC 7162 3.1.3); an
+// invalid value is Dovecot's BAD; other modifiers stay for imapserver.
+func TestTakeUnchangedSince(t *testing.T) {
+	tests := []struct {
+		name, in, head string
+		since          uint64
+		has, bad       bool
+	}{
+		{name: "store", in: "a STORE 1:3 (UNCHANGEDSINCE 12) +FLAGS.SILENT (\\Deleted)\r\n", head: "a STORE 1:3 +FLAGS.SILENT (\\Deleted)\r\n", since: 12, has: true},
+		{name: "uid store any case", in: "a uid store 4,6 (unchangedsince 0) FLAGS ()\r\n", head: "a uid store 4,6 FLAGS ()\r\n", has: true},
+		{name: "largest", in: "a STORE 1 (UNCHANGEDSINCE 9223372036854775807) FLAGS ()\r\n", head: "a STORE 1 FLAGS ()\r\n", since: 1<<63 - 1, has: true},
+		{name: "without", in: "a STORE 1 +FLAGS (x)\r\n", head: "a STORE 1 +FLAGS (x)\r\n"},
+		{name: "other modifier", in: "a STORE 1 (FOO 1) +FLAGS (x)\r\n", head: "a STORE 1 (FOO 1) +FLAGS (x)\r\n"},
+		{name: "unterminated", in: "a STORE 1 (UNCHANGEDSINCE 1 +FLAGS (x)\r\n", head: "a STORE 1 (UNCHANGEDSINCE 1 +FLAGS (x)\r\n"},
+		{name: "not a number", in: "a STORE 1 (UNCHANGEDSINCE x) +FLAGS (y)\r\n", bad: true},
+		{name: "too large", in: "a STORE 1 (UNCHANGEDSINCE 9223372036854775808) +FLAGS (y)\r\n", bad: true},
+		{name: "signed", in: "a STORE 1 (UNCHANGEDSINCE +1) +FLAGS (y)\r\n", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, f := condstoreFrame([]byte(tt.in))
+			reply, _ := cc.takeCondstore(f)
+			if tt.bad {
+				if reply == nil || reply.line != "a BAD Error in IMAP command STORE: Invalid modseq" {
+					t.Fatalf("got %+v, want Dovecot's BAD", reply)
+				}
+				return
+			}
+			if reply != nil {
+				t.Fatalf("got refusal %q, want none", reply.line)
+			}
+			if string(f.head) != tt.head || f.unchangedSince != tt.since || f.hasUnchangedSince != tt.has {
+				t.Errorf("got head %q since %d %v, want %q %d %v", f.head, f.unchangedSince, f.hasUnchangedSince, tt.head, tt.since, tt.has)
+			}
+			if cc.cs.enabled != tt.has {
+				t.Errorf("got enabled %v, want %v", cc.cs.enabled, tt.has)
+			}
+		})
+	}
+}
+
+// FuzzModifiedCode: whatever an upstream puts in a tagged status, reading
+// [MODIFIED set] never panics and yields only valid UIDs, and Dovecot's
+// forms read as they are meant.
+func FuzzModifiedCode(f *testing.F) {
+	for _, s := range []string{"OK [MODIFIED 7,9] Conditional store failed", "OK [MODIFIED 1:4] x", "ok [modified 3:1,5]",
+		"OK [MODIFIED *] x", "OK [MODIFIED 1:] x", "OK [MODIFIED 0] x", "OK [MODIFIED 4294967296] x", "OK [MODIFIED 1,,2] x", "NO [MODIFIED 1] x"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, status []byte) {
+		set, ok := modifiedCode(status)
+		if !ok {
+			return
+		}
+		for _, r := range set {
+			if r.Start == 0 || r.Stop == 0 || r.Start > r.Stop {
+				t.Fatalf("%q: got range %v", status, r)
+			}
+		}
+	})
+}
+
+// TestModifiedCode: the UIDs of [MODIFIED set] as Dovecot writes them.
+func TestModifiedCode(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"OK [MODIFIED 7,9] Conditional store failed", "7,9", true},
+		{"OK [MODIFIED 1:4] Conditional store failed", "1:4", true},
+		{"OK [MODIFIED 4:2] x", "2:4", true},
+		{"OK Store completed", "", false},
+		{"OK [MODIFIED *] x", "", false},
+		{"OK [MODIFIED 0] x", "", false},
+		{"NO [MODIFIED 1] x", "", false},
+	}
+	for _, tt := range tests {
+		set, ok := modifiedCode([]byte(tt.in))
+		if ok != tt.ok || ok && set.String() != tt.want {
+			t.Errorf("%q: got %v %v, want %q %v", tt.in, set, ok, tt.want, tt.ok)
+		}
+	}
 }

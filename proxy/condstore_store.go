@@ -28,28 +28,55 @@ func (sess *session) modseqsBefore(uids imap.UIDSet) map[imap.UID]uint64 {
 }
 
 // storeAnswerModSeq writes a CONDSTORE-enabled session's STORE answer
-// for uids, whose MODSEQs before the STORE were before. A message whose
-// MODSEQ the model does not know is answered without it, as before.
-func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *silentStore, before map[imap.UID]uint64) error {
-	box := sess.sel.w.Mailbox()
+// for uids, whose MODSEQs before the STORE were before; modified are
+// those an UNCHANGEDSINCE kept from being stored (RFC 7162 3.1.3). As
+// Dovecot does, a modified message that changed since the session was
+// told is reported first, with its flags; then the stored ones. A
+// message whose MODSEQ the model does not know is answered without it.
+// The answer is OK [MODIFIED set] when some were not stored.
+func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *silentStore, before map[imap.UID]uint64, modified imap.UIDSet) error {
+	v, box := sess.sel.v, sess.sel.w.Mailbox()
+	uidOf := func(m fanout.Member) imap.UID {
+		if isUID {
+			return m.UID
+		}
+		return 0
+	}
 	var b []byte
-	for _, m := range sess.sel.v.Members(uids) {
-		cur, ok := sess.sel.v.Flags(m.UID)
-		if !ok {
-			continue // expunged meanwhile: the EXPUNGE comes later
+	if len(modified) > 0 {
+		untold, _ := v.UntoldFlags(modified)
+		for _, m := range v.Members(modified) {
+			if cur, ok := v.Flags(m.UID); ok && untold[m.UID] {
+				sess.reported[m.UID] = cur
+				b = appendStoreFetch(b, m.Seq, uidOf(m), box.ModSeq(m.UID), cur, true)
+			}
+		}
+	}
+	for _, m := range v.Members(uids) {
+		cur, ok := v.Flags(m.UID)
+		if !ok || modified.Contains(m.UID) {
+			continue // expunged meanwhile (the EXPUNGE comes later), or not stored
 		}
 		ms := box.ModSeq(m.UID)
 		if ms != 0 && ms == before[m.UID] {
 			continue // unchanged: Dovecot says nothing of it
 		}
-		show := sess.storeShows(m.UID, cur, known)
-		uid := m.UID
-		if !isUID {
-			uid = 0
-		}
-		b = appendStoreFetch(b, m.Seq, uid, ms, cur, show)
+		b = appendStoreFetch(b, m.Seq, uidOf(m), ms, cur, sess.storeShows(m.UID, cur, known))
 	}
-	return sess.writeUnsolicited(b)
+	if err := sess.writeUnsolicited(b); err != nil {
+		return err
+	}
+	if len(modified) > 0 {
+		// imapserver polls only after a plain OK: the updates due before
+		// the tagged answer go out here (none of them EXPUNGE, RFC 3501
+		// 7.4.1), as Dovecot sends them.
+		if err := sess.deliver(sess.sel, false, false); err != nil {
+			return err
+		}
+		sess.forgetReported()
+		return sess.modifiedError(modified, isUID)
+	}
+	return nil
 }
 
 // appendStoreFetch encodes one STORE answer in Dovecot's order: "* seq

@@ -27,3 +27,36 @@ func TestDovecotCondstoreStore(t *testing.T) {
 		{"s", "NOOP"},
 	}, nil)
 }
+
+// TestDovecotCondstoreUnchangedSince: STORE and UID STORE with
+// (UNCHANGEDSINCE m) (RFC 7162 3.1.3) answer through idlemux as Dovecot
+// answers directly: the messages not changed since m are stored and
+// reported with MODSEQ (.SILENT too), the others are not stored and are
+// named in OK [MODIFIED set], by number for STORE and by UID for UID
+// STORE; UNCHANGEDSINCE 0 fails every message; it enables CONDSTORE; an
+// invalid value is refused as Dovecot refuses it. The section's examples
+// where Dovecot can answer them: all pass (example 3), some fail
+// (example 5, MODIFIED), a later change by another session.
+func TestDovecotCondstoreUnchangedSince(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"direct", "APPEND INBOX two"},
+		{"direct", "APPEND INBOX three"},
+		{"direct", "APPEND INBOX four"},
+		// Before any client enabled CONDSTORE (TestDovecotCondstoreEnableSelect).
+		{"plain", "SELECT INBOX"},
+		{"s", "SELECT INBOX (CONDSTORE)"},
+		{"s", `UID STORE 3,1,4 (UNCHANGEDSINCE 100) +FLAGS.SILENT (\Deleted)`},
+		{"direct", "SELECT INBOX"},
+		{"direct", `STORE 2 +FLAGS ($X)`},
+		{"s", `STORE 1:3 (UNCHANGEDSINCE 6) -FLAGS.SILENT (\Deleted)`},
+		{"s", "NOOP"},
+		{"s", `UID STORE 1:4 (UNCHANGEDSINCE 0) +FLAGS (\Seen)`},
+		{"s", `STORE 4 (unchangedsince 1000) +FLAGS (\Flagged)`},
+		{"s", `STORE 1,4 (UNCHANGEDSINCE 9) +FLAGS (\Answered)`},
+		{"s", `STORE 1 (UNCHANGEDSINCE x) +FLAGS (\Flagged)`},
+		{"plain", "NOOP"},
+		{"plain", `STORE 1 (UNCHANGEDSINCE 1000) +FLAGS (\Draft)`}, // enables
+		{"plain", "NOOP"},
+	}, nil)
+}

@@ -36,9 +36,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		// else changed it meanwhile (known returns nil otherwise).
 		known := sess.knownFlags(uids, flags)
 		modseqs := sess.modseqsBefore(uids)
+		since, conditional := sess.unchangedSince()
+		var modified imap.UIDSet // not stored: UNCHANGEDSINCE failed
 		up := *flags
 		up.Silent = true
-		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) error {
+		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) (err error) {
+			if conditional {
+				modified, err = storeConditional(c, uids, since, flags)
+				return err
+			}
 			return c.Store(uids, &up, nil).Close()
 		})
 		if err != nil {
@@ -55,7 +61,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 		_, isUID := numSet.(imap.UIDSet)
 		if modseqs != nil {
-			return sess.storeAnswerModSeq(uids, isUID, known, modseqs)
+			return sess.storeAnswerModSeq(uids, isUID, known, modseqs, modified)
 		}
 		for _, m := range sess.sel.v.Members(uids) {
 			cur, ok := sess.sel.v.Flags(m.UID)
