@@ -145,8 +145,8 @@ func TestDovecotCondstoreSearch(t *testing.T) {
 		{"direct", "STORE 2 +FLAGS (\\Flagged)"},
 		{"s", "SELECT INBOX"},
 		{"s", "SEARCH MODSEQ 2"},
-		// Not here: a change told to s once enabled, whose unsolicited
-		// FETCH carries MODSEQ directly and not yet through idlemux.
+		{"direct", "STORE 3 +FLAGS (\\Answered)"},
+		{"s", "NOOP"}, // told with MODSEQ, now that s enabled CONDSTORE
 		{"s", "UID SEARCH MODSEQ 5"},
 		{"s", "SEARCH UNSEEN MODSEQ 5"},
 		{"s", "SEARCH MODSEQ 6"},

@@ -60,3 +60,21 @@ func TestDovecotCondstoreUnchangedSince(t *testing.T) {
 		{"plain", "NOOP"},
 	}, nil)
 }
+
+// TestDovecotCondstoreFetchSetsSeen: a FETCH that sets \Seen (RFC 3501
+// 6.4.5) for a CONDSTORE-enabled session answers through idlemux as
+// Dovecot answers directly, and so does the NOOP after it, for an
+// enabled session and for one that enabled nothing.
+func TestDovecotCondstoreFetchSetsSeen(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"direct", "APPEND INBOX two"},
+		{"plain", "SELECT INBOX"},
+		{"s", "SELECT INBOX (CONDSTORE)"},
+		{"s", "FETCH 1 (FLAGS BODY[TEXT])"},
+		{"s", "NOOP"},
+		{"s", "UID FETCH 2 (BODY[HEADER.FIELDS (SUBJECT)])"},
+		{"s", "NOOP"},
+		{"plain", "NOOP"},
+	}, nil)
+}

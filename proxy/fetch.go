@@ -67,6 +67,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		rl.shown = make(map[imap.UID][]byte)
 	}
 	rl.keepModSeq = condstore
+	seenBefore := sess.seenModSeqsBefore(uids, rl.setsSeen)
 	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream && !condstore {
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
 			return err
@@ -77,6 +78,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	}
 	if rl.setsSeen && rl.wrote {
 		sess.seenBy(rl.shown)
+		if err := sess.tellSeenModSeqs(rl.shown, seenBefore); err != nil {
+			return err
+		}
 	}
 	if rl.status != nil {
 		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
