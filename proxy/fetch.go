@@ -72,6 +72,10 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
 			return err
 		}
+	} else if condstore {
+		if done, err := sess.fetchModSeqLocal(rl, atts, expunged); done {
+			return err
+		}
 	}
 	if err := sess.relayFetch(rl); err != nil {
 		return err
