@@ -9,8 +9,9 @@ import (
 // FETCH with CONDSTORE (RFC 7162 3.1.4, 3.1.4.1), which imapserver cannot
 // parse: the reader takes a trailing (CHANGEDSINCE m) off and puts UID
 // where the client asked MODSEQ, for imapserver only; the session relays
-// the client's own items (MODSEQ kept) and the modifier upstream, never
-// from the model or the cache, which keep no mod-sequences.
+// the client's own items (MODSEQ kept) and the modifier upstream; the
+// model answers only FLAGS, UID and MODSEQ (condstore_fetchlocal.go), and
+// the cache keeps no mod-sequences.
 
 // fetchCondstore rewrites a FETCH or UID FETCH that uses CONDSTORE for
 // imapserver (f.head) and keeps the text the session relays (f.relay,

@@ -47,7 +47,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err != nil {
 		return err
 	}
-	condstore, filtered := sess.fetchCondstore(req) // the model keeps no MODSEQ
+	condstore, filtered := sess.fetchCondstore(req) // the model answers only FLAGS, UID and MODSEQ (condstore_fetchlocal.go)
 	if len(uids) == 0 {
 		if len(expunged) > 0 {
 			return errExpungedOK
