@@ -13,10 +13,21 @@ import "github.com/emersion/go-imap/v2"
 // SetModSeq records uid's MODSEQ as the upstream reported it. A value
 // below the one held is ignored: mod-sequences only grow (RFC 7162 3.1.1),
 // and an older report (a listing read before a newer push) must not undo
-// a newer one. It logs nothing.
+// a newer one. A MODSEQ that rises while the flags stay what the model
+// holds (changed and changed back between two reads of the watcher) is
+// logged as a flag change, unless this transaction logged one for uid
+// already: Dovecot tells every session of such a message, FETCH FLAGS
+// (with MODSEQ once enabled), and so do its sessions here.
 func (tx *Tx) SetModSeq(uid imap.UID, modseq uint64) {
-	if i, ok := tx.m.index(uid); ok && modseq != 0 {
-		tx.m.setModSeqAt(i, modseq)
+	m := tx.m
+	i, ok := m.index(uid)
+	if !ok || modseq == 0 {
+		return
+	}
+	old := m.modSeqAt(i)
+	m.setModSeqAt(i, modseq)
+	if old != 0 && modseq > old && !tx.flagsLogged[uid] {
+		tx.logChange(change{kind: changeFlags, uids: []imap.UID{uid}})
 	}
 }
 

@@ -64,3 +64,30 @@ func TestModSeqColumnLazy(t *testing.T) {
 		t.Errorf("got MODSEQ %d and %d, want 5 and 0", m.ModSeq(3), m.ModSeq(4))
 	}
 }
+
+// TestModSeqRiseLogsFlags: a MODSEQ that rises while the flags stay as
+// they were (changed and changed back upstream) is one flag change for
+// the views, with the new MODSEQ; none when the flag change itself was
+// logged in the same transaction, nor when the MODSEQ was unknown.
+func TestModSeqRiseLogsFlags(t *testing.T) {
+	m := NewMailbox(Snapshot{UIDValidity: 1, UIDs: []imap.UID{1, 2, 3}, MsgFlags: make([][]imap.Flag, 3), ModSeqs: []uint64{4, 4, 0}}, 100)
+	v, _, _ := m.NewView()
+	for _, tt := range []struct {
+		name string
+		fn   func(tx *Tx)
+		want int
+	}{
+		{"rise, same flags", func(tx *Tx) { tx.SetFlags(1, nil); tx.SetModSeq(1, 6) }, 1},
+		{"rise with a flag change", func(tx *Tx) { tx.SetFlags(2, []imap.Flag{imap.FlagSeen}); tx.SetModSeq(2, 7) }, 1},
+		{"first known", func(tx *Tx) { tx.SetModSeq(3, 8) }, 0},
+		{"same value again", func(tx *Tx) { tx.SetModSeq(1, 6) }, 0},
+	} {
+		if got := m.Update(tt.fn); got != tt.want {
+			t.Errorf("%s: got %d changes logged, want %d", tt.name, got, tt.want)
+		}
+	}
+	ups, _, _ := v.Pending(true)
+	if len(ups) != 2 || ups[0].UID != 1 || ups[0].ModSeq != 6 || ups[1].UID != 2 || ups[1].ModSeq != 7 {
+		t.Errorf("got %+v, want flag updates of 1 (MODSEQ 6) and 2 (MODSEQ 7)", ups)
+	}
+}

@@ -19,6 +19,9 @@ type Tx struct {
 	n     int
 	wake  bool
 	heard time.Time
+	// flagsLogged: the messages whose flag change this transaction logged
+	// (SetModSeq logs none again for them).
+	flagsLogged map[imap.UID]bool
 }
 
 // HeardAt says the changes were first read off the upstream's wire at t, so
@@ -96,6 +99,10 @@ func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
 	tx.coverFlags(flags)
 	m.flags[i] = slices.Clone(flags)
 	tx.logChange(change{kind: changeFlags, uids: []imap.UID{uid}})
+	if tx.flagsLogged == nil {
+		tx.flagsLogged = make(map[imap.UID]bool)
+	}
+	tx.flagsLogged[uid] = true
 	return true
 }
 

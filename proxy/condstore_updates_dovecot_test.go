@@ -141,3 +141,22 @@ func dovecotBehindPlainAndTLS(t *testing.T) (*dovecottest.Server, *Server, *imap
 	cfg.Listeners = append(cfg.Listeners, config.Listener{Address: "127.0.0.1:0", TLS: config.TLSImplicit, InsecureAuth: true})
 	return dv, startProxy(t, cfg), dv.Dial(t, testUser, testPass)
 }
+
+// TestDovecotCondstoreFlagsChangedBack: a message whose flags another
+// client changed and changed back is told to every session as Dovecot
+// tells it: FETCH FLAGS with the flags as they are, with MODSEQ for a
+// CONDSTORE-enabled session (its MODSEQ rose: RFC 7162 3.1.1), without
+// for one that enabled nothing.
+func TestDovecotCondstoreFlagsChangedBack(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"plain", "SELECT INBOX"},
+		{"e", "SELECT INBOX (CONDSTORE)"},
+		{"direct", "SELECT INBOX"},
+		{"direct", `STORE 1 +FLAGS (\Flagged)`},
+		{"direct", `STORE 1 -FLAGS (\Flagged)`},
+		{"plain", "NOOP"},
+		{"e", "NOOP"},
+		{"e", "FETCH 1 (MODSEQ)"},
+	}, nil)
+}
