@@ -29,6 +29,9 @@ type Snapshot struct {
 	PermanentFlags []imap.Flag
 	UIDs           []imap.UID    // ascending
 	MsgFlags       [][]imap.Flag // aligned with UIDs
+	// ModSeqs, when not nil, holds each message's MODSEQ as the upstream
+	// reported it (RFC 7162 3.1.4), aligned with UIDs; 0 is unknown.
+	ModSeqs []uint64
 	// FirstRecent is the lowest UID the upstream reported \Recent when
 	// the watcher first EXAMINEd the mailbox, 0 when none: from it on,
 	// messages are recent for the first session told (see recent.go).
@@ -43,9 +46,13 @@ type Snapshot struct {
 type Mailbox struct {
 	mu sync.RWMutex
 
-	uids   []imap.UID
-	flags  [][]imap.Flag
-	maxUID imap.UID // largest UID ever added; never decreases
+	uids  []imap.UID
+	flags [][]imap.Flag
+	// modseqs is each message's MODSEQ (RFC 7162 3.1.4) as the upstream
+	// last reported it, aligned with uids; nil until the upstream reports
+	// one (a model without CONDSTORE spends nothing on it). 0: unknown.
+	modseqs []uint64
+	maxUID  imap.UID // largest UID ever added; never decreases
 
 	uidValidity uint32
 	uidNext     imap.UID
@@ -86,6 +93,9 @@ func NewMailbox(snap Snapshot, maxLag int) *Mailbox {
 	}
 	m.uids = make([]imap.UID, 0, len(snap.UIDs))
 	m.flags = make([][]imap.Flag, 0, len(snap.UIDs))
+	if snap.ModSeqs != nil {
+		m.modseqs = make([]uint64, 0, len(snap.UIDs))
+	}
 	for i, uid := range snap.UIDs {
 		if uid <= m.maxUID {
 			continue // not ascending: keep the model well-formed
@@ -96,6 +106,13 @@ func NewMailbox(snap Snapshot, maxLag int) *Mailbox {
 		}
 		m.uids = append(m.uids, uid)
 		m.flags = append(m.flags, f)
+		if m.modseqs != nil {
+			var ms uint64
+			if i < len(snap.ModSeqs) {
+				ms = snap.ModSeqs[i]
+			}
+			m.modseqs = append(m.modseqs, ms)
+		}
 		m.maxUID = uid
 	}
 	if m.uidNext <= m.maxUID {

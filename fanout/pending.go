@@ -26,6 +26,9 @@ type Update struct {
 	Seq   uint32 // EXPUNGE and FETCH; the count for EXISTS and RECENT
 	UID   imap.UID
 	Flags []imap.Flag // shared with the model: do not modify
+	// ModSeq is the message's MODSEQ for a FETCH (0: unknown), which a
+	// CONDSTORE-enabled session is told with its flags (RFC 7162 3.1.4).
+	ModSeq uint64
 }
 
 // Pending computes what the session must be told to move its view forward,
@@ -98,7 +101,7 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 		if !ok {
 			continue
 		}
-		updates = append(updates, Update{Kind: UpdateFlags, Seq: seq, UID: uid, Flags: v.withRecent(uid, m.flags[i])})
+		updates = append(updates, Update{Kind: UpdateFlags, Seq: seq, UID: uid, Flags: v.withRecent(uid, m.flags[i]), ModSeq: m.modSeqAt(i)})
 	}
 	flags := updates[start:]
 	slices.SortStableFunc(flags, func(a, b Update) int { return int(a.Seq) - int(b.Seq) })

@@ -19,6 +19,9 @@ type Tx struct {
 	n     int
 	wake  bool
 	heard time.Time
+	// flagsLogged: the messages whose flag change this transaction logged
+	// (SetModSeq logs none again for them).
+	flagsLogged map[imap.UID]bool
 }
 
 // HeardAt says the changes were first read off the upstream's wire at t, so
@@ -52,6 +55,9 @@ func (tx *Tx) Add(uid imap.UID, flags []imap.Flag) error {
 	tx.coverFlags(flags)
 	m.uids = append(m.uids, uid)
 	m.flags = append(m.flags, slices.Clone(flags))
+	if m.modseqs != nil {
+		m.modseqs = append(m.modseqs, 0)
+	}
 	// Consecutive adds in one transaction share one log entry.
 	if l := len(m.log); l > 0 && tx.n > 0 && m.log[l-1].kind == changeAdd {
 		m.log[l-1].uids = append(m.log[l-1].uids, uid)
@@ -75,6 +81,9 @@ func (tx *Tx) Expunge(uid imap.UID) bool {
 	}
 	m.uids = slices.Delete(m.uids, i, i+1)
 	m.flags = slices.Delete(m.flags, i, i+1)
+	if m.modseqs != nil {
+		m.modseqs = slices.Delete(m.modseqs, i, i+1)
+	}
 	tx.logChange(change{kind: changeExpunge, uids: []imap.UID{uid}})
 	return true
 }
@@ -90,6 +99,10 @@ func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
 	tx.coverFlags(flags)
 	m.flags[i] = slices.Clone(flags)
 	tx.logChange(change{kind: changeFlags, uids: []imap.UID{uid}})
+	if tx.flagsLogged == nil {
+		tx.flagsLogged = make(map[imap.UID]bool)
+	}
+	tx.flagsLogged[uid] = true
 	return true
 }
 

@@ -35,7 +35,7 @@ type offer struct {
 // postLoginOffers is everything idlemux may offer after login, in
 // Dovecot's order (so a client comparing the lists sees the same). What
 // is not here is not offered, because it does not work end to end
-// through idlemux: CONDSTORE, QRESYNC, SORT, THREAD, MULTIAPPEND,
+// through idlemux: QRESYNC, SORT, THREAD, MULTIAPPEND,
 // CATENATE, LIST-EXTENDED, NOTIFY and the rest imapserver cannot carry,
 // UTF8=ACCEPT (it would make imapserver send UTF-8 the upstream never
 // enabled), LITERAL- (never beside LITERAL+, RFC 7888 4).
@@ -49,6 +49,7 @@ var postLoginOffers = []offer{
 	{imap.CapChildren, true},
 	{imap.CapNamespace, true},
 	{imap.CapUIDPlus, true},
+	{imap.CapCondStore, true}, // the reader's (condstore.go), on the upstream's mod-sequences
 	{imap.CapESearch, true},
 	{imap.CapListStatus, true},
 	{imap.CapBinary, true}, // APPEND's literal8 goes upstream as literal8
@@ -63,6 +64,9 @@ var postLoginOffers = []offer{
 func serverCaps() imap.CapSet {
 	caps := imap.CapSet{}
 	for _, o := range postLoginOffers {
+		if o.cap == imap.CapCondStore {
+			continue // the reader takes its syntax off before imapserver
+		}
 		caps[o.cap] = struct{}{}
 	}
 	return caps

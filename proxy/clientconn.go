@@ -44,6 +44,7 @@ type clientConn struct {
 	partial   []byte  // the start of a line imapserver wrote in pieces
 	askedCaps bool    // the client sent CAPABILITY before login
 	ownStatus bool    // the running STATUS names the selected mailbox (resporder.go)
+	cs        condstoreState
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
@@ -171,7 +172,13 @@ func (cc *clientConn) readFramed(p []byte) (int, error) {
 		}
 		f, reply, err := cc.frame()
 		if err == nil && reply == nil {
-			reply, err = cc.local(f)
+			var announce string
+			if reply, announce = cc.takeCondstore(f); announce != "" {
+				err = cc.writeLocal(announce)
+			}
+			if reply == nil && err == nil {
+				reply, err = cc.local(f)
+			}
 		}
 		cc.in.release()
 		if err != nil {
@@ -223,6 +230,7 @@ func (cc *clientConn) appendBinary() bool {
 func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
+	cc.cs.statusDue, cc.cs.searchDue = false, false
 	cc.mu.Unlock()
 }
 
@@ -273,8 +281,12 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 		switch {
 		case cc.cur.name == "SEARCH" || cc.cur.sub == "SEARCH":
 			out = esearchOrder(out)
+			out = cc.searchModSeqItem(out)
+		case cc.cur.name == "SELECT" || cc.cur.name == "EXAMINE":
+			out = cc.highestModSeqLine(out)
 		case cc.cur.name == "STATUS":
 			out = statusOrder(out)
+			out = cc.statusModSeqItem(out)
 			if cc.ownStatus {
 				out = ownStatusCode(out, cc.cur.tag)
 			}
@@ -427,6 +439,9 @@ func (cc *clientConn) command() []byte {
 	defer cc.mu.Unlock()
 	if cc.cur == nil {
 		return nil
+	}
+	if cc.cur.relay != nil {
+		return cc.cur.relay
 	}
 	return cc.cur.head
 }

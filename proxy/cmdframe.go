@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/idlemux/idlemux/internal/imapframe"
 )
 
@@ -39,8 +41,20 @@ type framed struct {
 	headCuts, tailCuts []int // where a literal ends in head and tail
 	spool              *litSpool
 	binary             bool // the APPEND message came as a literal8 (RFC 3516 4.4)
-	spoolR             io.Reader
-	part, off          int
+	modseq             bool // the reader took a MODSEQ item off (condstore_status.go, condstore_fetch.go)
+	// relay, when set, is the command's text for the session rather
+	// than head, which imapserver reads (condstore_fetch.go);
+	// changedSince is the FETCH modifier taken off, if hasChangedSince.
+	relay           []byte
+	changedSince    uint64
+	hasChangedSince bool
+	// unchangedSince is STORE's modifier taken off, if hasUnchangedSince
+	// (condstore_unchanged.go).
+	unchangedSince    uint64
+	hasUnchangedSince bool
+	searchModSeq      *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
+	spoolR            io.Reader
+	part, off         int
 }
 
 // remaining reports whether imapserver has not read all of the command.

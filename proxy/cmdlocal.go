@@ -34,7 +34,7 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 	case "ID":
 		return idReply(f), nil
 	case "ENABLE":
-		return enableReply(f, cc.authenticated.Load()), nil
+		return enableReply(f, cc.authenticated.Load(), cc.enableCondstore), nil
 	case "STARTTLS":
 		if len(bytes.TrimSpace(f.args)) == 0 {
 			if cc.canStartTLS() {
@@ -72,20 +72,23 @@ func startTLSRefusal(cc *clientConn, tag string) *refusal {
 	return &refusal{line: tag + " BAD Error in IMAP command STARTTLS: Unknown command"}
 }
 
-// enableReply answers ENABLE (RFC 5161) in the reader: idlemux offers no
-// extension that can be enabled, so nothing is, as Dovecot answers for
-// extensions it lacks. imapserver would enable UTF8=ACCEPT and IMAP4rev2,
+// enableReply answers ENABLE (RFC 5161) in the reader: the one extension
+// idlemux lets a client enable is CONDSTORE, where the upstream has it
+// (enable, condstore.go); every other is not enabled, as Dovecot answers
+// for extensions it lacks. imapserver would enable UTF8=ACCEPT and IMAP4rev2,
 // which neither idlemux nor Dovecot 2.3 offers, and change how it writes
 // every later response. Before login Dovecot ignores ENABLE; so does
 // idlemux, in Dovecot's words. Arguments that are not all atoms go to
 // imapserver, which answers BAD. nil: not answered here.
-func enableReply(f *framed, authenticated bool) *refusal {
+func enableReply(f *framed, authenticated bool, enable func(atoms [][]byte) ([]string, string)) *refusal {
 	args := bytes.TrimSuffix(f.head[min(len(f.head), len(f.tag)+1+len(f.name)):], []byte("\r\n"))
+	var atoms [][]byte
 	if len(args) > 0 {
 		if args[0] != ' ' {
 			return nil
 		}
-		for _, a := range bytes.Split(args[1:], []byte(" ")) {
+		atoms = bytes.Split(args[1:], []byte(" "))
+		for _, a := range atoms {
 			if len(a) == 0 || bytes.ContainsFunc(a, func(r rune) bool { return r > 0x7f || !isAtomChar(byte(r)) }) {
 				return nil
 			}
@@ -93,6 +96,9 @@ func enableReply(f *framed, authenticated bool) *refusal {
 	}
 	if !authenticated {
 		return &refusal{line: "* ENABLED\r\n" + f.tag + " OK ENABLE ignored in non-authenticated state."}
+	}
+	if on, announce := enable(atoms); len(on) > 0 {
+		return &refusal{line: announce + "* ENABLED " + strings.Join(on, " ") + "\r\n" + f.tag + " OK Enabled."}
 	}
 	return &refusal{line: f.tag + " OK Enabled."}
 }

@@ -47,6 +47,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if err != nil {
 		return err
 	}
+	condstore, filtered := sess.fetchCondstore(req) // the model answers only FLAGS, UID and MODSEQ (condstore_fetchlocal.go)
 	if len(uids) == 0 {
 		if len(expunged) > 0 {
 			return errExpungedOK
@@ -65,8 +66,14 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if rl.setsSeen {
 		rl.shown = make(map[imap.UID][]byte)
 	}
-	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream {
+	rl.keepModSeq = condstore
+	seenBefore := sess.seenModSeqsBefore(uids, rl.setsSeen)
+	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream && !condstore {
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
+			return err
+		}
+	} else if condstore {
+		if done, err := sess.fetchModSeqLocal(rl, atts, expunged); done {
 			return err
 		}
 	}
@@ -75,6 +82,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	}
 	if rl.setsSeen && rl.wrote {
 		sess.seenBy(rl.shown)
+		if err := sess.tellSeenModSeqs(rl.shown, seenBefore); err != nil {
+			return err
+		}
 	}
 	if rl.status != nil {
 		if ie, _ := upstream.IsProtocol(rl.status); ie != nil && ie.Code == "EXPUNGEISSUED" {
@@ -82,7 +92,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		}
 		return rl.status
 	}
-	if sess.missing(numSet, uids, rl.answered) {
+	if !filtered && sess.missing(numSet, uids, rl.answered) {
 		// The upstream no longer has them: the watcher is brought up to
 		// date, so the next command reports the EXPUNGE, as Dovecot's would.
 		sess.syncMailboxes(sess.sel.name)
@@ -209,7 +219,11 @@ func (sess *session) fetchRequest(options *imap.FetchOptions, isUID bool) (*fetc
 		sess.log.Error("FETCH items not understood", zap.ByteString("command", clip(text)), zap.Error(err))
 		return nil, nil, false, sess.fail("FETCH", err)
 	}
-	return newFetchRequest(atts, list, isUID, sess.sel.readOnly), atts, list, nil
+	var modseq bool
+	if cc := sess.reader(); cc != nil {
+		_, _, modseq = cc.fetchCondstoreOf()
+	}
+	return newFetchRequestModSeq(atts, list, isUID, sess.sel.readOnly, modseq), atts, list, nil
 }
 
 // spoolSink puts the relay's output into the spool.

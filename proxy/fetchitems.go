@@ -236,6 +236,13 @@ func appendQuoted(out, s []byte) []byte {
 // 6.3.2): RFC822 and RFC822.TEXT, which have no .PEEK form, are asked as
 // BODY.PEEK[] and BODY.PEEK[TEXT] and renamed back in the answer.
 func newFetchRequest(atts []fetchAtt, list, uidCmd, readOnly bool) *fetchRequest {
+	return newFetchRequestModSeq(atts, list, uidCmd, readOnly, false)
+}
+
+// newFetchRequestModSeq is newFetchRequest that, with modseq, keeps
+// MODSEQ where the client asked it, for a client that asked it (RFC 7162
+// 3.1.4): the upstream answers items in the order asked.
+func newFetchRequestModSeq(atts []fetchAtt, list, uidCmd, readOnly, modseq bool) *fetchRequest {
 	r := &fetchRequest{wantUID: uidCmd}
 	var parts []string
 	seen := make(map[string]bool, len(atts))
@@ -245,7 +252,7 @@ func newFetchRequest(atts []fetchAtt, list, uidCmd, readOnly bool) *fetchRequest
 		case a.name == "UID" && !r.wantUID:
 			r.wantUID = true
 			r.uidAfter = countBuffered(seen)
-		case a.name == "MODSEQ":
+		case a.name == "MODSEQ" && !modseq:
 			continue
 		case readOnly && (a.name == "BODY" && a.section != nil || a.name == "BINARY"):
 			a.name += ".PEEK"

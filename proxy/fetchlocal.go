@@ -25,7 +25,8 @@ import (
 // The messages the cache lacks go upstream in one UID FETCH with the
 // client's items, relayed as ever (fetchrelay.go), recorded on the way
 // (fetchcapture.go); the others are written among them in sequence order.
-// Anything else (a body without PEEK sets \Seen, a partial, MODSEQ,
+// Anything else (a body without PEEK sets \Seen, a partial, MODSEQ
+// beside other items (FLAGS, UID and MODSEQ alone: condstore_fetchlocal.go),
 // RFC822, FLAGS of a polled mailbox not polled since the session's
 // previous command: modelCurrent) takes the relay unchanged.
 

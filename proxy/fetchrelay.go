@@ -54,6 +54,9 @@ type fetchRelay struct {
 	announce func(flags [][]byte) []byte
 	okFlags  map[string]bool // flags announce found known
 	setsSeen bool            // the FETCH sets \Seen (a body without PEEK)
+	// keepModSeq: the client asked MODSEQ or CHANGEDSINCE (RFC 7162
+	// 3.1.4), so MODSEQ items reach it; otherwise they are dropped.
+	keepModSeq bool
 	// shown, when not nil, collects the FLAGS list each response wrote
 	// (as the client got it), by UID: what the FETCH reported (seenBy).
 	shown    map[imap.UID][]byte

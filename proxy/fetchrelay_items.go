@@ -144,8 +144,15 @@ func (rl *fetchRelay) item() error {
 	case "MODSEQ":
 		// A pool connection has CONDSTORE enabled (the watcher's polls
 		// use it, RFC 7162 3.1), and the upstream may then add MODSEQ to
-		// a FETCH; no client of idlemux enabled it.
-		return rl.skipValue()
+		// a FETCH the client did not ask it for: dropped.
+		v, err := rl.modSeqValue()
+		if err != nil || !rl.keepModSeq {
+			return err
+		}
+		rl.startItem(up)
+		rl.emit(modseqPrefix)
+		rl.emit(v)
+		return rl.maybeFlush()
 	case "FLAGS":
 		flags, err := rl.flagList()
 		if err != nil {
@@ -692,21 +699,27 @@ func (rl *fetchRelay) announceFlags(flags []byte) {
 	}
 }
 
-// skipValue reads a MODSEQ value, "(" number ")", and drops it.
-func (rl *fetchRelay) skipValue() error {
+var modseqPrefix = []byte("MODSEQ ")
+
+// modSeqValue reads a MODSEQ value, "(" number ")" (RFC 7162 7
+// fetch-mod-resp), and returns it as read.
+func (rl *fetchRelay) modSeqValue() ([]byte, error) {
 	if err := rl.expect('('); err != nil {
-		return err
+		return nil, err
 	}
+	v := make([]byte, 1, 22)
+	v[0] = '('
 	for n := 0; ; n++ {
 		c, err := rl.br.ReadByte()
 		if err != nil {
-			return relayEOF(err)
+			return nil, relayEOF(err)
 		}
-		if c == ')' {
-			return nil
+		v = append(v, c)
+		if c == ')' && n > 0 {
+			return v, nil
 		}
 		if c < '0' || c > '9' || n >= 20 {
-			return relayErr("got %q in MODSEQ", c)
+			return nil, relayErr("got %q in MODSEQ", c)
 		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/idlemux/idlemux/config"
 )
 
 // keywordWire makes lines comparable between Dovecot and idlemux: a tagged
@@ -58,13 +56,7 @@ func (rc *rawConn) untilPrefix(prefix string) []string {
 // Dovecot and through idlemux (plain TCP, where IDLE takes the fast path,
 // and TLS, where it does not), and the wires are compared.
 func TestDovecotNewKeywordFlags(t *testing.T) {
-	dv := startDovecot(t)
-	cert, key := writeCert(t, t.TempDir(), "idlemux-test")
-	cfg := testConfig(dv.Addr)
-	cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
-	cfg.Listeners = append(cfg.Listeners, config.Listener{Address: "127.0.0.1:0", TLS: config.TLSImplicit, InsecureAuth: true})
-	p := startProxy(t, cfg)
-	direct := dv.Dial(t, testUser, testPass)
+	dv, p, direct := dovecotBehindPlainAndTLS(t)
 
 	login := func(rc *rawConn, box, how string) *rawConn {
 		rc.cmd("l", "LOGIN "+testUser+" "+testPass)
@@ -163,12 +155,7 @@ func TestDovecotNewKeywordFlags(t *testing.T) {
 			var want []string
 			for _, v := range vias {
 				boxes++
-				box := fmt.Sprintf("Kw%d", boxes)
-				if err := direct.Create(box, nil).Wait(); err != nil {
-					t.Fatal(err)
-				}
-				appendMsg(t, direct, box, testMessage("first"))
-				appendMsg(t, direct, box, testMessage("second"))
+				box := twoMessageBox(t, direct, fmt.Sprintf("Kw%d", boxes))
 				got := keywordWire(sc.run(t, v, box))
 				if v.up == dv.Addr && v.name == "directly" {
 					want = got

@@ -132,8 +132,14 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 // upstream, sharing one command among identical requests (statuslocal.go).
 // It fills every item asked for: imapserver dereferences them all.
 func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	if cc := sess.reader(); cc != nil && sess.sel != nil && sess.sel.name == canonical(mailbox) {
+	cc := sess.reader()
+	if cc != nil && sess.sel != nil && sess.sel.name == canonical(mailbox) {
 		cc.statusOfSelected()
+	}
+	if cc != nil && cc.statusWantsModSeq() {
+		o := *options
+		o.HighestModSeq = true // upstream only (statusLocal answers none)
+		options = &o
 	}
 	if data, ok := sess.statusLocal(mailbox, options); ok {
 		sess.s.metrics.answeredLocally("STATUS")
@@ -150,6 +156,9 @@ func (sess *session) Status(mailbox string, options *imap.StatusOptions) (*imap.
 		data.NumRecent = &n
 	}
 	data.Mailbox = mailbox
+	if options.HighestModSeq && cc != nil {
+		cc.setStatusModSeq(data.HighestModSeq)
+	}
 	return data, nil
 }
 

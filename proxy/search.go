@@ -27,11 +27,21 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	if sess.sel == nil {
 		return nil, errNotSelected
 	}
+	cc := sess.reader()
+	var modseq *imap.SearchCriteriaModSeq
+	if cc != nil {
+		modseq = cc.searchModSeqOf()
+	}
+	if modseq != nil { // ANDed at the top (condstore_search.go)
+		c := *criteria
+		c.ModSeq = modseq
+		criteria = &c
+	}
 	crit, size, err := sess.translateCriteria(criteria)
 	if err != nil {
 		return nil, err
 	}
-	if found, ok := sess.searchLocal(criteria, crit, options); ok {
+	if found, ok := sess.searchLocal(criteria, crit, options); ok && modseq == nil {
 		sess.s.metrics.answeredLocally("SEARCH")
 		return searchData(kind, found), nil
 	}
@@ -39,18 +49,23 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		return nil, errSearchTooLarge
 	}
 	var found []imap.UID
+	var top uint64
 	err = sess.withConn("SEARCH", sess.sel.name, func(c *upstream.Conn) error {
 		data, err := c.UIDSearch(crit, nil).Wait()
 		if err != nil {
 			return err
 		}
-		found = data.AllUIDs()
+		found, top = data.AllUIDs(), data.ModSeq
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return searchData(kind, sess.sel.v.Lookup(found)), nil
+	members := sess.sel.v.Lookup(found)
+	if modseq != nil && cc != nil && len(members) > 0 {
+		cc.setSearchModSeq(top)
+	}
+	return searchData(kind, members), nil
 }
 
 // searchData is the answer for the session's matching messages

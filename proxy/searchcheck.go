@@ -150,6 +150,13 @@ func (s *searchScanner) literal() error {
 // strings and malformed literals, which it must understand to count, are
 // BAD here.
 func checkSearch(args []byte) error {
+	return walkSearch(args, nil)
+}
+
+// walkSearch is checkSearch that also shows visit, if set, each key's
+// atom, whether it is a key of the top level (ANDed with the others:
+// no operand of OR or NOT, outside parentheses), and where it starts.
+func walkSearch(args []byte, visit func(atom []byte, top bool, at int)) error {
 	s := &searchScanner{b: args}
 	tok, atom, err := s.preamble()
 	if err != nil {
@@ -216,6 +223,9 @@ func checkSearch(args []byte) error {
 		case tokString:
 			done()
 		case tokAtom:
+			if visit != nil {
+				visit(atom, len(stack) == 0, s.pos-len(atom))
+			}
 			argsDue, modseq, err = keyArity(atom, push)
 			if argsDue == 0 && err == nil && !isOperator(atom) {
 				done()

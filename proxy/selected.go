@@ -47,7 +47,11 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 		w.Unwatch()
 		return nil, sess.fail("SELECT", &upstream.UnavailableError{Err: err})
 	}
-	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark}
+	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark,
+		condstore: sess.condstoreFlag()}
+	if cc := sess.reader(); cc != nil {
+		cc.setSelected(w) // after the sync above
+	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
 	return &imap.SelectData{
@@ -72,6 +76,9 @@ func (sess *session) Unselect() error {
 func (sess *session) unselect() {
 	if sess.sel == nil {
 		return
+	}
+	if cc := sess.reader(); cc != nil {
+		cc.setSelected(nil)
 	}
 	sess.sel.v.Close()
 	sess.sel.w.Unwatch()

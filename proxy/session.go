@@ -90,6 +90,9 @@ type selection struct {
 	// when it is not quirks.ByeMailboxGone.
 	holdGone bool
 	goneText string
+	// condstore is the reader's CONDSTORE flag (nil: none): an enabled
+	// session's unsolicited FETCH carries MODSEQ (condstore_updates.go).
+	condstore *atomic.Bool
 }
 
 func (l *listener) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -224,7 +227,11 @@ func (sess *session) login(username, password string) error {
 		return err
 	}
 	if cc := sess.reader(); cc != nil {
-		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
+		caps := upstreamCaps(&up.cfg, acct)
+		cc.caps.Store(postLoginCaps(caps))
+		cc.mu.Lock()
+		cc.cs.offered = condstoreOffered(caps)
+		cc.mu.Unlock()
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct

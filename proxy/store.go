@@ -35,8 +35,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		// STORE: with .SILENT, Poll may skip a message only if nobody
 		// else changed it meanwhile (known returns nil otherwise).
 		known := sess.knownFlags(uids, flags)
+		modseqs := sess.modseqsBefore(uids)
+		since, conditional := sess.unchangedSince()
+		var modified imap.UIDSet // not stored: UNCHANGEDSINCE failed
 		var rep storeReport
-		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) error {
+		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) (err error) {
+			if conditional {
+				modified, err = storeConditional(c, uids, since, flags)
+				return err
+			}
 			return sess.runStore(c, uids, flags, &rep)
 		})
 		if err != nil {
@@ -52,24 +59,14 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 			sess.reported = make(map[imap.UID][]imap.Flag)
 		}
 		_, isUID := numSet.(imap.UIDSet)
+		if modseqs != nil {
+			return sess.storeAnswerModSeq(uids, isUID, known, modseqs, modified)
+		}
 		for _, m := range sess.sel.v.Members(uids) {
 			cur, ok := sess.sel.v.Flags(m.UID)
-			if !ok {
-				continue // expunged meanwhile: the EXPUNGE comes later
+			if !ok || !sess.storeShows(m.UID, cur, known) {
+				continue // expunged meanwhile (the EXPUNGE comes later), or silent
 			}
-			if known != nil {
-				// .SILENT (RFC 3501 6.4.6): see silentStore.
-				write, told := known.silent(m.UID, cur)
-				if told {
-					sess.reported[m.UID] = cur
-				}
-				if !write {
-					continue
-				}
-			}
-			// Poll skips this message only if it would report these very
-			// flags again; any other change still reaches the client.
-			sess.reported[m.UID] = cur
 			resp := w.CreateMessage(m.Seq)
 			if isUID {
 				resp.WriteUID(m.UID)
@@ -81,4 +78,23 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 	}
 	return nil
+}
+
+// storeShows says whether a STORE's answer shows the flags of uid, now
+// cur, and records what the session was told of them: with .SILENT
+// (known), see silentStore; otherwise always. Poll skips a message only if
+// it would report these very flags again; any other change still reaches
+// the client.
+func (sess *session) storeShows(uid imap.UID, cur []imap.Flag, known *silentStore) bool {
+	if known != nil {
+		write, told := known.silent(uid, cur)
+		if told {
+			sess.reported[uid] = cur
+		}
+		if !write {
+			return false
+		}
+	}
+	sess.reported[uid] = cur
+	return true
 }

@@ -67,7 +67,7 @@ func appendUpdates(b []byte, ups []fanout.Update, ps permSource, skip map[imap.U
 			if prev, done := skip[u.UID]; done && fanout.FlagsEqual(prev, u.Flags) {
 				continue
 			}
-			b = appendFetchFlags(b, u.Seq, u.UID, u.Flags)
+			b = appendFlagsUpdate(b, u, ps)
 		case fanout.UpdateMailboxFlags:
 			b = appendMailboxFlags(b, u.Flags, ps.permanent(u.Flags))
 		}

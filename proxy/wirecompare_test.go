@@ -71,7 +71,7 @@ var (
 	reUntagged = regexp.MustCompile(`^(\S+: \* (?:OK|NO|BAD|PREAUTH)) (\[[^\]]*\]).*$`)
 	reUIDVal   = regexp.MustCompile(`(UIDVALIDITY|APPENDUID|COPYUID) (\d+)`)
 	reRecent   = regexp.MustCompile(`^\S+: \* \d+ RECENT$`)
-	reUpdate   = regexp.MustCompile(`^(\S+: \* \d+ FETCH \()UID \d+ (FLAGS \([^)]*\)\))$`)
+	reUpdate   = regexp.MustCompile(`^(\S+: \* \d+ FETCH \()UID \d+ ((?:MODSEQ \(\d+\) )?FLAGS \([^)]*\)\))$`)
 	reStatus   = regexp.MustCompile(`^(\S+: \* STATUS )"([^"\\ ]+)"`)
 )
 

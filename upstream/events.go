@@ -161,9 +161,14 @@ func (q *eventQueue) pending() bool {
 type listing struct {
 	uids  []imap.UID // by sequence number; 0 while not yet fetched
 	flags [][]imap.Flag
-	// modseqs holds each message's MODSEQ, aligned with uids, when the
-	// listing was read with them (CONDSTORE, flagpost.go); nil otherwise.
+	// modseqs is each message's MODSEQ (RFC 7162 3.1.4) when the listing
+	// asked for it, aligned with uids; nil otherwise, 0 where unknown
+	// (below bound, when bound is set: see top in flagpost.go).
 	modseqs []uint64
+	// bound, when set, is a MODSEQ every message of modseqs 0 is known to
+	// be at or below (a listing rebuilt from CHANGEDSINCE: the unchanged
+	// ones were not in its answer).
+	bound uint64
 	// firstRecent is the lowest UID the upstream flagged \Recent, 0 when
 	// none: where recency starts for a new model (fanout/recent.go).
 	firstRecent imap.UID

@@ -88,6 +88,7 @@ func (w *Watcher) applyPost(p *flagPost) bool {
 		box.Update(func(tx *fanout.Tx) {
 			for _, st := range fresh {
 				tx.SetFlags(st.UID, st.Flags)
+				tx.SetModSeq(st.UID, st.ModSeq) // after SetFlags: one change logged
 			}
 		})
 		if w.posted == nil {
@@ -141,9 +142,9 @@ func (l *listing) top() (uint64, bool) {
 	if l.modseqs == nil {
 		return 0, len(l.uids) == 0
 	}
-	var top uint64
+	top := l.bound
 	for _, m := range l.modseqs {
-		if m == 0 {
+		if m == 0 && l.bound == 0 {
 			return 0, false
 		}
 		top = max(top, m)

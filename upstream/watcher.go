@@ -76,6 +76,8 @@ type Watcher struct {
 	// of the latest one completed (FreshSince).
 	roundsBegun atomic.Uint64
 	roundDone   atomic.Uint64
+	// highest publishes modseq for sessions (HighestModSeq).
+	highest atomic.Uint64
 
 	// Owned by the run goroutine.
 	refs      int
@@ -266,6 +268,18 @@ func (w *Watcher) requeueSyncs(syncs []chan struct{}) {
 // Mailbox returns the current model (never nil after Watch succeeded). It
 // changes only when UIDVALIDITY changed; the old one is closed then.
 func (w *Watcher) Mailbox() *fanout.Mailbox { return w.box.Load() }
+
+// HighestModSeq is the upstream HIGHESTMODSEQ the model is known to
+// include (RFC 7162 3.1.2.1), 0 where the upstream keeps none. It may lag
+// the upstream's (changes heard while idling do not raise it): a client
+// given it asks for more with CHANGEDSINCE, never for less.
+func (w *Watcher) HighestModSeq() uint64 { return w.highest.Load() }
+
+// setModSeq sets modseq and publishes it. Run goroutine only.
+func (w *Watcher) setModSeq(v uint64) {
+	w.modseq = v
+	w.highest.Store(v)
+}
 
 // Sync makes the watcher ask the upstream for news now (NOOP) and returns
 // once the model includes everything the upstream had reported by then. A

@@ -81,7 +81,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	}
 	top, exact := lst.top()
 	st.modseq = max(st.modseq, top)
-	w.modseq = st.modseq
+	w.setModSeq(st.modseq)
 	w.readInexact() // the listing holds every report before it
 	w.exact = exact && st.condstore
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
@@ -90,6 +90,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 			tx.SetMailboxFlags(sel.Flags, sel.PermanentFlags) // first: see process
 			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
 				tx.SetUIDNext(sel.UIDNext)
+				setModSeqs(tx, lst)
 			}
 		})
 		if rerr == nil {
@@ -111,6 +112,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		PermanentFlags: sel.PermanentFlags,
 		UIDs:           lst.uids,
 		MsgFlags:       lst.flags,
+		ModSeqs:        lst.modseqs,
 		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
 	}, w.acct.m.opts.MaxLag))
 	return st, sel.UIDValidity, nil
@@ -130,8 +132,9 @@ func (w *Watcher) current(box *fanout.Mailbox, sel *imap.SelectData) bool {
 // a slow link could not finish in time.
 var listingChunk uint32 = 5000
 
-// fetchListing reads UID and FLAGS of sequence numbers from..to. A FETCH
-// response without a UID (an unsolicited flag update routed to this
+// fetchListing reads UID and FLAGS of sequence numbers from..to, and
+// MODSEQ when w.withModSeq (the mailbox has mod-sequences, RFC 7162 3.1.4). A
+// FETCH response without a UID (an unsolicited flag update routed to this
 // command) is skipped and marks the flags dirty.
 func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 	var lst listing
@@ -207,10 +210,15 @@ func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (lis
 		byUID[u] = changed.flags[i]
 	}
 	// Every message's MODSEQ is at most the CHANGEDSINCE read's highest
-	// (w.modseq now) or it would have been in it: the listing is exact.
-	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids)), modseqs: make([]uint64, len(uids))}
+	// (w.modseq now) or it would have been in it: the listing is exact,
+	// with 0 for the unchanged (the model keeps its own).
+	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids)), modseqs: make([]uint64, len(uids)), bound: w.modseq}
+	modseqOf := make(map[imap.UID]uint64, len(changed.uids))
+	for i, u := range changed.uids {
+		modseqOf[u] = changed.modseqs[i]
+	}
 	for i, u := range uids {
-		lst.modseqs[i] = w.modseq
+		lst.modseqs[i] = modseqOf[u]
 		if f, ok := byUID[u]; ok {
 			lst.flags[i] = f
 		} else if f, ok := box.Flags(u); ok {
@@ -323,6 +331,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 				uerr = err
 			}
 		}
+		setModSeqs(tx, added)
 		if full.uids != nil || (refreshFlags && !st.condstore && len(st.mirror) == 0) {
 			if err := tx.Resync(full.uids, full.flags); err != nil {
 				uerr = err
@@ -331,6 +340,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		for i, uid := range changed.uids {
 			tx.SetFlags(uid, changed.flags[i])
 		}
+		setModSeqs(tx, changed)
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
@@ -377,16 +387,27 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 			}
 			lst.uids = append(lst.uids, buf.UID)
 			lst.flags = append(lst.flags, StripRecent(buf.Flags))
+			lst.modseqs = append(lst.modseqs, buf.ModSeq)
 			top = max(top, buf.ModSeq)
 		}
 		return cmd.Close()
 	})
 	if err == nil {
 		st.modseq = top
-		w.modseq = max(w.modseq, top)
+		w.setModSeq(max(w.modseq, top))
 		w.readExact()
 	}
 	return lst, err
+}
+
+// setModSeqs records in the model the MODSEQ of each message of lst that
+// has one (RFC 7162 3.1.4), after the flags it came with.
+func setModSeqs(tx *fanout.Tx, lst listing) {
+	for i, ms := range lst.modseqs {
+		if i < len(lst.uids) {
+			tx.SetModSeq(lst.uids[i], ms)
+		}
+	}
 }
 
 // StripRecent drops \Recent: it belongs to one upstream session (RFC 3501
