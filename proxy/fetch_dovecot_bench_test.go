@@ -263,10 +263,13 @@ func reportFetch(b *testing.B, n int, cpu time.Duration) {
 }
 
 // BenchmarkFetch1000 fetches a 1,000-message INBOX (about 42 MiB) from a
-// real Dovecot, directly, through idlemux without its cache, and through
+// real Dovecot, directly, through idlemux without its cache, through
 // idlemux with its cache (idlemux-cached: filled by the warm-up round, the
-// mailbox's watcher idling, so FLAGS come from the model), over one
-// logged-in client with INBOX selected. Each iteration is one UID FETCH 1:*:
+// mailbox's watcher idling, so FLAGS come from the model), and through
+// idlemux with its cache emptied before each FETCH (idlemux-fill: every
+// message goes upstream and its answer fills the cache, fetchcapture.go),
+// over one logged-in client with INBOX selected. Each iteration is one
+// UID FETCH 1:*:
 //
 //   - bodies: (UID BODY.PEEK[]), every body read to the end; MB/s counts
 //     message bytes.
@@ -292,14 +295,17 @@ func BenchmarkFetch1000(b *testing.B) {
 	pc := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 	cached := selectedClient(b, pc.Addrs()[0], n)
 	idleUntilWatcherIdles(b, cached, pc, "INBOX")
+	pf := startProxyLogging(b, testConfig(dv.Addr), zap.NewNop())
 	clients := []struct {
-		name string
-		c    *imapclient.Client
-		p    *Server // the cached proxy: each FETCH must be answered locally
+		name  string
+		c     *imapclient.Client
+		p     *Server // the cached proxy: each FETCH must be answered locally
+		purge *Server // the filling proxy: its cache is emptied before each FETCH
 	}{
-		{"direct", selectedClient(b, dv.Addr, n), nil},
-		{"idlemux", selectedClient(b, p.Addrs()[0], n), nil},
-		{"idlemux-cached", cached, pc},
+		{"direct", selectedClient(b, dv.Addr, n), nil, nil},
+		{"idlemux", selectedClient(b, p.Addrs()[0], n), nil, nil},
+		{"idlemux-cached", cached, pc, nil},
+		{"idlemux-fill", selectedClient(b, pf.Addrs()[0], n), nil, pf},
 	}
 	// One untimed round of each shape on each client: fills Dovecot's cache
 	// file and the page cache, and opens idlemux's pool connection.
@@ -317,6 +323,7 @@ func BenchmarkFetch1000(b *testing.B) {
 				b.SetBytes(mb.total)
 				cpu, local := processCPU(), localFetches(cl.p)
 				for b.Loop() {
+					purgeCache(cl.purge)
 					if err := fetchBodies(cl.c, mb, false); err != nil {
 						b.Fatal(err)
 					}
@@ -333,6 +340,7 @@ func BenchmarkFetch1000(b *testing.B) {
 			b.Run(cl.name, func(b *testing.B) {
 				cpu, local := processCPU(), localFetches(cl.p)
 				for b.Loop() {
+					purgeCache(cl.purge)
 					if err := fetchListing(cl.c, mb); err != nil {
 						b.Fatal(err)
 					}
@@ -344,6 +352,15 @@ func BenchmarkFetch1000(b *testing.B) {
 			})
 		}
 	})
+}
+
+// purgeCache empties p's FETCH cache (its values; the layouts stay
+// learnt); nothing for nil.
+func purgeCache(p *Server) {
+	if p != nil {
+		p.cache.c.InvalidateAll()
+		p.cache.c.CleanUp()
+	}
 }
 
 // localFetches is p's count of FETCHes answered without the upstream; 0
@@ -363,7 +380,7 @@ func idleUntilWatcherIdles(tb testing.TB, c *imapclient.Client, p *Server, box s
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := p.routes[0].mgr.Login(context.Background(), testUser, testPass)
+	a, err := p.routes()[0].mgr.Login(context.Background(), testUser, testPass)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func idleOnce(t *testing.T, rc *rawConn, p *Server, box string) {
 	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: got %q, want a continuation", l)
 	}
-	a, err := p.routes[0].mgr.Login(context.Background(), testUser, testPass)
+	a, err := p.routes()[0].mgr.Login(context.Background(), testUser, testPass)
 	if err != nil {
 		t.Fatal(err)
 	}

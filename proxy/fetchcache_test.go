@@ -78,9 +78,10 @@ func TestFetchCacheJoin(t *testing.T) {
 	}
 }
 
-// TestFetchLayout: an answer's names are learnt per item list; the same
-// items in another order get Dovecot's order derived (buffered items
-// first); what cannot be derived is not.
+// TestFetchLayout: an answer's names are learnt per upstream and item
+// list; the same items in another order get Dovecot's order derived
+// (buffered items first) from the same upstream's names; what cannot be
+// derived is not, nor what another upstream taught.
 func TestFetchLayout(t *testing.T) {
 	atts := func(items string) []fetchAtt {
 		a, _, err := parseFetchItems([]byte(items))
@@ -90,27 +91,43 @@ func TestFetchLayout(t *testing.T) {
 		return a
 	}
 	fc := newFetchCache(1<<20, 1<<10)
-	fc.learn("(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)", atts("(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)"),
-		[]string{"FLAGS", "RFC822.SIZE", "ENVELOPE", "BODY[HEADER]"})
-	fc.learn("ALL", atts("ALL"), []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"})
+	fc.learn("dv", "(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)", atts("(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)"),
+		[]string{"FLAGS", "RFC822.SIZE", "ENVELOPE", "BODY[HEADER]"}, true)
+	fc.learn("dv", "ALL", atts("ALL"), []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"}, true)
 	// Not Dovecot's order: learnt for its own list, teaches no names.
-	fc.learn("(BODYSTRUCTURE INTERNALDATE)", atts("(BODYSTRUCTURE INTERNALDATE)"), []string{"BODYSTRUCTURE", "INTERNALDATE"})
+	fc.learn("dv", "(BODYSTRUCTURE INTERNALDATE)", atts("(BODYSTRUCTURE INTERNALDATE)"), []string{"BODYSTRUCTURE", "INTERNALDATE"}, true)
+	// Another server (imapmemserver) answers in its fixed order: learnt
+	// for it alone, and teaching no names, since it is not Dovecot's.
+	fc.learn("mem", "(RFC822.SIZE INTERNALDATE)", atts("(RFC822.SIZE INTERNALDATE)"), []string{"INTERNALDATE", "RFC822.SIZE"}, true)
+	fc.learn("mem", "(ENVELOPE UID)", atts("(ENVELOPE UID)"), []string{"ENVELOPE"}, true)
+	// One command whose responses disagreed teaches nothing, and unlearns
+	// the names its first response taught.
+	fc.learn("dv", "(BODY.PEEK[TEXT] BODYSTRUCTURE)", atts("(BODY.PEEK[TEXT] BODYSTRUCTURE)"), []string{"BODY[TEXT]", "BODYSTRUCTURE"}, true)
+	fc.learn("dv", "(BODY.PEEK[TEXT] BODYSTRUCTURE)", atts("(BODY.PEEK[TEXT] BODYSTRUCTURE)"), []string{"BODYSTRUCTURE", "BODY[TEXT]"}, false)
 	for _, tc := range []struct {
+		up    string
 		items string
 		want  []string
 	}{
-		{"(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)", []string{"FLAGS", "RFC822.SIZE", "ENVELOPE", "BODY[HEADER]"}},
-		{"(BODY.PEEK[HEADER] RFC822.SIZE ENVELOPE UID FLAGS)", []string{"RFC822.SIZE", "FLAGS", "BODY[HEADER]", "ENVELOPE"}},
-		{"ENVELOPE", []string{"ENVELOPE"}},
-		{"ALL", []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"}},
-		{"(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)", nil}, // a macro's answer teaches no names
-		{"(BODYSTRUCTURE INTERNALDATE)", []string{"BODYSTRUCTURE", "INTERNALDATE"}},
-		{"(INTERNALDATE BODYSTRUCTURE)", nil},
-		{"(ENVELOPE BODY)", nil},
-		{"(UID)", nil},
+		{"mem", "(RFC822.SIZE INTERNALDATE)", []string{"INTERNALDATE", "RFC822.SIZE"}},
+		{"dv", "(RFC822.SIZE INTERNALDATE)", nil},
+		{"mem", "(INTERNALDATE RFC822.SIZE)", nil},
+		{"mem", "ENVELOPE", []string{"ENVELOPE"}},
+		{"mem", "(ENVELOPE FLAGS)", nil},
+		{"dv", "(BODY.PEEK[TEXT] BODYSTRUCTURE)", nil},
+		{"dv", "(BODY.PEEK[TEXT])", nil},
+		{"dv", "(UID ENVELOPE FLAGS BODY.PEEK[HEADER] RFC822.SIZE)", []string{"FLAGS", "RFC822.SIZE", "ENVELOPE", "BODY[HEADER]"}},
+		{"dv", "(BODY.PEEK[HEADER] RFC822.SIZE ENVELOPE UID FLAGS)", []string{"RFC822.SIZE", "FLAGS", "BODY[HEADER]", "ENVELOPE"}},
+		{"dv", "ENVELOPE", []string{"ENVELOPE"}},
+		{"dv", "ALL", []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"}},
+		{"dv", "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)", nil}, // a macro's answer teaches no names
+		{"dv", "(BODYSTRUCTURE INTERNALDATE)", []string{"BODYSTRUCTURE", "INTERNALDATE"}},
+		{"dv", "(INTERNALDATE BODYSTRUCTURE)", nil},
+		{"dv", "(ENVELOPE BODY)", nil},
+		{"dv", "(UID)", nil},
 	} {
-		if got := fc.layout(tc.items, atts(tc.items)); strings.Join(got, " ") != strings.Join(tc.want, " ") || (got == nil) != (tc.want == nil) {
-			t.Errorf("%s: got layout %q, want %q", tc.items, got, tc.want)
+		if got := fc.layout(tc.up, tc.items, atts(tc.items)); strings.Join(got, " ") != strings.Join(tc.want, " ") || (got == nil) != (tc.want == nil) {
+			t.Errorf("%s %s: got layout %q, want %q", tc.up, tc.items, got, tc.want)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package proxy
 
-import "io"
+import (
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+)
 
 // fetchCapture records, while the relay relays an upstream answer, each
 // item of a client's response as the client got it (name, value bytes),
@@ -51,12 +55,16 @@ func (fc *fetchCapture) add(b []byte) {
 	fc.cur = append(fc.cur, b...)
 }
 
-// end closes the current value: a copy of exactly its bytes is kept
-// (cached values are shared and never modified).
+// end closes the current value: a copy of its bytes is kept (cached
+// values are shared and never modified), allocated by append so that its
+// capacity is what the allocator gave it (Go's size class), which the
+// cache weighs (cacheWeight).
 func (fc *fetchCapture) end() {
 	var v []byte
-	if !fc.over {
-		v = append(make([]byte, 0, len(fc.cur)), fc.cur...)
+	if !fc.over && len(fc.cur) > 0 {
+		v = append([]byte(nil), fc.cur...)
+	} else if !fc.over {
+		v = []byte{}
 	}
 	fc.vals = append(fc.vals, v)
 	fc.on = false
@@ -94,4 +102,33 @@ func (c captureReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.fc.add(p[:n])
 	return n, err
+}
+
+// filler is a capture that records a relayed answer of upstream up to
+// items (atts) into the cache: each response's item values under its UID
+// (key names the account, mailbox and UIDVALIDITY), and its item names
+// as the layout of items for up. The layout is learnt at the first
+// response and again only when a later one disagrees (which unlearns
+// it), so a command's thousand responses take the cache's lock once;
+// values go to otter, which has no global lock.
+func (fc *fetchCache) filler(up string, key cacheKey, items string, atts []fetchAtt) *fetchCapture {
+	var learnt []string // the names the first response taught
+	first, agreed := true, true
+	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
+		switch {
+		case first:
+			first, learnt = false, names
+			fc.learn(up, items, atts, names, true)
+		case agreed && !equalStrings(learnt, names):
+			agreed = false
+			fc.learn(up, items, atts, names, false)
+		}
+		for i, name := range names {
+			if vals[i] != nil {
+				k := key
+				k.uid, k.item = imap.UID(uid), name
+				fc.put(k, vals[i])
+			}
+		}
+	}}
 }

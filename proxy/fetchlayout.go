@@ -1,7 +1,12 @@
 package proxy
 
+import "strings"
+
 // Layouts: the item names of an upstream answer, in its order. Learnt
-// per item list as the client wrote it (fetchCache.learn); from them the
+// per upstream and item list as the client wrote it (fetchCache.learn):
+// two servers may order the same items differently (RFC 3501 7.4.2 says
+// nothing of the order), so nothing learnt of one is used for another.
+// From them the
 // cache also learns which name answers which item ("BODY.PEEK[HEADER]"
 // is answered as "BODY[HEADER]"), so that the same items in another
 // order, as go-imap's client writes them (its own map order), are
@@ -12,14 +17,15 @@ package proxy
 // teaches no names.
 
 // learnNames records which name answers each of atts, when names (an
-// answer's, UID left out) follow Dovecot's order for them. fc.mu is held.
-func (fc *fetchCache) learnNamesLocked(atts []fetchAtt, names []string) {
+// answer's, UID left out) follow Dovecot's order for them: each name is
+// the one its item is answered with (answers). fc.mu is held.
+func (fc *fetchCache) learnNamesLocked(up string, atts []fetchAtt, names []string) {
 	order := dovecotOrder(atts)
 	if order == nil || len(order) != len(names) {
 		return
 	}
 	for i, a := range order {
-		if bufferedItems[names[i]] != isBuffered(a) || (a.name == "FLAGS") != (names[i] == "FLAGS") {
+		if !answers(a, names[i]) {
 			return
 		}
 	}
@@ -27,21 +33,21 @@ func (fc *fetchCache) learnNamesLocked(atts []fetchAtt, names []string) {
 		clear(fc.attNames)
 	}
 	for i, a := range order {
-		fc.attNames[a.text()] = names[i]
+		fc.attNames[layoutKey{up, a.text()}] = names[i]
 	}
 }
 
 // deriveLocked returns the layout of atts from the names learnt for each,
 // in Dovecot's order; nil when one is not known, or two share a name.
 // fc.mu is held.
-func (fc *fetchCache) deriveLocked(atts []fetchAtt) []string {
+func (fc *fetchCache) deriveLocked(up string, atts []fetchAtt) []string {
 	order := dovecotOrder(atts)
 	if order == nil {
 		return nil
 	}
 	names := make([]string, len(order))
 	for i, a := range order {
-		n, ok := fc.attNames[a.text()]
+		n, ok := fc.attNames[layoutKey{up, a.text()}]
 		if !ok || hasString(names[:i], n) {
 			return nil
 		}
@@ -73,3 +79,14 @@ func dovecotOrder(atts []fetchAtt) []fetchAtt {
 }
 
 func isBuffered(a fetchAtt) bool { return a.section == nil && bufferedItems[a.name] }
+
+// answers says whether name can be the answer's name for a (RFC 3501
+// 7.4.2): a section-less item answers with its own name, a section with
+// its name less .PEEK and a section. Its section's spelling is the
+// upstream's, which is why names are learnt at all.
+func answers(a fetchAtt, name string) bool {
+	if a.section == nil {
+		return name == a.name
+	}
+	return strings.HasPrefix(name, strings.TrimSuffix(a.name, ".PEEK")+"[")
+}

@@ -236,7 +236,7 @@ func (sess *session) reportedFlags(hits *localHits) {
 // it lacks (all of them while the request's layout is not known).
 func (sess *session) lookup(fc *fetchCache, req *fetchRequest, atts []fetchAtt, members []fanout.Member, needFlags bool, gone []imap.UID) (*localHits, []imap.UID) {
 	sel := sess.sel
-	hits := &localHits{layout: fc.layout(req.items, atts)}
+	hits := &localHits{layout: fc.layout(sess.up.cfg.Name, req.items, atts)}
 	var missing []imap.UID
 	usable := hits.layout != nil && hasString(hits.layout, "FLAGS") == needFlags
 	key := cacheKey{acct: sess.acctKey(), mailbox: sel.name, uidValidity: sel.uidValidity}
@@ -277,20 +277,10 @@ func hasString(list []string, s string) bool {
 	return false
 }
 
-// fillCapture records the relayed answer into the cache: each response's
-// item values under its UID, and its item names as the layout of items.
+// fillCapture records the relayed answer into the cache (fetchCache.filler).
 func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
 	key := cacheKey{acct: sess.acctKey(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
-	return &fetchCapture{max: fc.maxItem, keep: func(uid uint32, names []string, vals [][]byte) {
-		fc.learn(req.items, atts, names)
-		for i, name := range names {
-			if vals[i] != nil {
-				k := key
-				k.uid, k.item = imap.UID(uid), name
-				fc.put(k, vals[i])
-			}
-		}
-	}}
+	return fc.filler(sess.up.cfg.Name, key, req.items, atts)
 }
 
 // writeLocal writes responses built without the upstream to the client,

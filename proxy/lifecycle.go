@@ -67,6 +67,7 @@ func (sess *session) syncMailboxes(names ...string) {
 			continue
 		}
 		if err := w.Sync(ctx); err != nil {
+			sess.acct.Unconfirmed(name)
 			sess.log.Warn("mailbox watcher did not confirm the change in time", zap.String("changed", name), zap.Error(err))
 		}
 	}

@@ -44,7 +44,7 @@ var (
 type limiter struct {
 	mu        sync.Mutex
 	perIP     map[netip.Addr]int
-	perUser   map[string]int // users logged in: names the upstream accepted
+	perUser   map[string]int // users logged in, by limitKey: names the upstream accepted
 	addrFails map[netip.Addr]failRecord
 	userFails map[userFailKey]failRecord
 	bad       map[[32]byte]time.Time
@@ -94,6 +94,16 @@ func release[K comparable](l *limiter, m map[K]int, k K) {
 	} else {
 		m[k]--
 	}
+}
+
+// limitKey names a user in the per-user tables: with the upstream's name,
+// so the same login on two upstreams is two users (issue 13). up is nil
+// where no upstream checks the password (map mode checks it here).
+func limitKey(up *route, user string) string {
+	if up == nil {
+		return user
+	}
+	return up.cfg.Name + "\x00" + user
 }
 
 func passKey(user, pass string) [32]byte {

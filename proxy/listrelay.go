@@ -24,15 +24,27 @@ const listLiteralMax = 64 << 10
 
 // listRelay reads the upstream's answer to one raw LIST or LSUB and keeps
 // the responses named name, whole (literals included), up to
-// listShareMax bytes; past that it keeps reading, holds nothing more and
-// says tooBig. Every other untagged response (a pool connection's EXISTS,
-// EXPUNGE, FETCH: the watcher reports those) is dropped.
+// listShareMax bytes; past that the answer is too big to hold or share
+// (tooBig): with spill set it is handed to spill, what is held first and
+// then every listSpillAt bytes, each batch whole responses, so the asking
+// client gets it from this one command in bounded memory; without, the
+// rest is read and dropped. Every other untagged response (a pool
+// connection's EXISTS, EXPUNGE, FETCH: the watcher reports those) is
+// dropped.
 type listRelay struct {
 	name   []byte
 	touch  func()
 	out    []byte
 	tooBig bool
+	// spill writes to the asking client; spillErr is its first error,
+	// after which the rest of the answer is read and dropped, so the
+	// upstream connection stays in step.
+	spill    func([]byte) error
+	spillErr error
 }
+
+// listSpillAt is the batch a listing too big to hold goes out in.
+const listSpillAt = 64 << 10
 
 // run reads up to the line tagged tag and returns its status as
 // taggedStatus does: nil for a plain OK, else the upstream's own status.
@@ -57,17 +69,36 @@ func (rl *listRelay) run(br *bufio.Reader, tag string) error {
 		if err := rl.response(br, line, keep); err != nil {
 			return err
 		}
-		if keep && len(rl.out) > listShareMax {
+		switch {
+		case !keep:
+		case len(rl.out) > listShareMax && rl.spill == nil:
 			rl.out, rl.tooBig = rl.out[:start], true
+		case len(rl.out) > listShareMax || rl.tooBig && len(rl.out) >= listSpillAt:
+			rl.tooBig = true
+			rl.flush()
 		}
 	}
 }
 
+// holding says whether responses are still kept: before the answer is
+// too big, or while they spill to a client that takes them.
+func (rl *listRelay) holding() bool {
+	return !rl.tooBig || rl.spill != nil && rl.spillErr == nil
+}
+
+// flush hands what is held to spill (whole responses) and holds nothing.
+func (rl *listRelay) flush() {
+	if rl.spillErr == nil {
+		rl.spillErr = rl.spill(rl.out)
+	}
+	rl.out = rl.out[:0]
+}
+
 // response reads the rest of one untagged response whose first line is
 // line: each literal it announces (RFC 3501 4.3) and the line after it.
-// keep appends it to out (unless the answer is already too big).
+// keep appends it to out (while the relay is holding).
 func (rl *listRelay) response(br *bufio.Reader, line []byte, keep bool) error {
-	keep = keep && !rl.tooBig
+	keep = keep && rl.holding()
 	for {
 		if keep {
 			rl.out = append(rl.out, line...)
@@ -131,33 +162,50 @@ func (sess *session) rawCommand() (string, bool) {
 }
 
 // listRaw runs the client's LIST or LSUB (name) upstream as it is and
-// holds the answer.
+// holds the answer; one too big to hold goes to this session's client as
+// it comes (listRelay.spill), and the answer holds only its tail.
 func (sess *session) listRaw(name, cmd string) (*listAnswer, error) {
 	ans := &listAnswer{}
 	err := sess.withConn(name, "", func(c *upstream.Conn) error {
-		rl := &listRelay{name: []byte(name), touch: sess.guard.Touch}
+		rl := &listRelay{name: []byte(name), touch: sess.guard.Touch, spill: func(b []byte) error {
+			sess.wrote = true // a retry would repeat what went out
+			return sess.writeResponses(b)
+		}}
 		err := c.Raw(cmd, func(r upstream.RawReader) error { return rl.run(r.Reader, r.Tag) })
 		_, proto := upstream.IsProtocol(err)
 		ans.raw, ans.tooBig, ans.answered = rl.out, rl.tooBig, err == nil || proto
+		ans.streamed = rl.tooBig && rl.spill != nil
+		if rl.spillErr != nil {
+			return rl.spillErr // the client is gone; the upstream read its answer to the end
+		}
 		return err
 	})
 	return ans, err
 }
 
-// writeRelayed writes a relayed answer's responses to the client, straight to
-// the transport as drainFetch does (imapserver has written nothing of
-// this command and writes its tagged status after List returns), then
-// returns the upstream's status.
+// writeRelayed writes a relayed answer's responses to the client (writeResponses),
+// then returns the upstream's status.
 func (sess *session) writeRelayed(ans *listAnswer, status error) error {
 	if ans == nil || len(ans.raw) == 0 {
 		return status
 	}
+	if err := sess.writeResponses(ans.raw); err != nil {
+		return err
+	}
+	return status
+}
+
+// writeResponses writes whole responses to the client, straight to the
+// transport as drainFetch does (imapserver has written nothing of this
+// command and writes its tagged status after List returns), bounded by
+// localWriteTimeout.
+func (sess *session) writeResponses(b []byte) error {
 	sess.writeMu.Lock()
 	defer sess.writeMu.Unlock()
 	w := deadlineWriter{c: transportOf(sess.conn.NetConn()), d: localWriteTimeout}
-	if _, err := w.Write(ans.raw); err != nil {
+	if _, err := w.Write(b); err != nil {
 		sess.conn.NetConn().Close() // a response may be cut: no resynchronising
 		return &clientGone{err}
 	}
-	return status
+	return nil
 }

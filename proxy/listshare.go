@@ -19,9 +19,12 @@ import (
 
 // listShareMax bounds the bytes (about) a shared answer holds: about
 // 15,000 mailboxes of Dovecot's LIST. A listing larger than that is not
-// held or shared: each request streams its own, decoded and re-encoded.
-// At most one answer per distinct request in flight is held.
-const listShareMax = 1 << 20
+// held or shared: the request that ran it streams the rest to its own
+// client from the same upstream command (listRelay.spill, collectList's
+// spill), and each request that joined it runs its own, streamed the
+// same way. At most one answer per distinct request in flight is held.
+// A var only so that a test can bring a Dovecot listing over it.
+var listShareMax = 1 << 20
 
 // listAnswer is one shared answer: the responses, and whether the
 // upstream answered at all (an error then is its NO or BAD, the same for
@@ -32,18 +35,21 @@ type listAnswer struct {
 	ns       *imap.NamespaceData
 	answered bool
 	tooBig   bool
+	streamed bool // too big, and its start went to the asking client already
 }
 
 // sharedListing returns the answer of a call for key, joined or run now
-// with fetch. ok false: the caller answers alone, because the listing is
-// too large to hold, or the call it joined failed for its leader's own
+// with fetch. ok false: the caller answers alone, because the call it
+// joined was too large to hold (err nil), or failed for its leader's own
 // reasons (the upstream never answered it). A nil ans with ok is an
-// error only: nothing is written before it.
+// error only: nothing is written before it. The answer of a call run now
+// that was too large to hold and streamed is ok: its start went to the
+// client already, and it holds the tail.
 func (sess *session) sharedListing(op, key string, fetch func() (*listAnswer, error)) (ans *listAnswer, err error, ok bool) {
 	v, err, joined := sess.acct.Listings().Do(key, func() (any, error) { return fetch() })
 	ans, _ = v.(*listAnswer)
 	switch {
-	case ans != nil && ans.tooBig:
+	case ans != nil && ans.tooBig && (joined || !ans.streamed):
 		return nil, nil, false
 	case err != nil && (ans == nil || !ans.answered):
 		return nil, err, !joined
@@ -84,13 +90,33 @@ func btoi(b bool) int {
 	return 0
 }
 
+// relayedListing answers the client's own LIST or LSUB (op) text cmd
+// relayed (listrelay.go), shared with identical requests in flight; a
+// request that joined a listing too big to share runs its own. ok as
+// sharedListing's.
+func (sess *session) relayedListing(op, cmd string) (ans *listAnswer, err error, ok bool) {
+	fetch := func() (*listAnswer, error) { return sess.listRaw(op, cmd) }
+	ans, err, ok = sess.sharedListing(op, "raw "+cmd, fetch)
+	if ok || err != nil {
+		return ans, err, ok
+	}
+	ans, err = sess.listRaw(op, cmd)
+	if err != nil && !ans.answered {
+		ans = nil
+	}
+	return ans, err, true
+}
+
 // collectList asks the upstream for a listing and holds its responses,
 // up to listShareMax; conv turns each into what the client gets (nil:
-// nothing), as LSUB's does.
-func (sess *session) collectList(op, ref string, patterns []string, options func(c *upstream.Conn) *imap.ListOptions, conv func(*imap.ListData) *imap.ListData) (*listAnswer, error) {
+// nothing), as LSUB's does. Past the bound the listing goes to spill,
+// the asking client's writer, as it comes (listAnswer.hold); without
+// spill it stops there (tooBig).
+func (sess *session) collectList(op, ref string, patterns []string, options func(c *upstream.Conn) *imap.ListOptions,
+	conv func(*imap.ListData) *imap.ListData, spill func(*imap.ListData) error) (*listAnswer, error) {
 	ans := &listAnswer{}
 	err := sess.withConn(op, "", func(c *upstream.Conn) error {
-		ans.lists, ans.answered, ans.tooBig = ans.lists[:0], false, false
+		ans.lists, ans.answered, ans.tooBig, ans.streamed = ans.lists[:0], false, false, false
 		size := 0
 		for _, pattern := range patterns {
 			cmd := c.List(ref, pattern, options(c))
@@ -101,12 +127,18 @@ func (sess *session) collectList(op, ref string, patterns []string, options func
 					}
 				}
 				size += 64 + len(data.Mailbox) + len(data.OldName)
-				if size > listShareMax {
+				if size > listShareMax && !ans.tooBig {
 					ans.tooBig = true
-					cmd.Close()
-					return nil
+					if spill == nil { // nowhere to stream it: the caller asks again
+						cmd.Close()
+						return nil
+					}
+					sess.wrote, ans.streamed = true, true // a retry would repeat what went out
 				}
-				ans.lists = append(ans.lists, data)
+				if err := ans.hold(data, spill); err != nil {
+					cmd.Close()
+					return err
+				}
 			}
 			if err := cmd.Close(); err != nil {
 				_, ans.answered = upstream.IsProtocol(err)
@@ -117,6 +149,22 @@ func (sess *session) collectList(op, ref string, patterns []string, options func
 		return nil
 	})
 	return ans, err
+}
+
+// hold keeps data, or once the answer is too big to hold, hands what is
+// held and data to spill.
+func (ans *listAnswer) hold(data *imap.ListData, spill func(*imap.ListData) error) error {
+	if !ans.tooBig {
+		ans.lists = append(ans.lists, data)
+		return nil
+	}
+	for _, d := range ans.lists {
+		if err := spill(d); err != nil {
+			return err
+		}
+	}
+	ans.lists = ans.lists[:0]
+	return spill(data)
 }
 
 // writeLists writes a shared answer's responses, then its status.

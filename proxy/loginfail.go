@@ -17,22 +17,28 @@ import (
 // loginFailed counts a failed login (user as sent, password when it was
 // really checked and rejected, "" otherwise) and waits its delay holding
 // the address's login slot, so parallel connections share the slowdown.
-func (sess *session) loginFailed(ctx context.Context, t *loginTicket, user, badPass string) {
+// up is the upstream that refused it, nil when none was asked (map mode's
+// own check, an unrouted domain).
+func (sess *session) loginFailed(ctx context.Context, t *loginTicket, up *route, user, badPass string) {
 	lim := sess.s.lim
-	sess.s.metrics.authFailures.Inc()
+	sess.s.metrics.authFailed(up)
 	d := lim.failed(sess.ip, user, sess.s.dyn().cfg.Limits.MaxLoginDelay)
 	if badPass != "" {
-		lim.markBad(user, badPass)
+		lim.markBad(limitKey(up, user), badPass)
 	}
-	sess.log.Info("authentication failed", userField(user), zap.Duration("delay", d))
+	fields := []zap.Field{userField(user), zap.Duration("delay", d)}
+	if up != nil {
+		fields = append(fields, zap.String("upstream", up.cfg.Name))
+	}
+	sess.log.Info("authentication failed", fields...)
 	t.take(ctx) // without a slot (line full) the delay still applies
 	time.Sleep(d)
 }
 
 // refuse answers a rejected password: NO [AUTHENTICATIONFAILED] after the
 // failure's delay.
-func (sess *session) refuse(ctx context.Context, t *loginTicket, user, pass string) error {
-	sess.loginFailed(ctx, t, user, pass)
+func (sess *session) refuse(ctx context.Context, t *loginTicket, up *route, user, pass string) error {
+	sess.loginFailed(ctx, t, up, user, pass)
 	return errDovecotAuthFailed
 }
 
@@ -48,7 +54,7 @@ func (sess *session) unrouted(ctx context.Context, t *loginTicket, user string) 
 		domain = domain[:maxDomainLogged]
 	}
 	sess.log.Warn("login refused: no upstream for the login's domain and no default_upstream", zap.String("domain", domain))
-	sess.loginFailed(ctx, t, user, "")
+	sess.loginFailed(ctx, t, nil, user, "")
 	return errDovecotAuthFailed
 }
 
@@ -70,20 +76,20 @@ func (sess *session) loginBusy(err error) error {
 // the upstream aborted (it closed the connection during LOGIN, as Dovecot
 // does on an over-long line) counts as failed, without marking the
 // password bad: the next try may well succeed.
-func (sess *session) upstreamLoginError(ctx context.Context, t *loginTicket, err error, user, pass, upUser string) error {
+func (sess *session) upstreamLoginError(ctx context.Context, t *loginTicket, err error, up *route, user, pass, upUser string) error {
 	mapped := sess.s.cfg.Auth.Mode == "map"
 	switch {
 	case errors.Is(err, errLoginsQueued):
 		return sess.loginBusy(err)
 	case errors.Is(err, upstream.ErrAuthFailed) && !mapped:
-		return sess.refuse(ctx, t, user, pass)
+		return sess.refuse(ctx, t, up, user, pass)
 	case errors.Is(err, upstream.ErrAuthFailed):
 		// The client's password was right; the configured upstream
 		// credentials are not: an operator's problem, not the client's.
 		sess.log.Error("upstream rejects the mapped account's credentials", zap.String("upstream_user", upUser))
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream account unavailable"}
 	case errors.Is(err, upstream.ErrLoginAborted) && !mapped:
-		sess.loginFailed(ctx, t, user, "")
+		sess.loginFailed(ctx, t, up, user, "")
 	}
 	return sess.fail("LOGIN", err)
 }
@@ -106,5 +112,5 @@ func (sess *session) refusedByReader() {
 	defer cancel()
 	t := sess.s.lim.ticket(sess.ip, sess.s.dyn().cfg.Limits)
 	defer t.release()
-	sess.loginFailed(ctx, t, "", "")
+	sess.loginFailed(ctx, t, nil, "", "")
 }

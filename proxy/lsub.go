@@ -34,8 +34,7 @@ func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
 		// The upstream's own LSUB, relayed (listrelay.go); emulated
 		// below where it has none (BAD), a command with a literal, or an
 		// answer too large to hold.
-		fetch := func() (*listAnswer, error) { return sess.listRaw("LSUB", cmd) }
-		ans, err, ok := sess.sharedListing("LSUB", "raw "+cmd, fetch)
+		ans, err, ok := sess.relayedListing("LSUB", cmd)
 		if ie, _ := upstream.IsProtocol(err); ok && (ie == nil || ie.Type != imap.StatusResponseTypeBad) {
 			return sess.writeRelayed(ans, err)
 		}
@@ -43,7 +42,7 @@ func (sess *session) lsub(w *imapserver.ListWriter, ref, pattern string) error {
 	pctEnd := strings.HasSuffix(pattern, "%")
 	conv := func(d *imap.ListData) *imap.ListData { return lsubData(d, pctEnd) }
 	fetch := func() (*listAnswer, error) {
-		return sess.collectList("LSUB", ref, []string{pattern}, opts, conv)
+		return sess.collectList("LSUB", ref, []string{pattern}, opts, conv, w.WriteList)
 	}
 	if ans, err, ok := sess.sharedListing("LSUB", listKey("LSUB", ref, []string{pattern}, nil), fetch); ok {
 		return writeLists(w, ans, err)

@@ -95,14 +95,13 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		// (STATUS) (RFC 5819): a mailbox's counts change with every
 		// write, which no listing generation follows, and RECENT is the
 		// session's own.
-		fetch := func() (*listAnswer, error) { return sess.listRaw("LIST", cmd) }
-		if ans, err, ok := sess.sharedListing("LIST", "raw "+cmd, fetch); ok {
+		if ans, err, ok := sess.relayedListing("LIST", cmd); ok {
 			return sess.writeRelayed(ans, err)
 		}
 	} else {
 		// A command with a literal: decoded and re-encoded, shared.
 		fetch := func() (*listAnswer, error) {
-			return sess.collectList("LIST", ref, patterns, func(*upstream.Conn) *imap.ListOptions { return up }, nil)
+			return sess.collectList("LIST", ref, patterns, func(*upstream.Conn) *imap.ListOptions { return up }, nil, w.WriteList)
 		}
 		if ans, err, ok := sess.sharedListing("LIST", listKey("LIST", ref, patterns, options), fetch); ok {
 			return writeLists(w, ans, err)

@@ -12,19 +12,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-
-	"github.com/idlemux/idlemux/upstream"
 )
 
 // metrics are idlemux's Prometheus series. Gauges are read from the live
 // state at scrape time, so they cannot drift from it.
 type metrics struct {
 	reg             *prometheus.Registry
-	authFailures    prometheus.Counter
+	authFailures    *prometheus.CounterVec
 	laggingClosed   prometheus.Counter
 	fanoutEvents    prometheus.Counter
 	fanoutLatency   prometheus.Histogram
 	localAnswers    *prometheus.CounterVec
+	storeConfirmed  *prometheus.CounterVec
 	authenticated   atomic.Int64
 	selected        atomic.Int64
 	ready           atomic.Bool
@@ -35,9 +34,10 @@ type metrics struct {
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "idlemux_auth_failures_total", Help: "Logins refused because the upstream rejected the credentials.",
-	})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_auth_failures_total",
+		Help: "Logins refused, by upstream: the one that rejected the credentials, \"none\" when no upstream was asked (map mode's own check, a domain routed nowhere, a refusal before login).",
+	}, []string{"upstream"})
 	m.laggingClosed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "idlemux_clients_closed_lagging_total", Help: "Sessions closed with BYE for falling too far behind on mailbox changes.",
 	})
@@ -53,20 +53,14 @@ func newMetrics(s *Server) *metrics {
 		Name: "idlemux_commands_local_total",
 		Help: "Client commands answered without an upstream round trip (from the shared model or cache), by command.",
 	}, []string{"command"})
+	m.storeConfirmed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_store_confirmations_total",
+		Help: "STOREs brought into the shared model before their OK, by how: answer (the STORE's own answer, no upstream round trip) or sync (a watcher round upstream).",
+	}, []string{"by"})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
-	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_watched", Help: "(account, mailbox) pairs with a running watcher."},
-			func() float64 { return float64(s.upStats().Watchers) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "idlemux_mailboxes_polled", Help: "Of the watched mailboxes, those without an upstream IDLE connection of their own, for want of a watcher slot under upstream.max_connections_per_account: polled every upstream.poll_interval, or pushed by the account's NOTIFY connection (idlemux_mailboxes_by_mode)."},
-			func() float64 { return float64(s.upStats().Polled) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "idlemux_upstream_reconnects_total", Help: "Watcher reconnects after an upstream failure."},
-			func() float64 { return float64(s.upStats().Reconnects) }),
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers, m.storeConfirmed,
 		&sessionCollector{s: s, desc: sessions},
-		&connCollector{s: s},
-		&loginCollector{s: s},
-		&modeCollector{s: s},
-		&upstreamCmdCollector{s: s},
-		&routeCollector{s: s},
+		newUpstreamCollector(s),
 	)
 	if s.cache != nil {
 		m.reg.MustRegister(s.cache.collectors()...)
@@ -89,19 +83,6 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	c.desc.WithLabelValues("authenticated").Set(float64(auth - sel))
 	c.desc.WithLabelValues("selected").Set(float64(sel))
 	c.desc.Collect(ch)
-}
-
-// connCollector reports idlemux_upstream_connections{role}.
-type connCollector struct{ s *Server }
-
-var connDesc = prometheus.NewDesc("idlemux_upstream_connections", "Upstream connections by role.", []string{"role"}, nil)
-
-func (c *connCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connDesc }
-func (c *connCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.upStats()
-	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.WatcherConns), "watcher")
-	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.NotifyConns), "notify")
-	ch <- prometheus.MustNewConstMetric(connDesc, prometheus.GaugeValue, float64(st.Conns-st.WatcherConns-st.NotifyConns), "command")
 }
 
 // serve starts the HTTP endpoint: /metrics, /healthz (the process runs),
@@ -144,53 +125,15 @@ func (m *metrics) shutdown(ctx context.Context) {
 	<-m.httpDone
 }
 
-// modeCollector reports idlemux_mailboxes_by_mode{mode}: how each watched
-// mailbox learns of changes made elsewhere (upstream.Watcher.Mode), which
-// sets its latency (README, watching many mailboxes).
-type modeCollector struct{ s *Server }
-
-var modeDesc = prometheus.NewDesc("idlemux_mailboxes_by_mode",
-	"Watched mailboxes by how changes made elsewhere reach them: idle (an upstream IDLE of their own), notify (the account's NOTIFY connection), polled (every upstream.poll_interval).",
-	[]string{"mode"}, nil)
-
-func (c *modeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- modeDesc }
-func (c *modeCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.upStats()
-	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Watchers-st.Polled), upstream.ModeIdle)
-	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Notify), upstream.ModeNotify)
-	ch <- prometheus.MustNewConstMetric(modeDesc, prometheus.GaugeValue, float64(st.Polled-st.Notify), upstream.ModePolled)
-}
-
-// loginCollector reports idlemux_upstream_logins_total{reason}: providers
-// count and rate-limit logins, and the reasons show where churn comes from.
-type loginCollector struct{ s *Server }
-
-var loginDesc = prometheus.NewDesc("idlemux_upstream_logins_total",
-	"Logins made to the upstream (providers rate-limit them), by reason: check (a client's password), command (a new pool connection), watcher, reconnect (a watcher after a failure), notify (the account's NOTIFY connection).",
-	[]string{"reason"}, nil)
-
-func (c *loginCollector) Describe(ch chan<- *prometheus.Desc) { ch <- loginDesc }
-func (c *loginCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.upStats()
-	for r, n := range st.LoginsBy {
-		ch <- prometheus.MustNewConstMetric(loginDesc, prometheus.CounterValue, float64(n), upstream.LoginReason(r).String())
+// authFailed counts a refused login against up, the upstream that refused
+// it (nil: none was asked). Names come from the config, so the series are
+// bounded by the upstreams ever configured.
+func (m *metrics) authFailed(up *route) {
+	name := "none"
+	if up != nil {
+		name = up.cfg.Name
 	}
-}
-
-// upstreamCmdCollector reports idlemux_upstream_commands_total{command}:
-// what idlemux asks of the provider, to set against
-// idlemux_commands_local_total (issue 11).
-type upstreamCmdCollector struct{ s *Server }
-
-var upstreamCmdDesc = prometheus.NewDesc("idlemux_upstream_commands_total",
-	"Commands sent to the upstream, on watcher and pool connections alike, by name: a UID command is named with its prefix (\"UID FETCH\"), IDLE's end is DONE, names idlemux does not know are OTHER.",
-	[]string{"command"}, nil)
-
-func (c *upstreamCmdCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamCmdDesc }
-func (c *upstreamCmdCollector) Collect(ch chan<- prometheus.Metric) {
-	for name, n := range c.s.upStats().Commands {
-		ch <- prometheus.MustNewConstMetric(upstreamCmdDesc, prometheus.CounterValue, float64(n), name)
-	}
+	m.authFailures.WithLabelValues(name).Inc()
 }
 
 // answeredLocally counts a client command answered from the shared model

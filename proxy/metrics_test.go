@@ -71,29 +71,29 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		t.Fatalf("/metrics: status %d", code)
 	}
 	for _, want := range []string{
-		"idlemux_auth_failures_total 1",
+		`idlemux_auth_failures_total{upstream="default"} 1`,
 		`idlemux_downstream_sessions{state="selected"} 2`,
 		`idlemux_downstream_sessions{state="unauthenticated"} 1`,
-		"idlemux_mailboxes_watched 1",
-		`idlemux_upstream_connections{role="watcher"} 1`,
-		`idlemux_upstream_connections{role="notify"} 0`, // the upstream offers no NOTIFY
-		`idlemux_mailboxes_by_mode{mode="idle"} 1`,
-		`idlemux_mailboxes_by_mode{mode="notify"} 0`,
-		`idlemux_mailboxes_by_mode{mode="polled"} 0`,
+		`idlemux_mailboxes_watched{upstream="default"} 1`,
+		`idlemux_upstream_connections{role="watcher",upstream="default"} 1`,
+		`idlemux_upstream_connections{role="notify",upstream="default"} 0`, // the upstream offers no NOTIFY
+		`idlemux_mailboxes_by_mode{mode="idle",upstream="default"} 1`,
+		`idlemux_mailboxes_by_mode{mode="notify",upstream="default"} 0`,
+		`idlemux_mailboxes_by_mode{mode="polled",upstream="default"} 0`,
 		// Two EXISTS, and the RECENT of the one session first told.
 		"idlemux_fanout_events_total 3",
 		"idlemux_fanout_latency_seconds_count 2",
-		"idlemux_upstream_reconnects_total 0",
+		`idlemux_upstream_reconnects_total{upstream="default"} 0`,
 		"idlemux_clients_closed_lagging_total 0",
 		// What the upstream itself counted, but for the test's own direct
 		// client: the wrong password and the first good one (checks; the
 		// good one's connection then serves commands) and the watcher's;
 		// the second client's login was answered from the verified cache.
-		`idlemux_upstream_logins_total{reason="check"} 2`,
-		`idlemux_upstream_logins_total{reason="watcher"} 1`,
-		`idlemux_upstream_logins_total{reason="command"} 0`,
-		`idlemux_upstream_logins_total{reason="reconnect"} 0`,
-		`idlemux_upstream_logins_total{reason="notify"} 0`,
+		`idlemux_upstream_logins_total{reason="check",upstream="default"} 2`,
+		`idlemux_upstream_logins_total{reason="watcher",upstream="default"} 1`,
+		`idlemux_upstream_logins_total{reason="command",upstream="default"} 0`,
+		`idlemux_upstream_logins_total{reason="reconnect",upstream="default"} 0`,
+		`idlemux_upstream_logins_total{reason="notify",upstream="default"} 0`,
 		"idlemux_fetch_cache_hits_total 0",
 		"idlemux_fetch_cache_misses_total 0",
 		"idlemux_fetch_cache_evictions_total 0",
@@ -111,12 +111,12 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		name string
 		want int64
 	}{{"LOGIN", up.logins.Load() - 1}, {"IDLE", up.idles.Load()}} {
-		if got := metricValue(body, `idlemux_upstream_commands_total{command="`+c.name+`"}`); got != float64(c.want) {
+		if got := metricValue(body, `idlemux_upstream_commands_total{command="`+c.name+`",upstream="default"}`); got != float64(c.want) {
 			t.Errorf("idlemux_upstream_commands_total{command=%q}: got %v, want %d (the upstream's count)", c.name, got, c.want)
 		}
 	}
-	if got := max(0, metricValue(body, `idlemux_upstream_commands_total{command="SELECT"}`)) +
-		max(0, metricValue(body, `idlemux_upstream_commands_total{command="EXAMINE"}`)); got < 1 {
+	if got := max(0, metricValue(body, `idlemux_upstream_commands_total{command="SELECT",upstream="default"}`)) +
+		max(0, metricValue(body, `idlemux_upstream_commands_total{command="EXAMINE",upstream="default"}`)); got < 1 {
 		t.Errorf("upstream SELECT and EXAMINE: got %v, want at least the watcher's", got)
 	}
 	if t.Failed() {

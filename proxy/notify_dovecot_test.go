@@ -154,11 +154,11 @@ func TestDovecotNotifyPolledMailboxes(t *testing.T) {
 			_, body := scrape(t, "http://"+p.MetricsAddr()+"/metrics")
 			notifyConns := min(tc.wantNotify, 1)
 			for _, want := range []string{
-				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="idle"} %d`, boxes-tc.wantPolled),
-				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="notify"} %d`, tc.wantNotify),
-				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="polled"} %d`, tc.wantPolled-tc.wantNotify),
-				fmt.Sprintf(`idlemux_upstream_connections{role="notify"} %d`, notifyConns),
-				fmt.Sprintf(`idlemux_upstream_logins_total{reason="notify"} %d`, notifyConns),
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="idle",upstream="default"} %d`, boxes-tc.wantPolled),
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="notify",upstream="default"} %d`, tc.wantNotify),
+				fmt.Sprintf(`idlemux_mailboxes_by_mode{mode="polled",upstream="default"} %d`, tc.wantPolled-tc.wantNotify),
+				fmt.Sprintf(`idlemux_upstream_connections{role="notify",upstream="default"} %d`, notifyConns),
+				fmt.Sprintf(`idlemux_upstream_logins_total{reason="notify",upstream="default"} %d`, notifyConns),
 			} {
 				if !strings.Contains(body, want+"\n") {
 					t.Errorf("/metrics lacks %q", want)

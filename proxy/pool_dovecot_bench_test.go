@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
@@ -98,25 +100,56 @@ func BenchmarkDovecotSessionsList(b *testing.B) {
 	benchSessions10(b, listOnly, 30)
 }
 
-// benchSessions10 runs rounds of cmds on 10 sessions of one account,
-// directly and through idlemux, and reports both rates and their ratio.
+// benchSessions10 runs rounds of cmds on 10 sessions of one account
+// (INBOX holding 50 messages), directly and through idlemux, and reports
+// both rates, their ratio, upstream logins and the share of LISTs that
+// joined another's (listshare.go).
 func benchSessions10(b *testing.B, cmds []string, rounds int) {
-	dv := dovecottest.Start(b, dovecottest.Options{Users: map[string]string{testUser: testPass}})
-	seed := dv.Dial(b, testUser, testPass)
-	for i := range 50 {
-		appendMsg(b, seed, "INBOX", testMessage(fmt.Sprintf("mix %d", i)))
+	seed := func(c *imapclient.Client) {
+		for i := range 50 {
+			appendMsg(b, c, "INBOX", testMessage(fmt.Sprintf("mix %d", i)))
+		}
 	}
-	seed.Logout().Wait()
+	benchTenSessions(b, seed, nil, cmds, rounds, func(p *Server) func() {
+		logins, joined := p.upStats().Logins, localAnswers(b, p, "LIST")
+		cmdsBefore := p.upStats().Commands
+		return func() {
+			b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
+			reportUpstreamCommands(b, cmdsBefore, p.upStats().Commands, 10*rounds*len(cmds)*b.N)
+			// Identical concurrent LISTs share one upstream command (listshare.go).
+			if lists := 10 * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
+				b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
+			}
+		}
+	})
+}
+
+// benchTenSessions is the frame of the 10-session benchmarks: a private
+// Dovecot that seed fills, an idlemux in front of it (with its metrics
+// listener), 10 sessions each way, prep (if set) on the idlemux ones, one
+// untimed round of cmds on each side (Dovecot's caches, idlemux's pool),
+// then each iteration rounds of cmds directly and through idlemux in
+// turn. It reports direct-cmds/s, idlemux-cmds/s and idlemux/direct;
+// measure, called before the timed rounds, returns what reports the
+// benchmark's own figures after them.
+func benchTenSessions(b *testing.B, seed func(*imapclient.Client), prep func(*Server, []*rawConn),
+	cmds []string, rounds int, measure func(*Server) func()) {
+	dv := dovecottest.Start(b, dovecottest.Options{Users: map[string]string{testUser: testPass}})
+	c := dv.Dial(b, testUser, testPass)
+	seed(c)
+	c.Logout().Wait()
 	cfg := testConfig(dv.Addr)
 	cfg.Metrics.Address = "127.0.0.1:0"
 	p := startProxyLogging(b, cfg, zap.NewNop())
 	const n = 10
 	direct := benchSessions(b, dv.Addr, n)
 	through := benchSessions(b, p.Addrs()[0], n)
-	runCommands(b, direct, 1, cmds) // warm both: Dovecot's caches, idlemux's pool
+	if prep != nil {
+		prep(p, through)
+	}
+	runCommands(b, direct, 1, cmds)
 	runCommands(b, through, 1, cmds)
-	logins := p.upStats().Logins
-	joined := localAnswers(b, p, "LIST")
+	report := measure(p)
 	b.ResetTimer()
 	var d, v float64
 	for range b.N {
@@ -127,11 +160,27 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 	b.ReportMetric(d/float64(b.N), "direct-cmds/s")
 	b.ReportMetric(v/float64(b.N), "idlemux-cmds/s")
 	b.ReportMetric(v/d, "idlemux/direct")
-	b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
-	// Identical concurrent LISTs share one upstream command (listshare.go).
-	if lists := n * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
-		b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
+	report()
+}
+
+// reportUpstreamCommands reports the upstream commands (IDLE and DONE
+// included: each is a round trip) per client command run between two
+// snapshots of idlemux_upstream_commands_total, and logs them by name:
+// where the round trips of a workload go.
+func reportUpstreamCommands(b *testing.B, before, after map[string]uint64, clientCmds int) {
+	var total uint64
+	var by []string
+	for name, n := range after {
+		d := n - before[name]
+		if d == 0 {
+			continue
+		}
+		total += d
+		by = append(by, fmt.Sprintf("%s=%.3f", name, float64(d)/float64(clientCmds)))
 	}
+	slices.Sort(by)
+	b.ReportMetric(float64(total)/float64(clientCmds), "upstream-cmds/client-cmd")
+	b.Logf("upstream commands per client command: %s", strings.Join(by, " "))
 }
 
 // BenchmarkDovecotFolderWalk: one client SELECTs 41 folders in turn (a

@@ -22,6 +22,29 @@ import (
 type route struct {
 	cfg config.Upstream
 	mgr *upstream.Manager
+	// key names the route's accounts in the shared FETCH cache: the name
+	// and the reload generation that built the manager, so a changed
+	// upstream of the same name never answers from the old server's bytes.
+	key string
+	// retired is set, under Server.mu, when a reload removed or replaced
+	// the upstream: a login finishing on it after that is refused.
+	retired bool
+}
+
+// routes are the current upstreams, in config order. They live in the
+// reloadable settings (reload.go dynamic) with the rules that pick one at
+// login, so a reload swaps both at once: a login sees the old routing or
+// the new one, never a mix.
+func (s *Server) routes() []*route { return s.dyn().routes }
+
+// newRoute starts the manager of upstream u; gen tells routes of the same
+// name apart across reloads.
+func newRoute(cfg *config.Config, u config.Upstream, gen uint64, log *zap.Logger) (*route, error) {
+	mgr, err := newManager(cfg, u, log)
+	if err != nil {
+		return nil, err
+	}
+	return &route{cfg: u, mgr: mgr, key: fmt.Sprintf("%s#%d", u.Name, gen)}, nil
 }
 
 // newRoutes starts one manager per configured upstream, in config order.
@@ -29,16 +52,21 @@ func newRoutes(cfg *config.Config, log *zap.Logger) ([]*route, error) {
 	ups, _ := cfg.Routes()
 	var out []*route
 	for _, u := range ups {
-		mgr, err := newManager(cfg, u, log)
+		r, err := newRoute(cfg, u, 0, log)
 		if err != nil {
-			for _, r := range out {
-				r.mgr.Shutdown(context.Background())
-			}
+			shutdownAll(out)
 			return nil, err
 		}
-		out = append(out, &route{cfg: u, mgr: mgr})
+		out = append(out, r)
 	}
 	return out, nil
+}
+
+// shutdownAll closes the managers of routes no session has used yet.
+func shutdownAll(rs []*route) {
+	for _, r := range rs {
+		r.mgr.Shutdown(context.Background())
+	}
 }
 
 // newManager builds the manager of upstream u.
@@ -78,14 +106,14 @@ func newManager(cfg *config.Config, u config.Upstream, log *zap.Logger) (*upstre
 	}), nil
 }
 
-// route names the upstream of a login (config.Route), nil when none
-// takes it.
-func (s *Server) route(login, mapped string) *route {
-	name, ok := s.cfg.Route(login, mapped)
+// route names the upstream of a login (config.Route) under these
+// settings, nil when none takes it.
+func (d *dynamic) route(login, mapped string) *route {
+	name, ok := d.cfg.Route(login, mapped)
 	if !ok {
 		return nil
 	}
-	for _, r := range s.routes {
+	for _, r := range d.routes {
 		if r.cfg.Name == name {
 			return r
 		}
@@ -99,14 +127,14 @@ func (sess *session) upCfg() *config.Upstream {
 	if sess.up != nil {
 		return &sess.up.cfg
 	}
-	return &sess.s.routes[0].cfg
+	return &sess.s.routes()[0].cfg
 }
 
 // loginWait bounds a login's upstream exchange whichever upstream it is
 // routed to: the routing of a map-mode user is known only after its
 // password is checked.
 func (s *Server) loginWait() (d time.Duration) {
-	for _, r := range s.routes {
+	for _, r := range s.routes() {
 		d = max(d, r.cfg.DialTimeout+r.cfg.ResponseTimeout)
 	}
 	return d
@@ -115,7 +143,7 @@ func (s *Server) loginWait() (d time.Duration) {
 // upStats sums the counts of every upstream's manager.
 func (s *Server) upStats() upstream.Stats {
 	var t upstream.Stats
-	for _, r := range s.routes {
+	for _, r := range s.routes() {
 		st := r.mgr.Stats()
 		t.Accounts += st.Accounts
 		t.Conns += st.Conns
@@ -145,16 +173,18 @@ func (s *Server) upStats() upstream.Stats {
 
 // shutdownRoutes logs every upstream's accounts out.
 func (s *Server) shutdownRoutes(ctx context.Context) error {
+	s.reloadMu.Lock() // a reload in progress finishes its swap first
+	defer s.reloadMu.Unlock()
 	var errs []error
-	for _, r := range s.routes {
+	for _, r := range s.routes() {
 		errs = append(errs, r.mgr.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }
 
 // acctKey names the session's account across upstreams, for the shared
-// FETCH cache: the same upstream user name on two upstreams is two
-// accounts.
+// FETCH cache: the same upstream user name on two upstreams (or on one
+// upstream before and after a reload changed it) is two accounts.
 func (sess *session) acctKey() string {
-	return sess.up.cfg.Name + "\x00" + sess.acct.User()
+	return sess.up.key + "\x00" + sess.acct.User()
 }

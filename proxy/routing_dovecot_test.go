@@ -27,18 +27,26 @@ type routeUser struct {
 // b.example to the second, with no default_upstream.
 func startTwoUpstreams(t *testing.T) (p *Server, a, b routeUser, logs *observer.ObservedLogs) {
 	t.Helper()
+	cfg, a, b := twoDovecotConfig(t)
+	core, logs := observer.New(zap.InfoLevel)
+	return startProxyLogging(t, cfg, zap.New(core)), a, b, logs
+}
+
+// twoDovecotConfig starts the two Dovecots of startTwoUpstreams and
+// returns the config routing to them.
+func twoDovecotConfig(t *testing.T) (cfg *config.Config, a, b routeUser) {
+	t.Helper()
 	a = routeUser{user: "alice@a.example", pass: "pass-a"}
 	b = routeUser{user: "bob@b.example", pass: "pass-b"}
 	a.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{a.user: a.pass}})
 	b.dv = dovecottest.Start(t, dovecottest.Options{Users: map[string]string{b.user: b.pass}})
-	cfg := testConfig(a.dv.Addr)
+	cfg = testConfig(a.dv.Addr)
 	ua, ub := cfg.Upstream, cfg.Upstream
 	ua.Name, ua.Domains = "a", []string{"a.example"}
 	ub.Name, ub.Domains, ub.Address = "b", []string{"b.example"}, b.dv.Addr
 	cfg.Upstreams = []config.Upstream{ua, ub}
 	cfg.Limits.MaxLoginDelay = 0
-	core, logs := observer.New(zap.InfoLevel)
-	return startProxyLogging(t, cfg, zap.New(core)), a, b, logs
+	return cfg, a, b
 }
 
 // TestDovecotRoutesByDomain: users of a.example and b.example log in
@@ -97,23 +105,32 @@ func TestDovecotRoutesByDomain(t *testing.T) {
 // IDLE, and fails if it does not within waitLong.
 func waitUpstreamIdles(t *testing.T, u routeUser, want int) {
 	t.Helper()
+	waitUpstreamSessions(t, u, "IDLE sessions", want, func(titles []string) (idle int) {
+		for _, title := range titles {
+			if strings.Contains(title, " IDLE]") {
+				idle++
+			}
+		}
+		return idle
+	})
+}
+
+// waitUpstreamSessions waits until count, over the process titles of u's
+// sessions on its Dovecot, is want, and fails if it is not within
+// waitLong; what names the count in the failure.
+func waitUpstreamSessions(t *testing.T, u routeUser, what string, want int, count func(titles []string) int) {
+	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {
 		titles, err := u.dv.Sessions(u.user)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle := 0
-		for _, title := range titles {
-			if strings.Contains(title, " IDLE]") {
-				idle++
-			}
-		}
-		if idle == want {
+		if count(titles) == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %d upstream IDLE sessions on its Dovecot (%q), want %d", u.user, idle, titles, want)
+			t.Fatalf("%s: got %d %s on its Dovecot (%q), want %d", u.user, count(titles), what, titles, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

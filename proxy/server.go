@@ -33,10 +33,11 @@ const tcpKeepAlive = 2 * time.Minute
 type Server struct {
 	cfg *config.Config
 	log *zap.Logger
-	// routes are the upstreams, one manager each, in config order
-	// (routes.go); a session's is chosen at login.
-	routes []*route
-	tls    *tlsconf.Server // downstream certificate, nil without TLS listeners
+	// reloadMu orders reloads (routes_reload.go) and shutdown's logout
+	// of the upstreams.
+	reloadMu sync.Mutex
+	routeGen uint64          // reloads that built routes; under reloadMu
+	tls      *tlsconf.Server // downstream certificate, nil without TLS listeners
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -47,7 +48,7 @@ type Server struct {
 	cache       *fetchCache // nil when cache.enabled is false
 	metricsAddr string
 	lim         *limiter
-	dynamic     atomic.Pointer[dynamic] // reloadable settings
+	dynamic     atomic.Pointer[dynamic] // reloadable settings, the upstreams (routes.go) among them
 
 	idleMu   sync.Mutex
 	idleSets map[*fanout.Mailbox]*idleSet // plain-TCP sessions idling, by mailbox
@@ -65,7 +66,6 @@ type Server struct {
 // New validates what it can without touching the network.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, lim: newLimiter()}
-	s.dynamic.Store(newDynamic(cfg))
 	needTLS := false
 	for _, l := range cfg.Listeners {
 		needTLS = needTLS || l.TLS == config.TLSStartTLS || l.TLS == config.TLSImplicit
@@ -81,7 +81,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.routes = routes
+	s.dynamic.Store(newDynamic(cfg, routes))
 	if cfg.Cache.Enabled {
 		s.cache = newFetchCache(cfg.Cache.MaxBytes, cfg.Cache.MaxMessageBytes)
 	}

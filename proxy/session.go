@@ -183,7 +183,7 @@ func (sess *session) Close() error {
 	}
 	release(sess.s.lim, sess.s.lim.perIP, sess.ip)
 	if sess.userCounted {
-		release(sess.s.lim, sess.s.lim.perUser, sess.user)
+		release(sess.s.lim, sess.s.lim.perUser, limitKey(sess.up, sess.user))
 	}
 	if cc := sess.reader(); cc != nil {
 		cc.finish() // a spooled APPEND imapserver never read
@@ -206,56 +206,28 @@ func (sess *session) login(username, password string) error {
 	defer t.release()
 	if len(username) > maxUserName {
 		// No upstream takes it: refused here, with Dovecot's own answer.
-		sess.loginFailed(ctx, t, username, "")
+		sess.loginFailed(ctx, t, nil, username, "")
 		sess.bye("Input buffer full, aborting")
 		return errDovecotAuthFailed
 	}
-	if lim.knownBad(username, password) {
-		return sess.refuse(ctx, t, username, password) // rejected moments ago: do not ask again
+	acct, up, err := sess.loginOn(ctx, t, dyn, username, password)
+	if errors.Is(err, errRouteRetired) {
+		// A reload retired the upstream this login was routed to while
+		// it ran: once more under the settings now in place.
+		sess.log.Info("login's upstream was removed by a reload; trying the new routing", zap.String("upstream", up.cfg.Name))
+		acct, up, err = sess.loginOn(ctx, t, sess.s.dyn(), username, password)
 	}
-	upUser, upPass, upMech, upName := username, password, "", ""
-	mapped := sess.s.cfg.Auth.Mode == "map"
-	if mapped {
-		mu, err := dyn.mapped.check(ctx, username, password, t.take)
-		switch {
-		case err != nil:
-			return sess.loginBusy(err)
-		case mu == nil:
-			return sess.refuse(ctx, t, username, password)
-		}
-		secret, mech, err := mu.upstreamSecret()
-		if err != nil {
-			return sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
-		}
-		upUser, upPass, upMech, upName = mu.cfg.UpstreamUser, secret, mech, mu.cfg.Upstream
+	if errors.Is(err, errRouteRetired) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Upstream server unavailable, try again later"}
 	}
-	up := sess.s.route(username, upName)
-	if up == nil {
-		return sess.unrouted(ctx, t, username)
-	}
-	ctx = upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take)
-	acct, err := up.mgr.LoginMech(ctx, upUser, upPass, upMech)
 	if err != nil {
-		return sess.upstreamLoginError(ctx, t, err, username, password, upUser)
+		return err
 	}
-	lim.succeeded(sess.ip, username)
-	if !acquire(lim, lim.perUser, username, limits.MaxConnectionsPerUser) {
-		acct.Unref()
-		sess.bye("Too many connections for this user")
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
-	}
-	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
-		release(lim, lim.perUser, username)
-		acct.Unref()
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
-	}
-	sess.userCounted = true
 	if cc := sess.reader(); cc != nil {
 		cc.caps.Store(postLoginCaps(upstreamCaps(&up.cfg, acct)))
 		cc.authenticated.Store(true)
 	}
 	sess.acct = acct
-	sess.up = up
 	sess.user = username
 	sess.s.metrics.authenticated.Add(1)
 	sess.log = sess.log.WithLazy(userField(username), zap.String("upstream", up.cfg.Name))
@@ -270,6 +242,87 @@ func (sess *session) login(username, password string) error {
 	// silent, which for an idle client is its whole life.
 	sess.s.log.Info("logged in", zap.Uint64("session", sess.id),
 		zap.String("remote", sess.conn.NetConn().RemoteAddr().String()), userField(username), zap.String("upstream", up.cfg.Name))
+	return nil
+}
+
+// errRouteRetired is loginOn's error when a reload retired the upstream
+// the login was routed to while it ran.
+var errRouteRetired = errors.New("the login's upstream was removed by a reload")
+
+// loginOn routes a login under the settings dyn and checks its password:
+// a pass-through login's upstream is known from its name, a map-mode
+// one's only once its password is checked here. It returns the account
+// with a reference for the session and the upstream, bound to the session
+// (admit); errRouteRetired, with that upstream, when a reload retired it
+// meanwhile.
+func (sess *session) loginOn(ctx context.Context, t *loginTicket, dyn *dynamic, username, password string) (*upstream.Account, *route, error) {
+	mapped := sess.s.cfg.Auth.Mode == "map"
+	var up *route
+	if !mapped {
+		if up = dyn.route(username, ""); up == nil {
+			return nil, nil, sess.unrouted(ctx, t, username)
+		}
+	}
+	lim := sess.s.lim
+	if lim.knownBad(limitKey(up, username), password) {
+		return nil, nil, sess.refuse(ctx, t, up, username, password) // rejected moments ago: do not ask again
+	}
+	upUser, upPass, upMech := username, password, ""
+	if mapped {
+		mu, err := dyn.mapped.check(ctx, username, password, t.take)
+		switch {
+		case err != nil:
+			return nil, nil, sess.loginBusy(err)
+		case mu == nil:
+			return nil, nil, sess.refuse(ctx, t, nil, username, password)
+		}
+		secret, mech, err := mu.upstreamSecret()
+		if err != nil {
+			return nil, nil, sess.fail("LOGIN", &upstream.UnavailableError{Err: err})
+		}
+		upUser, upPass, upMech = mu.cfg.UpstreamUser, secret, mech
+		if up = dyn.route(username, mu.cfg.Upstream); up == nil {
+			return nil, nil, sess.unrouted(ctx, t, username)
+		}
+	}
+	acct, err := up.mgr.LoginMech(upstream.WithLoginCall(ctx, sess.clientAddrPort(), t.take), upUser, upPass, upMech)
+	if errors.Is(err, upstream.ErrClosed) && sess.s.isRetired(up) {
+		return nil, up, errRouteRetired
+	}
+	if err != nil {
+		return nil, nil, sess.upstreamLoginError(ctx, t, err, up, username, password, upUser)
+	}
+	lim.succeeded(sess.ip, username)
+	if err := sess.admit(up, acct, username, dyn.cfg.Limits.MaxConnectionsPerUser); err != nil {
+		return nil, up, err
+	}
+	return acct, up, nil
+}
+
+// admit counts a login the upstream accepted against the per-user limit
+// (keyed by upstream and user) and binds the session to its upstream,
+// unless a reload retired the upstream meanwhile (errRouteRetired) or the
+// login timed out; on error acct is released.
+func (sess *session) admit(up *route, acct *upstream.Account, username string, maxPerUser int) error {
+	lim, key := sess.s.lim, limitKey(up, username)
+	if !acquire(lim, lim.perUser, key, maxPerUser) {
+		acct.Unref()
+		sess.bye("Too many connections for this user")
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this user"}
+	}
+	if !sess.s.adopt(sess, up) {
+		release(lim, lim.perUser, key)
+		acct.Unref()
+		return errRouteRetired
+	}
+	// After adopt, which may send the login to another upstream: the
+	// timer stops once.
+	if sess.loginTimer != nil && !sess.loginTimer.Stop() {
+		release(lim, lim.perUser, key)
+		acct.Unref()
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login timeout"}
+	}
+	sess.userCounted = true
 	return nil
 }
 
@@ -350,7 +403,11 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 			}
 			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
 		}
-		c, err := sess.acct.Acquire(ctx, mailbox, upTo, uidValidity)
+		acquire := sess.acct.Acquire
+		if op == "STORE" {
+			acquire = sess.acct.AcquireToStore // its outcome needs no view of others' changes
+		}
+		c, err := acquire(ctx, mailbox, upTo, uidValidity)
 		cancel()
 		if errors.Is(err, upstream.ErrMailboxGone) {
 			sess.log.Info("selected mailbox gone or replaced upstream", zap.String("command", op), zap.Error(err))

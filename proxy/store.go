@@ -7,8 +7,8 @@ import (
 	"github.com/idlemux/idlemux/upstream"
 )
 
-// Store runs UID STORE .SILENT upstream, waits until the watcher has the
-// result in the model, and answers with each message's flags from the model
+// Store runs UID STORE upstream, waits until the watcher has the result in
+// the model (storeconfirm.go), and answers with each message's flags from the model
 // once. The change reaches every other session through the model; this
 // session's Poll skips the messages it already reported.
 func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) (err error) {
@@ -35,15 +35,14 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		// STORE: with .SILENT, Poll may skip a message only if nobody
 		// else changed it meanwhile (known returns nil otherwise).
 		known := sess.knownFlags(uids, flags)
-		up := *flags
-		up.Silent = true
+		var rep storeReport
 		err = sess.withConn("STORE", sess.sel.name, func(c *upstream.Conn) error {
-			return c.Store(uids, &up, nil).Close()
+			return sess.runStore(c, uids, flags, &rep)
 		})
 		if err != nil {
 			return err
 		}
-		sess.syncMailboxes(sess.sel.name)
+		sess.confirmStore(uids, flags, rep)
 		// A new keyword is announced before the FETCH that shows it,
 		// .SILENT or not, as Dovecot tells the actor (RFC 3501 7.2.6).
 		if err := sess.tellMailboxFlags(); err != nil {

@@ -166,9 +166,9 @@ func TestApplyConfig(t *testing.T) {
 	}
 	bad := next
 	bad.Limits.MaxConnectionsPerIP = 0
-	bad.Upstream.Address = "127.0.0.1:1"
-	if err := p.ApplyConfig(&bad); err == nil || !strings.Contains(err.Error(), "upstream") {
-		t.Fatalf("changing upstream.address: got %v, want a refusal naming upstream", err)
+	bad.Fanout.MaxLag++
+	if err := p.ApplyConfig(&bad); err == nil || !strings.Contains(err.Error(), "fanout") {
+		t.Fatalf("changing fanout.max_lag: got %v, want a refusal naming fanout", err)
 	}
 	if got := greeting(t, p.Addrs()[0], nil); !strings.HasPrefix(got, "* BYE Too many connections") {
 		t.Fatalf("a refused reload changed the limits: got %q", got)

@@ -60,8 +60,12 @@ type Account struct {
 	// the account, as writes' do.
 	gen       uint64
 	changedAt map[string]uint64
-	gone      []goneMark // the latest mailboxes gone, for connections busy then
-	verify    map[[32]byte]*verifyCall
+	// unconfirmed holds, per mailbox, the generation of the latest
+	// change whose Sync failed (Unconfirmed); entries live as
+	// changedAt's do.
+	unconfirmed map[string]uint64
+	gone        []goneMark // the latest mailboxes gone, for connections busy then
+	verify      map[[32]byte]*verifyCall
 
 	listings Listings // its own lock: shared LIST, LSUB, NAMESPACE calls
 }
@@ -113,6 +117,23 @@ func (a *Account) Caps() imap.CapSet {
 // knows of it (MailboxGone) and fails with ErrMailboxGone: the caller's
 // UIDs must not run against a different mailbox.
 func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, uidValidity uint32) (*Conn, error) {
+	return a.acquire(ctx, mailbox, upTo, uidValidity, true)
+}
+
+// AcquireToStore is Acquire for a STORE: it skips the NOOP that brings a
+// connection's view up to others' changes (writes.go). A STORE's outcome
+// does not depend on that view: +FLAGS and -FLAGS change each message's
+// flags as they are, FLAGS replaces them, a message expunged meanwhile is
+// left alone (Dovecot answers OK), and the server syncs the session at the
+// end of the command (RFC 3501 5.5), so the answer reports the flags as
+// they are, others' changes included. New messages (upTo) still need it.
+func (a *Account) AcquireToStore(ctx context.Context, mailbox string, upTo imap.UID, uidValidity uint32) (*Conn, error) {
+	return a.acquire(ctx, mailbox, upTo, uidValidity, false)
+}
+
+// acquire is Acquire; seeWrites says whether the connection must see
+// every change made through idlemux first.
+func (a *Account) acquire(ctx context.Context, mailbox string, upTo imap.UID, uidValidity uint32, seeWrites bool) (*Conn, error) {
 	c, reused, err := a.get(ctx, mailbox)
 	if err != nil {
 		return nil, err
@@ -147,7 +168,7 @@ func (a *Account) Acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
 		}
 		c.selected, c.epoch, c.upTo, c.uidValidity, c.seen = mailbox, epoch, upTo, sel.UIDValidity, writes
-	} else if c.upTo < upTo || c.seen < writes {
+	} else if c.upTo < upTo || (seeWrites && c.seen < writes) {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
 			return nil, stale(err)

@@ -32,6 +32,28 @@ func (a *Account) changedLocked(names ...string) {
 	}
 }
 
+// Unconfirmed records that a change through idlemux to mailbox completed
+// without the model confirming it (its Sync failed or timed out): the
+// model is not Current until a round that began after it, and no STORE's
+// reported flags (PostFlags) make it so.
+func (a *Account) Unconfirmed(mailbox string) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	a.changedLocked(mailbox)
+	if a.unconfirmed == nil {
+		a.unconfirmed = make(map[string]uint64)
+	}
+	a.unconfirmed[mailbox] = a.gen
+}
+
+// unconfirmedAt is the generation of the latest Unconfirmed change to
+// mailbox, 0 when none.
+func (a *Account) unconfirmedAt(mailbox string) uint64 {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	return a.unconfirmed[mailbox]
+}
+
 // Generation numbers the changes made through idlemux to the account's
 // mailboxes: a request keyed by it never answers from before a change
 // that completed before the request began.

@@ -161,6 +161,9 @@ func (q *eventQueue) pending() bool {
 type listing struct {
 	uids  []imap.UID // by sequence number; 0 while not yet fetched
 	flags [][]imap.Flag
+	// modseqs holds each message's MODSEQ, aligned with uids, when the
+	// listing was read with them (CONDSTORE, flagpost.go); nil otherwise.
+	modseqs []uint64
 	// firstRecent is the lowest UID the upstream flagged \Recent, 0 when
 	// none: where recency starts for a new model (fanout/recent.go).
 	firstRecent imap.UID

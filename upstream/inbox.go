@@ -13,6 +13,8 @@ import "sync"
 //	idling           a flag (idled): the first one asks for a slot (polled.go)
 //	nudge            a flag (nudged): the notify connection heard of a change (notifier.go)
 //	sync             one channel shared by every request since the last take
+//	post             a STORE's reported flags (flagpost.go), each answered
+//	                 by the loop; one per session at most, as each waits
 //	stop, gone       the first reason (stopped, why)
 //
 // signal (capacity 1) says there is something to take; the loop's every
@@ -23,6 +25,7 @@ type inbox struct {
 	idled   bool          // a session idled on the mailbox since the last take
 	nudged  bool          // the upstream reported a change (NOTIFY) since the last take
 	sync    chan struct{} // closed once a round that started after the request is applied
+	posts   []*flagPost   // reported flags waiting for the loop (flagpost.go)
 	stopped bool
 	why     error // the stop's reason: nil, ErrMailboxGone, or the loop's permanent failure
 	// held is the loop's count of references as of its last take. With
@@ -82,6 +85,14 @@ func (in *inbox) askSync() <-chan struct{} {
 	return ch
 }
 
+// post sends a STORE's reported flags.
+func (in *inbox) post(p *flagPost) {
+	in.mu.Lock()
+	in.posts = append(in.posts, p)
+	in.mu.Unlock()
+	in.poke()
+}
+
 // stop sends stop with a reason and says whether it was the first.
 func (in *inbox) stop(why error) bool {
 	in.mu.Lock()
@@ -115,6 +126,7 @@ type mail struct {
 	idled  bool
 	nudged bool
 	sync   chan struct{}
+	posts  []*flagPost
 }
 
 // take hands the loop everything sent since the last take. held is the
@@ -123,8 +135,8 @@ type mail struct {
 func (in *inbox) take(held int) mail {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	m := mail{refs: held + in.refs, idled: in.idled, nudged: in.nudged, sync: in.sync}
+	m := mail{refs: held + in.refs, idled: in.idled, nudged: in.nudged, sync: in.sync, posts: in.posts}
 	in.held = m.refs
-	in.refs, in.idled, in.nudged, in.sync = 0, false, false, nil
+	in.refs, in.idled, in.nudged, in.sync, in.posts = 0, false, false, nil, nil
 	return m
 }

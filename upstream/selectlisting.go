@@ -26,7 +26,7 @@ import (
 func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.SelectData, lst listing, listed bool, err error) {
 	g := newGuard(c.timeout, func() { c.Client.Close() })
 	selCmd := c.Select(w.name, opts)
-	fetch := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+	fetch := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, ModSeq: w.withModSeq})
 	sel, err = selCmd.Wait()
 	if err != nil {
 		fetch.Close()
@@ -39,6 +39,9 @@ func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.S
 	n := int(sel.NumMessages)
 	lst.uids = make([]imap.UID, n)
 	lst.flags = make([][]imap.Flag, n)
+	if w.withModSeq {
+		lst.modseqs = make([]uint64, n)
+	}
 	got, whole := 0, true
 	for msg := fetch.Next(); msg != nil; msg = fetch.Next() {
 		g.Touch()
@@ -54,6 +57,7 @@ func (w *Watcher) selectListing(c *wconn, opts *imap.SelectOptions) (sel *imap.S
 		lst.uids[i] = buf.UID
 		lst.noteRecent(buf.UID, buf.Flags)
 		lst.flags[i] = StripRecent(buf.Flags)
+		lst.noteModSeq(i, buf.ModSeq)
 		got++
 	}
 	ferr := fetch.Close()

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 
@@ -31,6 +32,7 @@ var ErrUIDValidityChanged = errors.New("mailbox UIDVALIDITY changed upstream")
 //	             expiry it stops if still unused (lingerExpired)
 //	idling       Idling: the first makes a polled watcher ask for a slot
 //	sync         Sync: requests taken together get one upstream round
+//	post         PostFlags: a STORE's reported flags, into the model at once
 //	stop, gone   the account's retireLocked (the linger's expiry, a
 //	             lingering watcher's slot wanted by another, MailboxGone,
 //	             Shutdown, a permanent failure): also cancels the loop's
@@ -81,8 +83,12 @@ type Watcher struct {
 	idleAsked bool        // a session idled on the mailbox: ask for a slot
 	nudged    bool        // the notify connection heard of a change: poll now
 	syncs     []chan struct{}
-	modseq    uint64 // the upstream MODSEQ the model is known to include (CONDSTORE)
-	sessions  int    // upstream connections started, for the login reason
+	modseq    uint64              // the upstream MODSEQ the model is known to include (CONDSTORE)
+	exact     bool                // modseq comes from a read with per-message MODSEQ (flagpost.go)
+	posted    map[imap.UID]uint64 // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
+	// withModSeq: listings read MODSEQ (CONDSTORE, and the mailbox has them)
+	withModSeq bool
+	sessions   int // upstream connections started, for the login reason
 }
 
 // attempt is the outcome of the loop's last connection attempt, for Watch
@@ -211,6 +217,7 @@ func (w *Watcher) takeMail() {
 	if ml.sync != nil {
 		w.syncs = append(w.syncs, ml.sync)
 	}
+	w.applyPosts(ml.posts)
 	switch {
 	case w.refs > 0 && w.linger != nil:
 		w.linger.Stop()

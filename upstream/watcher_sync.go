@@ -43,6 +43,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	var lst listing
 	var listed bool
 	var err error
+	w.withModSeq = condstore // until the SELECT says the mailbox has none
 	if w.box.Load() == nil {
 		sel, lst, listed, err = w.selectListing(c, opts)
 	} else {
@@ -58,6 +59,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		}
 		return nil, 0, err
 	}
+	w.withModSeq = condstore && sel.HighestModSeq > 0
 	box := w.box.Load()
 	if !readOnly && w.current(box, sel) {
 		return nil, sel.UIDValidity, nil
@@ -77,7 +79,11 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 	if slices.Contains(lst.uids, 0) {
 		return nil, 0, errMirror
 	}
+	top, exact := lst.top()
+	st.modseq = max(st.modseq, top)
 	w.modseq = st.modseq
+	w.readInexact() // the listing holds every report before it
+	w.exact = exact && st.condstore
 	if box != nil && box.UIDValidity() == sel.UIDValidity {
 		var rerr error
 		n := box.Update(func(tx *fanout.Tx) {
@@ -135,10 +141,13 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 	n := int(to - from + 1)
 	lst.uids = make([]imap.UID, n)
 	lst.flags = make([][]imap.Flag, n)
+	if w.withModSeq {
+		lst.modseqs = make([]uint64, n)
+	}
 	for lo := from; lo <= to; lo += listingChunk {
 		hi := min(to, lo+listingChunk-1)
 		err := c.bounded(func() error {
-			cmd := c.Fetch(imap.SeqSet{{Start: lo, Stop: hi}}, &imap.FetchOptions{UID: true, Flags: true})
+			cmd := c.Fetch(imap.SeqSet{{Start: lo, Stop: hi}}, &imap.FetchOptions{UID: true, Flags: true, ModSeq: w.withModSeq})
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 				buf, err := msg.Collect()
 				if err != nil {
@@ -153,6 +162,7 @@ func (w *Watcher) fetchListing(c *wconn, from, to uint32) (listing, error) {
 				lst.uids[i] = buf.UID
 				lst.noteRecent(buf.UID, buf.Flags)
 				lst.flags[i] = StripRecent(buf.Flags)
+				lst.noteModSeq(i, buf.ModSeq)
 			}
 			return cmd.Close()
 		})
@@ -196,8 +206,11 @@ func (w *Watcher) listingSince(c *wconn, box *fanout.Mailbox, count uint32) (lis
 	for i, u := range changed.uids {
 		byUID[u] = changed.flags[i]
 	}
-	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids))}
+	// Every message's MODSEQ is at most the CHANGEDSINCE read's highest
+	// (w.modseq now) or it would have been in it: the listing is exact.
+	lst := listing{uids: uids, flags: make([][]imap.Flag, len(uids)), modseqs: make([]uint64, len(uids))}
 	for i, u := range uids {
+		lst.modseqs[i] = w.modseq
 		if f, ok := byUID[u]; ok {
 			lst.flags[i] = f
 		} else if f, ok := box.Flags(u); ok {
@@ -248,6 +261,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 			}
 			if uid := st.mirror[i]; uid != 0 {
 				expunged = append(expunged, uid)
+				delete(w.posted, uid) // no report of it can come after
 			}
 			st.mirror = slices.Delete(st.mirror, i, i+1)
 		case evMailbox:
@@ -264,6 +278,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 			return err
 		}
 		copy(st.mirror[p:], added.uids)
+		w.readNew(added)
 		if slices.Contains(st.mirror, 0) {
 			return errMirror
 		}
@@ -369,6 +384,7 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 	if err == nil {
 		st.modseq = top
 		w.modseq = max(w.modseq, top)
+		w.readExact()
 	}
 	return lst, err
 }

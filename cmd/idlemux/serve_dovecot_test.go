@@ -54,50 +54,10 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "idlemux")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	addr := freePort(t)
-	cfgPath := filepath.Join(dir, "idlemux.yaml")
 	cfg := fmt.Sprintf("listeners:\n  - address: %s\n    tls: none\nupstream:\n  address: %s\n  tls: none\nlog:\n  level: warn\n", addr, dv.Addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logs := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case logs <- sc.Text():
-			default:
-			}
-		}
-	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("idlemux did not listen on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sb := startServe(t, addr, cfg)
+	cmd, logs, exited := sb.cmd, sb.logs, sb.exited
 	rss0 := rssKiB(t, cmd.Process.Pid)
 
 	const n = 50
@@ -165,16 +125,7 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 		}
 	}
 
-	// reload rewrites the config file and sends SIGHUP.
-	reload := func(content string) {
-		t.Helper()
-		if err := os.WriteFile(cfgPath, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reload := func(content string) { sb.reload(t, content) }
 
 	// SIGHUP with an invalid file: rejected, logged, the old config serves on.
 	reload("listeners: [\n")
@@ -257,6 +208,71 @@ func TestServeBinaryAgainstDovecot(t *testing.T) {
 	}
 	if !strings.Contains(rest.String(), "* BYE") {
 		t.Fatalf("idling client got %q at shutdown, want * BYE", rest.String())
+	}
+}
+
+// servedBinary is `idlemux serve` running as a child of the test.
+type servedBinary struct {
+	cmd     *exec.Cmd
+	cfgPath string
+	logs    chan string // its stderr, line by line; lines beyond 1000 unread are dropped
+	exited  chan error  // cmd.Wait's result
+}
+
+// startServe builds the binary, writes cfg and runs `idlemux serve` on it
+// until the test ends; it returns once addr (cfg's listener) accepts.
+func startServe(t *testing.T, addr, cfg string) *servedBinary {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "idlemux")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sb := &servedBinary{cfgPath: filepath.Join(dir, "idlemux.yaml"), logs: make(chan string, 1000), exited: make(chan error, 1)}
+	if err := os.WriteFile(sb.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sb.cmd = exec.Command(bin, "serve", "--config", sb.cfgPath)
+	stderr, _ := sb.cmd.StderrPipe()
+	if err := sb.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case sb.logs <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() { sb.exited <- sb.cmd.Wait() }()
+	t.Cleanup(func() {
+		sb.cmd.Process.Kill()
+		<-sb.exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return sb
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idlemux did not listen on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reload rewrites the config file and sends SIGHUP.
+func (sb *servedBinary) reload(t *testing.T, content string) {
+	t.Helper()
+	if err := os.WriteFile(sb.cfgPath, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
 	}
 }
 

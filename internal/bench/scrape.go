@@ -16,7 +16,7 @@ type metricsSample struct {
 	ok            bool
 	upstreamConns float64            // idlemux_upstream_connections, all roles
 	logins        float64            // idlemux_upstream_logins_total
-	commands      map[string]float64 // idlemux_upstream_commands_total, by command
+	commands      map[string]float64 // idlemux_upstream_commands_total, by command, all upstreams
 	sum, count    float64            // idlemux_fanout_latency_seconds
 	buckets       []bucket
 }
@@ -41,10 +41,14 @@ func scrape(url string) metricsSample {
 	s.commands = map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
+		// The value follows the last space: a label value may hold spaces
+		// ("UID FETCH").
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
+		f := [2]string{line[:i], line[i+1:]}
 		v, err := strconv.ParseFloat(f[1], 64)
 		if err != nil {
 			continue
@@ -59,7 +63,9 @@ func scrape(url string) metricsSample {
 		case f[0] == "idlemux_fanout_latency_seconds_count":
 			s.count = v
 		case strings.HasPrefix(f[0], commandPrefix):
-			s.commands[strings.TrimSuffix(strings.TrimPrefix(f[0], commandPrefix), `"}`)] = v
+			// {command="NAME",upstream="..."}: summed over upstreams.
+			name, _, _ := strings.Cut(strings.TrimPrefix(f[0], commandPrefix), `"`)
+			s.commands[name] += v
 		case strings.HasPrefix(f[0], bucketPrefix):
 			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(f[0], bucketPrefix), `"}`), 64)
 			if err == nil {

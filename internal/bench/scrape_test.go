@@ -2,8 +2,11 @@ package bench
 
 import (
 	"encoding/json"
+	"io"
 	"maps"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -48,5 +51,32 @@ func TestCommandsSince(t *testing.T) {
 	want := map[string]float64{"LOGIN": 1, "UID FETCH": 4}
 	if !maps.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestScrapeSumsUpstreams: the series idlemux labels by upstream (issue 13)
+// are summed over upstreams, and a command name with a space ("UID FETCH")
+// is read whole.
+func TestScrapeSumsUpstreams(t *testing.T) {
+	const body = `# HELP idlemux_upstream_commands_total Commands sent.
+idlemux_upstream_commands_total{command="UID FETCH",upstream="a"} 4
+idlemux_upstream_commands_total{command="UID FETCH",upstream="b"} 3
+idlemux_upstream_commands_total{command="LOGIN",upstream="a"} 2
+idlemux_upstream_connections{role="watcher",upstream="a"} 1
+idlemux_upstream_connections{role="command",upstream="b"} 2
+idlemux_upstream_logins_total{reason="check",upstream="a"} 5
+idlemux_upstream_logins_total{reason="check",upstream="b"} 1
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
+	defer srv.Close()
+	got := scrape(srv.URL)
+	if !got.ok {
+		t.Fatal("scrape: got no sample, want one")
+	}
+	if want := map[string]float64{"UID FETCH": 7, "LOGIN": 2}; !maps.Equal(got.commands, want) {
+		t.Errorf("commands: got %v, want %v", got.commands, want)
+	}
+	if got.upstreamConns != 3 || got.logins != 6 {
+		t.Errorf("connections, logins: got %v, %v; want 3, 6", got.upstreamConns, got.logins)
 	}
 }
