@@ -3,6 +3,8 @@ package upstream
 import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // A STORE's own answer says what it changed: every message whose flags it
@@ -30,7 +32,7 @@ type FlagState struct {
 const maxUnchangedSince = 1<<63 - 1
 
 // CanReportFlags says whether StoreReport works on this upstream.
-func (c *Conn) CanReportFlags() bool { return c.Caps().Has(imap.CapCondStore) }
+func (c *Conn) CanReportFlags() bool { return quirks.Has(c.Caps(), quirks.CondStore) }
 
 // StoreReport runs UID STORE (not .SILENT, UNCHANGEDSINCE 2^63-1) and
 // returns the flag states its answer reported, by UID. Other FETCH
