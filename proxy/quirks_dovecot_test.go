@@ -81,3 +81,38 @@ func TestDovecotNoMoveNoUIDPlus(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotNamespaceWithoutCap: on an upstream that lacks NAMESPACE,
+// idlemux asks LIST "" "" for the hierarchy delimiter and derives the
+// personal namespace from it (RFC 2342; quirks.Namespace) instead of
+// sending a command the upstream does not advertise; for Dovecot's
+// default layout that is the answer Dovecot's own NAMESPACE gives
+// (directly, Dovecot runs NAMESPACE whatever it advertises). With
+// NAMESPACE advertised the command is relayed.
+func TestDovecotNamespaceWithoutCap(t *testing.T) {
+	tests := []struct {
+		name, caps          string
+		wantNamespace, list int // upstream commands for the client's NAMESPACE
+	}{
+		{"without NAMESPACE: derived", strings.Replace(capsNoMove, " NAMESPACE", "", 1), 0, 1},
+		{"with NAMESPACE: relayed", capsNoMove, 1, 0},
+	}
+	steps := []step{{"A", "NAMESPACE"}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := "imap_capability = " + tt.caps + "\n"
+			dd := startDovecotConf(t, conf)
+			want := runScript(t, dd.Addr, dd.Addr, steps)
+			dv := startDovecotConf(t, conf)
+			tapAddr, tap := startCommandTap(t, dv.Addr)
+			p := startProxy(t, testConfig(tapAddr))
+			got := runScript(t, p.Addrs()[0], dv.Addr, steps)
+			counts := tap.take()
+			if counts["NAMESPACE"] != tt.wantNamespace || counts["LIST"] != tt.list {
+				t.Errorf("upstream commands: got NAMESPACE %d, LIST %d, want %d, %d (all: %v)",
+					counts["NAMESPACE"], counts["LIST"], tt.wantNamespace, tt.list, counts)
+			}
+			diffWire(t, got, want)
+		})
+	}
+}

@@ -3,6 +3,8 @@ package upstream
 import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/idlemux/idlemux/upstream/quirks"
 )
 
 // A STORE's own answer says what it changed: every message whose flags it
@@ -33,7 +35,7 @@ const maxUnchangedSince = 1<<63 - 1
 // worth it for uids: a set larger than the watcher takes (maxPosted)
 // runs .SILENT, so that its answer is not read and held for nothing.
 func (c *Conn) CanReportFlags(uids imap.UIDSet) bool {
-	return reportable(uids) && c.Caps().Has(imap.CapCondStore)
+	return reportable(uids) && quirks.Has(c.Caps(), quirks.CondStore)
 }
 
 // reportable says whether uids names at most maxPosted messages.

@@ -17,7 +17,8 @@ const (
 	UIDExpunge
 	// CondStore: SELECT (CONDSTORE), FETCH CHANGEDSINCE and STATUS
 	// HIGHESTMODSEQ keep resyncs and polls cheap (upstream/watcher_sync.go,
-	// polled.go, notifier.go).
+	// polled.go, notifier.go), and a STORE's own answer confirms it
+	// (upstream/flagreport.go).
 	CondStore
 	// Namespace: NAMESPACE is relayed; without it the personal namespace
 	// is derived from LIST "" "" (proxy/mailboxes.go).

@@ -6,9 +6,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// BenchmarkHas: asking the table costs about what the direct test it
-// replaced cost (the floor, BenchmarkHasDirect, in the same run). Each
-// checks its answer: Dovecot has MOVE.
+// BenchmarkHas: what asking the table costs against the direct test it
+// replaced (the floor, BenchmarkHasDirect, in the same run): tens of
+// nanoseconds, asked once per command or watcher round, beside an
+// upstream round trip. Each checks its answer: Dovecot has MOVE.
 func BenchmarkHas(b *testing.B) {
 	for b.Loop() {
 		if !Has(dovecotCaps, Move) {
