@@ -45,6 +45,7 @@ type clientConn struct {
 	askedCaps bool    // the client sent CAPABILITY before login
 	ownStatus bool    // the running STATUS names the selected mailbox (resporder.go)
 	cs        condstoreState
+	qr        qresyncState
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDovecotQResyncEnable: ENABLE with QRESYNC answers through idlemux
+// as Dovecot answers directly (RFC 7162 3.2.3, RFC 5161): "* ENABLED"
+// names what was asked, in the order asked, each time it is asked;
+// QRESYNC alone enables CONDSTORE without naming it, so a later SELECT
+// reports HIGHESTMODSEQ; enabling with a mailbox selected announces its
+// HIGHESTMODSEQ first.
+func TestDovecotQResyncEnable(t *testing.T) {
+	compareScript(t, []step{
+		{"direct", "APPEND INBOX one"},
+		{"d", "SELECT INBOX"}, // before any client enabled CONDSTORE on it
+		{"a", "ENABLE QRESYNC"},
+		{"a", "ENABLE QRESYNC"},
+		{"a", "SELECT INBOX"},
+		{"b", "ENABLE CONDSTORE QRESYNC"},
+		{"c", "ENABLE qresync X condstore"},
+		{"d", "ENABLE QRESYNC"}, // selected: HIGHESTMODSEQ first
+		{"e", "ENABLE CONDSTORE"},
+		{"e", "ENABLE QRESYNC"},
+	}, nil)
+}
+
+// TestDovecotQResyncNotOffered: where the account's upstream lacks
+// QRESYNC (the operator's capability override leaves it out, CONDSTORE
+// kept) idlemux neither offers nor enables it, nor VANISHED.
+func TestDovecotQResyncNotOffered(t *testing.T) {
+	dv := startDovecot(t)
+	cfg := testConfig(dv.Addr)
+	cfg.Upstream.Capabilities = []string{"IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "CONDSTORE"}
+	p := startProxy(t, cfg)
+	rc := dialRaw(t, p.Addrs()[0])
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	for _, tc := range []struct {
+		name, cmd string
+		want      []string
+	}{
+		{"capability", "CAPABILITY", []string{"* CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE UNSELECT UIDPLUS CONDSTORE MOVE LITERAL+ COMPRESS=DEFLATE APPENDLIMIT=", "e OK"}},
+		{"enable", "ENABLE QRESYNC", []string{"e OK Enabled."}},
+		{"enable both", "ENABLE CONDSTORE QRESYNC", []string{"* ENABLED CONDSTORE", "e OK Enabled."}},
+	} {
+		got := rc.cmd("e", tc.cmd)
+		if len(got) != len(tc.want) || !slices.EqualFunc(got, tc.want, strings.HasPrefix) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// reTaggedHighest is a tagged answer's [HIGHESTMODSEQ n] code.
+var reTaggedHighest = regexp.MustCompile(`^(\S+: [^*\s]\S* OK) \[HIGHESTMODSEQ \d+\]`)
+
+// compareQResync is compareScript, but for the [HIGHESTMODSEQ n] code
+// Dovecot puts in the tagged OK of a command that told a CONDSTORE
+// client of expunges (NOOP, EXPUNGE): idlemux's tagged answers are
+// imapserver's, without it (RFC 7162 3.1.2.1 requires the code only in
+// SELECT's answer; that code is another item of issue 12).
+func compareQResync(t *testing.T, steps []step) {
+	t.Helper()
+	strip := func(lines []string) []string {
+		for i, l := range lines {
+			lines[i] = reTaggedHighest.ReplaceAllString(l, "$1")
+		}
+		return lines
+	}
+	dd := startDovecot(t)
+	want := strip(runScript(t, dd.Addr, dd.Addr, steps))
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	got := strip(runScript(t, p.Addrs()[0], dv.Addr, steps))
+	diffWire(t, got, want)
+}
+
+// TestDovecotQResyncVanished: a session that enabled QRESYNC is told of
+// expunges as "* VANISHED uids", never EXPUNGE (RFC 7162 3.2.10), one
+// set per batch as Dovecot writes it: another client's expunges (after
+// NOOP), its own EXPUNGE, UID EXPUNGE and MOVE; a session that did not
+// enable it still gets "* n EXPUNGE", and one that enabled only
+// CONDSTORE too.
+func TestDovecotQResyncVanished(t *testing.T) {
+	steps := []step{
+		{"direct", "CREATE Trash"},
+	}
+	for i := 1; i <= 8; i++ {
+		steps = append(steps, step{"direct", fmt.Sprintf("APPEND INBOX m%d", i)})
+	}
+	// The \Deleted flags are set before the sessions select: a flag
+	// change told to a CONDSTORE session carries MODSEQ directly, not
+	// yet through idlemux (the other part of issue 12).
+	steps = append(steps, []step{
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 1:3,5,7:8 +FLAGS.SILENT (\\Deleted)"},
+		{"p", "SELECT INBOX"}, // before any client enabled CONDSTORE
+		{"q", "ENABLE QRESYNC"},
+		{"q", "SELECT INBOX"},
+		{"c", "ENABLE CONDSTORE"},
+		{"c", "SELECT INBOX"},
+		{"direct", "UID EXPUNGE 2:3,5"},
+		{"q", "NOOP"},
+		{"p", "NOOP"},
+		{"c", "NOOP"},
+		{"q", "UID EXPUNGE 8"},
+		{"q", "EXPUNGE"},
+		{"q", "MOVE 1 Trash"},
+		{"p", "NOOP"},
+		{"q", "CLOSE"},
+		{"q", "SELECT Trash"},
+		{"q", "CLOSE"},
+	}...)
+	compareQResync(t, steps)
+}
+
+// TestDovecotQResyncVanishedIdle: a QRESYNC session idling is told of
+// another client's expunges as "* VANISHED uids" (RFC 7162 3.2.10), on
+// the idle fast path as directly on Dovecot; an idling session that did
+// not enable QRESYNC still gets EXPUNGE.
+func TestDovecotQResyncVanishedIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		enable bool
+		want   []string
+	}{
+		{"qresync", true, []string{"* VANISHED 2:3"}},
+		{"plain", false, []string{"* 3 EXPUNGE", "* 2 EXPUNGE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dd := startDovecot(t)
+			dv := startDovecot(t)
+			p := startProxy(t, testConfig(dv.Addr))
+			direct := idleUntilExpunged(t, dd.Addr, dd.Addr, tc.enable, len(tc.want))
+			through := idleUntilExpunged(t, p.Addrs()[0], dv.Addr, tc.enable, len(tc.want))
+			if !slices.Equal(direct, tc.want) {
+				t.Errorf("directly on Dovecot: got %q, want %q", direct, tc.want)
+			}
+			if !slices.Equal(through, direct) {
+				t.Errorf("through idlemux: got %q, want %q (Dovecot's)", through, direct)
+			}
+		})
+	}
+}
+
+// idleUntilExpunged fills INBOX with 4 messages on upstream, has a client
+// of addr (QRESYNC enabled if enable) select it and IDLE, expunges
+// messages 2 and 3 on upstream directly, and returns the n untagged
+// lines the idling client got that are not EXISTS, RECENT or FETCH.
+func idleUntilExpunged(t *testing.T, addr, upstream string, enable bool, n int) []string {
+	t.Helper()
+	up := dialRaw(t, upstream)
+	up.cmd("l", "LOGIN "+testUser+" "+testPass)
+	for i := 0; i < 4; i++ {
+		up.appendLiteral("a", "INBOX", testMessage(fmt.Sprintf("m%d", i)))
+	}
+	up.cmd("s", "SELECT INBOX")
+	rc := dialRaw(t, addr)
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	if enable {
+		rc.cmd("e", "ENABLE QRESYNC")
+	}
+	rc.cmd("s", "SELECT INBOX")
+	fmt.Fprintf(rc.c, "i IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: got %q, want +", l)
+	}
+	time.Sleep(100 * time.Millisecond) // the idle fast path takes over
+	up.cmd("d", "STORE 2:3 +FLAGS.SILENT (\\Deleted)")
+	up.cmd("x", "EXPUNGE")
+	var got []string
+	for len(got) < n {
+		l := rc.line()
+		if strings.HasSuffix(l, " EXISTS") || strings.HasSuffix(l, " RECENT") || strings.Contains(l, " FETCH ") || strings.HasPrefix(l, "* OK Still here") {
+			continue
+		}
+		got = append(got, l)
+	}
+	fmt.Fprintf(rc.c, "DONE\r\n")
+	rc.answer("i")
+	return got
+}

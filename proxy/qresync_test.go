@@ -1,0 +1,46 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/fanout"
+)
+
+// TestAppendSessionUpdates: a QRESYNC session's expunges go out as one
+// "* VANISHED" with an ascending UID set (RFC 7162 3.2.10), the rest as
+// for any session; a session without QRESYNC gets appendUpdates' bytes.
+func TestAppendSessionUpdates(t *testing.T) {
+	exp := func(seq uint32, uid imap.UID) fanout.Update {
+		return fanout.Update{Kind: fanout.UpdateExpunge, Seq: seq, UID: uid}
+	}
+	exists := fanout.Update{Kind: fanout.UpdateExists, Seq: 4}
+	flags := fanout.Update{Kind: fanout.UpdateFlags, Seq: 2, UID: 9, Flags: []imap.Flag{imap.FlagSeen}}
+	for _, tc := range []struct {
+		name     string
+		ups      []fanout.Update
+		vanished bool
+		want     string
+	}{
+		{"one", []fanout.Update{exp(3, 7)}, true, "* VANISHED 7\r\n"},
+		{"runs and singles, highest seq first", []fanout.Update{exp(9, 20), exp(5, 12), exp(4, 11), exp(3, 10), exp(1, 2)}, true,
+			"* VANISHED 2,10:12,20\r\n"},
+		{"then exists and flags", []fanout.Update{exp(2, 4), exp(1, 3), exists, flags}, true,
+			"* VANISHED 3:4\r\n* 4 EXISTS\r\n* 2 FETCH (UID 9 FLAGS (\\Seen))\r\n"},
+		{"no expunge", []fanout.Update{exists, flags}, true, "* 4 EXISTS\r\n* 2 FETCH (UID 9 FLAGS (\\Seen))\r\n"},
+		{"not enabled", []fanout.Update{exp(2, 4), exp(1, 3), exists}, false, "* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n* 4 EXISTS\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(appendSessionUpdates(nil, tc.ups, nil, nil, tc.vanished))
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if !tc.vanished {
+				if plain := string(appendUpdates(nil, tc.ups, nil, nil)); got != plain {
+					t.Errorf("got %q, want appendUpdates' %q", got, plain)
+				}
+			}
+		})
+	}
+}
