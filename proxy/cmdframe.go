@@ -48,6 +48,7 @@ type framed struct {
 	relay           []byte
 	changedSince    uint64
 	hasChangedSince bool
+	vanished        bool                       // UID FETCH's VANISHED modifier taken off (qresync_fetch.go)
 	searchModSeq    *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
 	spoolR          io.Reader
 	part, off       int

@@ -184,3 +184,43 @@ func idleUntilExpunged(t *testing.T, addr, upstream string, enable bool, n int) 
 	rc.answer("i")
 	return got
 }
+
+// TestDovecotQResyncFetchVanished: UID FETCH with (CHANGEDSINCE m
+// VANISHED) (RFC 7162 3.2.6) answers through idlemux as Dovecot answers
+// directly: "* VANISHED (EARLIER) uids" within the client's UID set, also
+// for UIDs the session's view no longer holds and before the session was
+// told of them, then the changed messages with MODSEQ; the upstream's
+// [HIGHESTMODSEQ] of a pool connection's tagged OK is not passed on; the modifiers in
+// either order and any case; refused as Dovecot refuses it on FETCH,
+// without CHANGEDSINCE and before QRESYNC is enabled.
+func TestDovecotQResyncFetchVanished(t *testing.T) {
+	steps := []step{}
+	for i := 1; i <= 6; i++ {
+		steps = append(steps, step{"direct", fmt.Sprintf("APPEND INBOX m%d", i)})
+	}
+	steps = append(steps, []step{
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 2:4 +FLAGS.SILENT (\\Deleted)"},
+		{"direct", "STORE 6 +FLAGS.SILENT (\\Seen)"},
+		{"n", "SELECT INBOX"},
+		{"n", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"},
+		{"q", "ENABLE QRESYNC"},
+		{"q", "SELECT INBOX"},
+		{"direct", "UID EXPUNGE 3:4"},
+		// Not compared: a UID FETCH here, before q was told of the
+		// expunges. Dovecot tells them at its end (RFC 3501 7.4.1 allows
+		// it for UID commands), idlemux at the next command (fanout
+		// design: none during any FETCH).
+		{"q", "NOOP"},
+		{"q", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"},
+		{"q", "UID FETCH 3:4 (FLAGS) (VANISHED CHANGEDSINCE 1)"},
+		{"q", "UID FETCH 1:3 (FLAGS) (changedsince 1 vanished)"},
+		{"q", "UID FETCH 1:* (UID MODSEQ FLAGS) (CHANGEDSINCE 9 VANISHED)"},
+		{"q", "UID FETCH 1,5:* (FLAGS) (CHANGEDSINCE 9 VANISHED)"},
+		{"q", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"},
+		{"q", "UID FETCH 1:* (FLAGS) (VANISHED)"},
+		{"q", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE x VANISHED)"},
+		{"q", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"},
+	}...)
+	compareQResync(t, steps)
+}

@@ -44,3 +44,49 @@ func TestAppendSessionUpdates(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeCondstoreVanished: the reader takes UID FETCH's VANISHED
+// modifier off with CHANGEDSINCE, in either order and any case, and
+// refuses it as Dovecot does on FETCH, without CHANGEDSINCE and before
+// QRESYNC is enabled (RFC 7162 3.2.6).
+func TestTakeCondstoreVanished(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, head, refusal string
+		enabled, vanished       bool
+		since                   uint64
+	}{
+		{name: "after", in: "a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)\r\n", enabled: true,
+			head: "a UID FETCH 1:* (FLAGS)\r\n", vanished: true, since: 7},
+		{name: "before, any case", in: "a uid fetch 1:* FLAGS (vanished changedsince 8)\r\n", enabled: true,
+			head: "a uid fetch 1:* FLAGS\r\n", vanished: true, since: 8},
+		{name: "without", in: "a UID FETCH 1 (FLAGS) (CHANGEDSINCE 7)\r\n", enabled: true, head: "a UID FETCH 1 (FLAGS)\r\n", since: 7},
+		{name: "not enabled", in: "a UID FETCH 1 (FLAGS) (CHANGEDSINCE 7 VANISHED)\r\n",
+			refusal: "a BAD Error in IMAP command UID FETCH: QRESYNC not enabled"},
+		{name: "no changedsince", in: "a UID FETCH 1 (FLAGS) (VANISHED)\r\n", enabled: true,
+			refusal: "a BAD Error in IMAP command UID FETCH: VANISHED used without CHANGEDSINCE"},
+		{name: "fetch", in: "a FETCH 1 (FLAGS) (CHANGEDSINCE 7 VANISHED)\r\n", enabled: true,
+			refusal: "a BAD Error in IMAP command FETCH: Unknown FETCH modifier"},
+		{name: "items only", in: "a UID FETCH 1 (VANISHED)\r\n", enabled: true, head: "a UID FETCH 1 (VANISHED)\r\n"},
+		{name: "bad changedsince", in: "a UID FETCH 1 (FLAGS) (CHANGEDSINCE x VANISHED)\r\n", enabled: true,
+			refusal: "a BAD Error in IMAP command FETCH: Invalid CHANGEDSINCE modseq"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, f := condstoreFrame([]byte(tc.in))
+			cc.qr.offered = true
+			cc.qr.enabled.Store(tc.enabled)
+			reply, _ := cc.takeCondstore(f)
+			if tc.refusal != "" {
+				if reply == nil || reply.line != tc.refusal {
+					t.Fatalf("got %+v, want refusal %q", reply, tc.refusal)
+				}
+				return
+			}
+			if reply != nil {
+				t.Fatalf("got refusal %q, want none", reply.line)
+			}
+			if string(f.head) != tc.head || f.vanished != tc.vanished || f.changedSince != tc.since {
+				t.Errorf("got head %q vanished %v since %d, want %q %v %d", f.head, f.vanished, f.changedSince, tc.head, tc.vanished, tc.since)
+			}
+		})
+	}
+}
