@@ -232,6 +232,7 @@ func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
 	cc.cs.statusDue, cc.cs.searchDue = false, false
+	cc.qr.selectLines = nil
 	cc.mu.Unlock()
 }
 

@@ -49,6 +49,7 @@ type framed struct {
 	changedSince    uint64
 	hasChangedSince bool
 	vanished        bool                       // UID FETCH's VANISHED modifier taken off (qresync_fetch.go)
+	qresync         *qresyncParams             // SELECT's QRESYNC parameter taken off (qresync_select.go)
 	searchModSeq    *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
 	spoolR          io.Reader
 	part, off       int

@@ -125,6 +125,7 @@ func (cc *clientConn) takeCondstore(f *framed) (reply *refusal, announce string)
 	if f == nil {
 		return nil, ""
 	}
+	cc.selectQResync(f) // qresync_select.go
 	cc.selectCondstore(f)
 	if announce = cc.statusCondstore(f); announce != "" {
 		return nil, announce
@@ -156,7 +157,7 @@ func (cc *clientConn) highestModSeqLine(p []byte) []byte {
 	if at < 0 {
 		return p
 	}
-	line := highestModSeqResponse(cc.cs.highest)
+	line := highestModSeqResponse(cc.cs.highest) + string(cc.takeQResyncLinesLocked())
 	out := make([]byte, 0, len(p)+len(line))
 	out = append(out, p[:at]...)
 	out = append(out, line...)

@@ -224,3 +224,44 @@ func TestDovecotQResyncFetchVanished(t *testing.T) {
 	}...)
 	compareQResync(t, steps)
 }
+
+// TestDovecotQResyncSelect: SELECT and EXAMINE with QRESYNC (RFC 7162
+// 3.2.5) answer through idlemux as Dovecot answers directly: after
+// HIGHESTMODSEQ, "* VANISHED (EARLIER)" for the known UIDs expunged since
+// and a FETCH (UID FLAGS MODSEQ) of each message changed since, numbered
+// in the session's view; known-uids and seq-match-data narrowing them;
+// nothing for another UIDVALIDITY; the parameters beside CONDSTORE, in any
+// case; and each refusal in Dovecot's words, after the previous mailbox
+// was closed, as Dovecot closes it first. The RFC 3.2.5.1 example's shape:
+// a client that knew UIDs 1:6 at modseq 6 resyncs after expunges and flag
+// changes by others.
+func TestDovecotQResyncSelect(t *testing.T) {
+	steps := []step{}
+	for i := 1; i <= 8; i++ {
+		steps = append(steps, step{"direct", fmt.Sprintf("APPEND INBOX m%d", i)})
+	}
+	steps = append(steps, []step{
+		{"direct", "SELECT INBOX"},
+		{"direct", "STORE 2:3,5 +FLAGS.SILENT (\\Deleted)"},
+		{"direct", "UID EXPUNGE 2:3"},
+		{"direct", "STORE 1 +FLAGS.SILENT (\\Seen)"},
+		{"n", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"}, // not enabled
+		{"q", "ENABLE QRESYNC"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 9 1:6))"},
+		{"q", "EXAMINE INBOX (QRESYNC ($UIDVALIDITY 9 1:8 (1:4 1,4:6)))"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1 2:4,7) CONDSTORE)"},
+		{"q", "EXAMINE INBOX (condstore qresync ($UIDVALIDITY 1 5:1))"},
+		{"q", "SELECT INBOX (QRESYNC (1 1))"}, // another UIDVALIDITY
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1 1:*))"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1 1:5 (1:3)))"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1 1:5 (1:3 1:2)))"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"},
+		{"q", "SELECT INBOX (QRESYNC ())"},
+		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"},
+		{"q", "FETCH 1:* (UID FLAGS)"},
+		{"q", "SELECT INBOX (QRESYNC)"},
+		{"q", "SELECT INBOX"},
+	}...)
+	compareQResync(t, steps)
+}

@@ -52,6 +52,10 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
+	if err := sess.qresyncSelect(); err != nil { // qresync_select.go
+		sess.unselect()
+		return nil, err
+	}
 	return &imap.SelectData{
 		Flags:             sd.Flags,
 		PermanentFlags:    permanentFlags(sd.Flags, sd.PermanentFlags, sess.sel.readOnly),

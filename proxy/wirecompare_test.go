@@ -41,11 +41,11 @@ func runScript(t *testing.T, addr, dovecotAddr string, steps []step) []string {
 		}
 		tag := fmt.Sprintf("t%d", i)
 		var lines []string
-		s.cmd = strings.ReplaceAll(s.cmd, "$UIDVALIDITY", uidValidity)
+		cmd := strings.ReplaceAll(s.cmd, "$UIDVALIDITY", uidValidity) // s.cmd is what the transcript shows
 		if box, subject, ok := strings.Cut(strings.TrimPrefix(s.cmd, "APPEND "), " "); ok && strings.HasPrefix(s.cmd, "APPEND ") {
 			lines = rc.appendLiteral(tag, box, testMessage(subject))
 		} else {
-			lines = rc.cmdUntilClose(tag, s.cmd)
+			lines = rc.cmdUntilClose(tag, cmd)
 		}
 		for _, l := range lines {
 			if m := reUIDVal.FindStringSubmatch(l); m != nil && m[1] == "UIDVALIDITY" {

@@ -101,3 +101,20 @@ func statusOf(s []byte) error {
 	}
 	return framingErr("upstream tagged answer %q", s)
 }
+
+// QuoteMailbox is a mailbox name as a raw command names it: modified
+// UTF-7 (RFC 3501 5.1.3), quoted.
+func QuoteMailbox(name string) string { return quoteIMAP(encodeMailboxName(name)) }
+
+// RawSelect runs a raw SELECT or EXAMINE of the mailbox the connection
+// has selected (a client's QRESYNC parameters, proxy/qresync_select.go).
+// When it fails the connection counts as having none selected, so its
+// next use selects again: the upstream closes the selected mailbox before
+// it judges the parameters (Dovecot does, RFC 7162 3.2.11 [CLOSED]).
+func (c *Conn) RawSelect(cmd string, read func(r RawReader) error) error {
+	err := c.Raw(cmd, read)
+	if err != nil {
+		c.selected = ""
+	}
+	return err
+}
