@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/fanout"
 )
 
 // Bounds of what the relay holds of one upstream response; everything
@@ -63,6 +65,10 @@ type fetchRelay struct {
 	// client (qresync_fetch.go).
 	vanished bool
 	set      string
+	// members, when set (a SELECT with QRESYNC), lists the view's
+	// messages among UIDs: VANISHED (EARLIER) leaves those out
+	// (qresync_vanished.go).
+	members func(imap.UIDSet) []fanout.Member
 	// shown, when not nil, collects the FLAGS list each response wrote
 	// (as the client got it), by UID: what the FETCH reported (seenBy).
 	shown    map[imap.UID][]byte

@@ -99,11 +99,13 @@ func (rl *fetchRelay) relayVanished() error {
 	if !rl.vanished || err != nil || !strings.EqualFold(string(head), vanishedEarlier) {
 		return rl.skipData()
 	}
-	rl.out = append(rl.out, "* VANISHED"...)
+	earlier := string(head) // as the upstream wrote it; Peek's bytes go
+	rl.br.Discard(len(vanishedEarlier))
+	var line []byte
 	for {
 		chunk, err := rl.br.ReadSlice('\n')
-		rl.out = append(rl.out, chunk...)
-		if rl.text += int64(len(chunk)); rl.text > relayTextMax {
+		line = append(line, chunk...)
+		if len(line) > relayTextMax {
 			return relayErr("VANISHED response longer than %d bytes", relayTextMax)
 		}
 		if err == bufio.ErrBufferFull {
@@ -114,7 +116,13 @@ func (rl *fetchRelay) relayVanished() error {
 		}
 		break
 	}
-	rl.text = 0
+	if rl.members != nil {
+		var keep bool
+		if line, keep = unreportedVanished(line, rl.members); !keep {
+			return nil // qresync_vanished.go
+		}
+	}
+	rl.out = append(append(append(rl.out, "* VANISHED"...), earlier...), line...)
 	rl.cut = len(rl.out)
 	if len(rl.out) >= relayFlushAt {
 		return rl.flush()

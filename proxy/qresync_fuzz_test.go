@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/fanout"
 	"github.com/idlemux/idlemux/upstream"
 )
 
@@ -76,4 +79,54 @@ func FuzzTakeQResync(f *testing.F) {
 			t.Fatalf("head %q from %q", fr.head, line)
 		}
 	})
+}
+
+// FuzzUnreportedVanished: whatever UID set the upstream writes, taking
+// the view's UIDs out never panics, and what is left is a set that holds
+// no UID of the view and every other UID of the upstream's set.
+func FuzzUnreportedVanished(f *testing.F) {
+	for _, s := range []string{"1:3,5", "9:2", "4294967295", "1:4294967295", "0", "1,,2", "3:"} {
+		f.Add(s)
+	}
+	view := imap.UIDSet{{Start: 4, Stop: 4}, {Start: 7, Stop: 8}, {Start: 4294967295, Stop: 4294967295}}
+	members := func(set imap.UIDSet) []fanout.Member {
+		var out []fanout.Member
+		for _, u := range []imap.UID{4, 7, 8, 4294967295} {
+			if hasUID(set, u) {
+				out = append(out, fanout.Member{UID: u})
+			}
+		}
+		return out
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		in, ok := parseUIDSet(s)
+		got, keep := unreportedVanished([]byte(s+"\r\n"), members)
+		if !ok {
+			if !keep || string(got) != s+"\r\n" {
+				t.Fatalf("unreadable %q: got %q %v, want it as it is", s, got, keep)
+			}
+			return
+		}
+		if !keep {
+			got = []byte("\r\n")
+		}
+		out, _ := parseUIDSet(strings.TrimSuffix(string(got), "\r\n"))
+		for _, u := range []imap.UID{1, 2, 3, 4, 5, 6, 7, 8, 9, 100, 4294967294, 4294967295} {
+			want := hasUID(in, u) && !hasUID(view, u)
+			if hasUID(out, u) != want {
+				t.Fatalf("%q left %q: UID %d in it %v, want %v", s, got, u, hasUID(out, u), want)
+			}
+		}
+	})
+}
+
+// hasUID reports whether uid is in set, whose ranges need not be in
+// order (imap.UIDSet.Contains assumes they are).
+func hasUID(set imap.UIDSet, uid imap.UID) bool {
+	for _, r := range set {
+		if uid >= min(r.Start, r.Stop) && uid <= max(r.Start, r.Stop) {
+			return true
+		}
+	}
+	return false
 }

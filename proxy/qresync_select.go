@@ -202,7 +202,7 @@ func (sess *session) qresyncSelect() error {
 	sink := &qresyncSink{max: maxQResyncLines}
 	rl := &fetchRelay{req: &fetchRequest{wantUID: true}, uids: imap.UIDSet{{Start: 1, Stop: ^imap.UID(0)}},
 		seqOf: sel.v.UIDToSeq, isRecent: sel.v.IsRecent, announce: sess.flagAnnouncer(sel),
-		keepModSeq: true, vanished: true, sink: sink}
+		keepModSeq: true, vanished: true, members: sel.v.Members, sink: sink}
 	param := "QRESYNC (" + p.text + ")"
 	if p.bare {
 		param = "QRESYNC"

@@ -90,3 +90,69 @@ func TestTakeCondstoreVanished(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreportedVanished: a SELECT's VANISHED (EARLIER) loses the UIDs
+// the session's view still holds (they are told later with VANISHED, RFC
+// 7162 3.2.10), and goes when none is left; a set it cannot read, or one
+// without such UIDs, goes on as the upstream wrote it.
+func TestUnreportedVanished(t *testing.T) {
+	view := []imap.UID{4, 7, 8, 20}
+	members := func(set imap.UIDSet) []fanout.Member {
+		var out []fanout.Member
+		for i, u := range view {
+			if hasUID(set, u) {
+				out = append(out, fanout.Member{Seq: uint32(i + 1), UID: u})
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, in, want string
+		keep           bool
+	}{
+		{"none held", "1:3,5\r\n", "1:3,5\r\n", true},
+		{"one inside a range", "1:5\r\n", "1:3,5\r\n", true},
+		{"at a range's ends", "4:8,10\r\n", "5:6,10\r\n", true},
+		{"reversed range", "9:2\r\n", "2:3,5:6,9\r\n", true},
+		{"all held", "4,7:8\r\n", "", false},
+		{"unreadable", "1:*\r\n", "1:*\r\n", true},
+		{"top of the range", "20:4294967295\r\n", "21:4294967295\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, keep := unreportedVanished([]byte(tc.in), members)
+			if string(got) != tc.want || keep != tc.keep {
+				t.Errorf("got %q %v, want %q %v", got, keep, tc.want, tc.keep)
+			}
+		})
+	}
+}
+
+// TestQResyncParam: the reader takes QRESYNC's list off a SELECT's
+// parameters, beside CONDSTORE, and only when its content is numbers,
+// sets and parentheses.
+func TestQResyncParam(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, text string
+		bare, ok       bool
+	}{
+		{"alone", " (QRESYNC (1 2))", "1 2", false, true},
+		{"full", " (QRESYNC (1 2 1:5 (1:3 1,4:5)))", "1 2 1:5 (1:3 1,4:5)", false, true},
+		{"condstore after", " (qresync (1 2) CONDSTORE)", "1 2", false, true},
+		{"condstore before", " (CONDSTORE QRESYNC (1 2 1:*))", "1 2 1:*", false, true},
+		{"bare", " (QRESYNC)", "", true, true},
+		{"empty", " (QRESYNC ())", "", false, true},
+		{"condstore only", " (CONDSTORE)", "", false, false},
+		{"other parameter", " (QRESYNC (1 2) FOO)", "", false, false},
+		{"letters", " (QRESYNC (1 2 a))", "", false, false},
+		{"too deep", " (QRESYNC (1 2 1 ((1 1))))", "", false, false},
+		{"unbalanced", " (QRESYNC (1 2)", "", false, false},
+		{"twice", " (QRESYNC (1 2) QRESYNC (1 2))", "", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text, bare, ok := qresyncParam([]byte(tc.in))
+			if text != tc.text || bare != tc.bare || ok != tc.ok {
+				t.Errorf("got %q %v %v, want %q %v %v", text, bare, ok, tc.text, tc.bare, tc.ok)
+			}
+		})
+	}
+}
