@@ -246,6 +246,8 @@ func TestDovecotQResyncSelect(t *testing.T) {
 		{"direct", "UID EXPUNGE 2:3"},
 		{"direct", "STORE 1 +FLAGS.SILENT (\\Seen)"},
 		{"n", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"}, // not enabled
+		{"n", "SELECT INBOX"},
+		{"n", "EXAMINE INBOX (QRESYNC ($UIDVALIDITY 1))"}, // selected, not enabled
 		{"q", "ENABLE QRESYNC"},
 		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"},
 		{"q", "SELECT INBOX (QRESYNC ($UIDVALIDITY 9 1:6))"},

@@ -71,7 +71,9 @@ func (cc *clientConn) selectQResync(f *framed) {
 	if !cc.qr.offered {
 		return
 	}
-	cc.cs.enabled = true // an enabling command; the SELECT reports HIGHESTMODSEQ
+	if cc.qr.enabled.Load() {
+		cc.cs.enabled = true // an enabling command; the SELECT reports HIGHESTMODSEQ
+	} // else the session refuses it (qresyncSelect) and nothing is enabled, as with Dovecot
 	f.qresync = &qresyncParams{text: text, bare: bare}
 	f.head = append(f.head[:end], '\r', '\n')
 }
