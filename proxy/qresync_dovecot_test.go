@@ -232,7 +232,8 @@ func TestDovecotQResyncFetchVanished(t *testing.T) {
 // in the session's view; known-uids and seq-match-data narrowing them;
 // nothing for another UIDVALIDITY; the parameters beside CONDSTORE, in any
 // case; and each refusal in Dovecot's words, after the previous mailbox
-// was closed, as Dovecot closes it first. The RFC 3.2.5.1 example's shape:
+// was closed, as Dovecot closes it first. Expunges still reach the
+// session once pool connections have QRESYNC enabled. The RFC 3.2.5.1 example's shape:
 // a client that knew UIDs 1:6 at modseq 6 resyncs after expunges and flag
 // changes by others.
 func TestDovecotQResyncSelect(t *testing.T) {
@@ -242,7 +243,7 @@ func TestDovecotQResyncSelect(t *testing.T) {
 	}
 	steps = append(steps, []step{
 		{"direct", "SELECT INBOX"},
-		{"direct", "STORE 2:3,5 +FLAGS.SILENT (\\Deleted)"},
+		{"direct", "STORE 2:3,5:6 +FLAGS.SILENT (\\Deleted)"},
 		{"direct", "UID EXPUNGE 2:3"},
 		{"direct", "STORE 1 +FLAGS.SILENT (\\Seen)"},
 		{"n", "SELECT INBOX (QRESYNC ($UIDVALIDITY 1))"}, // not enabled
@@ -264,6 +265,55 @@ func TestDovecotQResyncSelect(t *testing.T) {
 		{"q", "FETCH 1:* (UID FLAGS)"},
 		{"q", "SELECT INBOX (QRESYNC)"},
 		{"q", "SELECT INBOX"},
+		// The pool connections have QRESYNC enabled now: expunges still
+		// reach the session, and its own UID EXPUNGE runs on them. (A
+		// plain session is not compared here: Dovecot's mod-sequences
+		// start when idlemux's watcher first enables CONDSTORE, so its
+		// SELECT and MODSEQ values would differ from a direct run.)
+		{"direct", "UID EXPUNGE 5"},
+		{"q", "NOOP"},
+		{"q", "UID EXPUNGE 6"},
 	}...)
 	compareQResync(t, steps)
+}
+
+// TestDovecotQResyncPlainSessionOnQResyncPool: once a QRESYNC session
+// had the pool connections enable QRESYNC upstream (which makes Dovecot
+// answer them with VANISHED), a session that did not enable it still
+// sees only EXPUNGE: for another client's expunge, for its own UID
+// EXPUNGE and MOVE, and no VANISHED in a FETCH relayed on those
+// connections (RFC 7162 3.2.10 applies only to enabling clients).
+func TestDovecotQResyncPlainSessionOnQResyncPool(t *testing.T) {
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	up := dialRaw(t, dv.Addr)
+	up.cmd("l", "LOGIN "+testUser+" "+testPass)
+	up.cmd("c", "CREATE Trash")
+	for i := 0; i < 6; i++ {
+		up.appendLiteral("a", "INBOX", testMessage(fmt.Sprintf("m%d", i)))
+	}
+	up.cmd("s", "SELECT INBOX")
+	up.cmd("d", "STORE 1:4 +FLAGS.SILENT (\\Deleted)")
+	q := qresyncClient(t, p.Addrs()[0])
+	v := codeValue(q.cmd("s", "SELECT INBOX"), "UIDVALIDITY")
+	q.cmd("r", "SELECT INBOX (QRESYNC ("+v+" 1))")
+	q.cmd("f", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+	plain := dialRaw(t, p.Addrs()[0])
+	plain.cmd("l", "LOGIN "+testUser+" "+testPass)
+	plain.cmd("s", "SELECT INBOX")
+	up.cmd("x", "UID EXPUNGE 1")
+	for _, tc := range []struct {
+		name, cmd string
+		want      []string
+	}{
+		{"another client's expunge", "NOOP", []string{"* 1 EXPUNGE", "n OK"}},
+		{"own UID EXPUNGE", "UID EXPUNGE 2", []string{"* 1 EXPUNGE", "n OK"}},
+		{"FETCH on the pool", "UID FETCH 1:* (UID)", []string{"* 1 FETCH (UID 3)", "* 2 FETCH (UID 4)", "* 3 FETCH (UID 5)", "* 4 FETCH (UID 6)", "n OK"}},
+		{"own MOVE", "MOVE 1 Trash", []string{"* OK [COPYUID ", "* 1 EXPUNGE", "n OK"}},
+	} {
+		got := plain.cmd("n", tc.cmd)
+		if len(got) != len(tc.want) || !slices.EqualFunc(got, tc.want, strings.HasPrefix) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
