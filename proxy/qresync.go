@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ type qresyncState struct {
 	// running SELECT or EXAMINE with QRESYNC reports (qresync_select.go),
 	// written before its tagged OK; under cc.mu.
 	selectLines []byte
+	// vanishedHighest, when not 0, is the HIGHESTMODSEQ the running
+	// command's tagged OK reports: it told the client of expunges
+	// (noteVanished); under cc.mu.
+	vanishedHighest uint64
 }
 
 // qresyncOffered says whether a session whose upstream has up is offered
@@ -123,4 +128,37 @@ func appendVanished(b []byte, ups []fanout.Update) []byte {
 		i = j + 1
 	}
 	return append(b, "\r\n"...)
+}
+
+// noteVanished records, when a command (not IDLE) told a QRESYNC session
+// of expunges, the HIGHESTMODSEQ its tagged OK reports, as Dovecot
+// reports it (RFC 7162 3.2.10, 3.1.2.1): the watcher's, after the sync
+// that brought the expunges.
+func (sess *session) noteVanished(sel *selection, ups []fanout.Update) {
+	cc := sess.reader()
+	if cc == nil || !cc.qresyncOn() || ups[0].Kind != fanout.UpdateExpunge {
+		return
+	}
+	if v := sel.w.HighestModSeq(); v != 0 {
+		cc.mu.Lock()
+		cc.qr.vanishedHighest = v
+		cc.mu.Unlock()
+	}
+}
+
+// vanishedHighestCode puts "[HIGHESTMODSEQ n]" into the running
+// command's tagged OK when it told the client of expunges (noteVanished),
+// unless imapserver's OK has a code of its own. p is what imapserver
+// writes, from a line start. cc.mu is held.
+func (cc *clientConn) vanishedHighestCode(p []byte) []byte {
+	ok := cc.cur.tag + " OK "
+	if !bytes.HasPrefix(p, []byte(ok)) || bytes.HasPrefix(p[len(ok):], []byte("[")) {
+		return p
+	}
+	out := make([]byte, 0, len(p)+32)
+	out = append(out, ok...)
+	out = append(out, "[HIGHESTMODSEQ "...)
+	out = strconv.AppendUint(out, cc.qr.vanishedHighest, 10)
+	out = append(out, "] "...)
+	return append(out, p[len(ok):]...)
 }

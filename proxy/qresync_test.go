@@ -156,3 +156,24 @@ func TestQResyncParam(t *testing.T) {
 		})
 	}
 }
+
+// TestVanishedHighestCode: the tagged OK of a command that told a
+// QRESYNC client of expunges gets [HIGHESTMODSEQ n], as Dovecot's does;
+// an OK with a code of its own, another tag and NO are left alone.
+func TestVanishedHighestCode(t *testing.T) {
+	cc := &clientConn{cur: &framed{cmdHead: cmdHead{tag: "a1", name: "EXPUNGE"}}}
+	cc.qr.vanishedHighest = 42
+	for _, tc := range []struct{ name, in, want string }{
+		{"ok", "a1 OK EXPUNGE completed\r\n", "a1 OK [HIGHESTMODSEQ 42] EXPUNGE completed\r\n"},
+		{"own code", "a1 OK [READ-WRITE] x\r\n", "a1 OK [READ-WRITE] x\r\n"},
+		{"untagged", "* OK x\r\n", "* OK x\r\n"},
+		{"no", "a1 NO x\r\n", "a1 NO x\r\n"},
+		{"other tag", "a11 OK x\r\n", "a11 OK x\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(cc.vanishedHighestCode([]byte(tc.in))); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

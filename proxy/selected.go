@@ -198,6 +198,9 @@ func (sess *session) deliverTold(sel *selection, allowExpunge, idling bool) ([]f
 		if err := sess.deliverUpdates(sel, ups); err != nil {
 			return nil, err
 		}
+		if !idling {
+			sess.noteVanished(sel, ups) // qresync.go
+		}
 	}
 	v.Commit(to)
 	if len(ups) > 0 {
