@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -175,5 +176,23 @@ func TestVanishedHighestCode(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestQResyncSinkLimit: a SELECT's QRESYNC responses are held up to the
+// limit and refused with [LIMIT] past it, text and literals alike.
+func TestQResyncSinkLimit(t *testing.T) {
+	s := &qresyncSink{max: 10}
+	if err := s.text([]byte("0123456789")); err != nil {
+		t.Fatalf("got %v for 10 bytes, want nil", err)
+	}
+	if err := s.text([]byte("x")); err != errQResyncTooMuch {
+		t.Errorf("got %v for byte 11, want errQResyncTooMuch", err)
+	}
+	if err := s.literal(strings.NewReader("x"), 1); err != errQResyncTooMuch {
+		t.Errorf("got %v for a literal past the limit, want errQResyncTooMuch", err)
+	}
+	if string(s.b) != "0123456789" {
+		t.Errorf("got %q held, want the 10 bytes", s.b)
 	}
 }
