@@ -35,7 +35,7 @@ type offer struct {
 // postLoginOffers is everything idlemux may offer after login, in
 // Dovecot's order (so a client comparing the lists sees the same). What
 // is not here is not offered, because it does not work end to end
-// through idlemux: QRESYNC, SORT, THREAD, MULTIAPPEND,
+// through idlemux: SORT, THREAD, MULTIAPPEND,
 // CATENATE, LIST-EXTENDED, NOTIFY and the rest imapserver cannot carry,
 // UTF8=ACCEPT (it would make imapserver send UTF-8 the upstream never
 // enabled), LITERAL- (never beside LITERAL+, RFC 7888 4).
@@ -50,6 +50,7 @@ var postLoginOffers = []offer{
 	{imap.CapNamespace, true},
 	{imap.CapUIDPlus, true},
 	{imap.CapCondStore, true}, // the reader's (condstore.go), on the upstream's mod-sequences
+	{imap.CapQResync, true},   // the reader's (qresync.go), from the upstream's answers
 	{imap.CapESearch, true},
 	{imap.CapListStatus, true},
 	{imap.CapBinary, true}, // APPEND's literal8 goes upstream as literal8
@@ -64,7 +65,7 @@ var postLoginOffers = []offer{
 func serverCaps() imap.CapSet {
 	caps := imap.CapSet{}
 	for _, o := range postLoginOffers {
-		if o.cap == imap.CapCondStore {
+		if o.cap == imap.CapCondStore || o.cap == imap.CapQResync {
 			continue // the reader takes its syntax off before imapserver
 		}
 		caps[o.cap] = struct{}{}

@@ -179,7 +179,7 @@ var notOfferedByIdlemux = []string{
 	"LOGIN-REFERRALS", "AUTH=LOGIN",
 	"SORT", "SORT=DISPLAY", "THREAD=REFERENCES", "THREAD=REFS", "THREAD=ORDEREDSUBJECT",
 	"MULTIAPPEND", "URL-PARTIAL", "CATENATE", "LIST-EXTENDED", "I18NLEVEL=1",
-	"QRESYNC", "ESORT", "SEARCHRES", "WITHIN", "CONTEXT=SEARCH",
+	"ESORT", "SEARCHRES", "WITHIN", "CONTEXT=SEARCH",
 	"SNIPPET=FUZZY", "PREVIEW=FUZZY", "PREVIEW", "STATUS=SIZE", "SAVEDATE", "NOTIFY",
 }
 
@@ -239,7 +239,7 @@ func TestDovecotCapabilitiesFirstConnection(t *testing.T) {
 // TestDovecotEnable: ENABLE (RFC 5161) enables nothing idlemux does not
 // offer (imapserver would enable UTF8=ACCEPT and IMAP4rev2), and answers
 // as Dovecot does for extensions it lacks, before and after login.
-// CONDSTORE and QRESYNC, which Dovecot enables, idlemux does not offer.
+// CONDSTORE and QRESYNC: qresync_dovecot_test.go, condstore_dovecot_test.go.
 func TestDovecotEnable(t *testing.T) {
 	dv := startDovecot(t)
 	p := startProxy(t, testConfig(dv.Addr))

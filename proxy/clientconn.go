@@ -45,6 +45,7 @@ type clientConn struct {
 	askedCaps bool    // the client sent CAPABILITY before login
 	ownStatus bool    // the running STATUS names the selected mailbox (resporder.go)
 	cs        condstoreState
+	qr        qresyncState
 }
 
 func newClientConn(l *listener, c net.Conn, isTLS bool) *clientConn {
@@ -231,6 +232,7 @@ func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
 	cc.cs.statusDue, cc.cs.searchDue = false, false
+	cc.qr.selectLines, cc.qr.vanishedHighest = nil, 0
 	cc.mu.Unlock()
 }
 
@@ -284,6 +286,8 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 			out = cc.searchModSeqItem(out)
 		case cc.cur.name == "SELECT" || cc.cur.name == "EXAMINE":
 			out = cc.highestModSeqLine(out)
+		case cc.qr.vanishedHighest != 0:
+			out = cc.vanishedHighestCode(out) // qresync.go
 		case cc.cur.name == "STATUS":
 			out = statusOrder(out)
 			out = cc.statusModSeqItem(out)

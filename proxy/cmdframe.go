@@ -52,6 +52,8 @@ type framed struct {
 	// (condstore_unchanged.go).
 	unchangedSince    uint64
 	hasUnchangedSince bool
+	vanished          bool                       // UID FETCH's VANISHED modifier taken off (qresync_fetch.go)
+	qresync           *qresyncParams             // SELECT's QRESYNC parameter taken off (qresync_select.go)
 	searchModSeq      *imap.SearchCriteriaModSeq // SEARCH's MODSEQ key taken off (condstore_search.go)
 	spoolR            io.Reader
 	part, off         int

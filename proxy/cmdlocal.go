@@ -34,7 +34,7 @@ func (cc *clientConn) local(f *framed) (*refusal, error) {
 	case "ID":
 		return idReply(f), nil
 	case "ENABLE":
-		return enableReply(f, cc.authenticated.Load(), cc.enableCondstore), nil
+		return enableReply(f, cc.authenticated.Load(), cc.enableExtensions), nil
 	case "STARTTLS":
 		if len(bytes.TrimSpace(f.args)) == 0 {
 			if cc.canStartTLS() {
@@ -72,9 +72,9 @@ func startTLSRefusal(cc *clientConn, tag string) *refusal {
 	return &refusal{line: tag + " BAD Error in IMAP command STARTTLS: Unknown command"}
 }
 
-// enableReply answers ENABLE (RFC 5161) in the reader: the one extension
-// idlemux lets a client enable is CONDSTORE, where the upstream has it
-// (enable, condstore.go); every other is not enabled, as Dovecot answers
+// enableReply answers ENABLE (RFC 5161) in the reader: the extensions
+// idlemux lets a client enable are CONDSTORE and QRESYNC, where the
+// upstream has them (enable, qresync.go); every other is not enabled, as Dovecot answers
 // for extensions it lacks. imapserver would enable UTF8=ACCEPT and IMAP4rev2,
 // which neither idlemux nor Dovecot 2.3 offers, and change how it writes
 // every later response. Before login Dovecot ignores ENABLE; so does

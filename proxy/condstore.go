@@ -93,23 +93,6 @@ func highestModSeqResponse(v uint64) string {
 	return "* OK [HIGHESTMODSEQ " + strconv.FormatUint(v, 10) + "] Highest\r\n"
 }
 
-// enableCondstore answers the CONDSTORE of an ENABLE (RFC 5161, RFC
-// 7162 3.1): enabled where offered. Dovecot names it in "* ENABLED"
-// each time it is asked for, even when already enabled.
-func (cc *clientConn) enableCondstore(atoms [][]byte) (enabled []string, announce string) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if !cc.cs.offered {
-		return nil, ""
-	}
-	for _, a := range atoms {
-		if strings.EqualFold(string(a), "CONDSTORE") {
-			return []string{"CONDSTORE"}, cc.enableLocked()
-		}
-	}
-	return nil, ""
-}
-
 // condstoreSelectParam is SELECT's and EXAMINE's CONDSTORE parameter
 // (RFC 7162 3.1.8), as it ends a command line.
 const condstoreSelectParam = " (CONDSTORE)\r\n"
@@ -148,6 +131,7 @@ func (cc *clientConn) takeCondstore(f *framed) (reply *refusal, announce string)
 	if f == nil {
 		return nil, ""
 	}
+	cc.selectQResync(f) // qresync_select.go
 	cc.selectCondstore(f)
 	if announce = cc.statusCondstore(f); announce != "" {
 		return nil, announce
@@ -182,7 +166,7 @@ func (cc *clientConn) highestModSeqLine(p []byte) []byte {
 	if at < 0 {
 		return p
 	}
-	line := highestModSeqResponse(cc.cs.highest)
+	line := highestModSeqResponse(cc.cs.highest) + string(cc.takeQResyncLinesLocked())
 	out := make([]byte, 0, len(p)+len(line))
 	out = append(out, p[:at]...)
 	out = append(out, line...)

@@ -21,7 +21,7 @@ func TestDovecotCondstoreEnableSelect(t *testing.T) {
 		{"e", "SELECT INBOX"}, // before any client enabled CONDSTORE
 		{"a", "ENABLE CONDSTORE"},
 		{"a", "ENABLE CONDSTORE"},
-		{"a", "ENABLE condstore X"}, // QRESYNC is not offered yet
+		{"a", "ENABLE condstore X"}, // X is not offered
 		{"a", "SELECT INBOX"},
 		{"a", "EXAMINE INBOX"},
 		{"b", "SELECT INBOX (CONDSTORE)"},

@@ -29,9 +29,18 @@ func (cc *clientConn) fetchCondstore(f *framed) (reply *refusal, announce string
 		return nil, ""
 	}
 	line := bytes.TrimSuffix(f.head, []byte("\r\n"))
+	vanished := false
+	if cc.qresyncOffer() {
+		line, vanished = takeVanished(line) // qresync_fetch.go
+	}
 	since, rest, found, ok := changedSinceModifier(line)
 	if found && !ok {
 		return &refusal{line: f.tag + " BAD Error in IMAP command FETCH: Invalid CHANGEDSINCE modseq"}, ""
+	}
+	if vanished {
+		if reply, announce := cc.vanishedRefusal(f, found); reply != nil {
+			return reply, announce
+		}
 	}
 	items, at := fetchItemsAt(rest)
 	modseqAt := modseqItems(items)
@@ -48,7 +57,7 @@ func (cc *clientConn) fetchCondstore(f *framed) (reply *refusal, announce string
 	cc.mu.Unlock()
 	f.relay = append(append([]byte(nil), rest...), '\r', '\n')
 	f.head = append(head, '\r', '\n')
-	f.changedSince, f.hasChangedSince, f.modseq = since, found, len(modseqAt) > 0
+	f.changedSince, f.hasChangedSince, f.modseq, f.vanished = since, found, len(modseqAt) > 0, vanished
 	return nil, announce
 }
 
@@ -154,7 +163,7 @@ func (sess *session) fetchCondstore(req *fetchRequest) (used, filtered bool) {
 	}
 	since, has, modseq := cc.fetchCondstoreOf()
 	if has {
-		req.items += " (CHANGEDSINCE " + strconv.FormatUint(since, 10) + ")"
+		req.items += " (CHANGEDSINCE " + strconv.FormatUint(since, 10) + vanishedModifier(cc) + ")"
 	}
 	return has || modseq, has
 }

@@ -147,16 +147,17 @@ func modifiedCode(status []byte) (imap.UIDSet, bool) {
 }
 
 // parseUIDSet reads a set of UIDs as an upstream writes one in a response
-// code: "n" and "n:m" ranges separated by commas, no "*" (RFC 3501 9
-// sequence-set, RFC 4315 uid-set).
+// code or VANISHED: "n" and "n:m" ranges, either order, separated by
+// commas, no "*" (RFC 3501 9 sequence-set of nz-numbers, RFC 4315
+// uid-set, RFC 7162 3.2.10 known-uids).
 func parseUIDSet(b []byte) (imap.UIDSet, bool) {
 	var set imap.UIDSet
 	for part := range bytes.SplitSeq(b, []byte(",")) {
 		lo, hi, isRange := bytes.Cut(part, []byte(":"))
-		start, ok := parseNum(lo)
+		start, ok := parseNZ(lo)
 		stop, okStop := start, true
 		if isRange {
-			stop, okStop = parseNum(hi)
+			stop, okStop = parseNZ(hi)
 		}
 		if !ok || !okStop || start == 0 || stop == 0 {
 			return nil, false
@@ -164,6 +165,14 @@ func parseUIDSet(b []byte) (imap.UIDSet, bool) {
 		set.AddRange(imap.UID(min(start, stop)), imap.UID(max(start, stop)))
 	}
 	return set, len(set) > 0
+}
+
+// parseNZ reads an nz-number (RFC 3501 9: no leading zero) of 32 bits.
+func parseNZ(b []byte) (uint32, bool) {
+	if len(b) > 0 && b[0] == '0' {
+		return 0, false
+	}
+	return parseNum(b)
 }
 
 // modifiedError is the client's OK [MODIFIED set] for the UIDs a STORE

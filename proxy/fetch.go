@@ -48,7 +48,8 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		return err
 	}
 	condstore, filtered := sess.fetchCondstore(req) // the model answers only FLAGS, UID and MODSEQ (condstore_fetchlocal.go)
-	if len(uids) == 0 {
+	vanished := sess.fetchVanished()                // qresync_fetch.go
+	if len(uids) == 0 && !vanished {
 		if len(expunged) > 0 {
 			return errExpungedOK
 		}
@@ -68,11 +69,14 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	}
 	rl.keepModSeq = condstore
 	seenBefore := sess.seenModSeqsBefore(uids, rl.setsSeen)
+	if vanished {
+		rl.vanished, rl.set = true, numSet.String()
+	}
 	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream && !condstore {
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
 			return err
 		}
-	} else if condstore {
+	} else if condstore && !vanished { // VANISHED (EARLIER) is the upstream's
 		if done, err := sess.fetchModSeqLocal(rl, atts, expunged); done {
 			return err
 		}
@@ -160,7 +164,11 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 	sp := newFetchSpool()
 	drained := make(chan error, 1)
 	go func() { drained <- sess.drainFetch(sp) }()
-	cmd := "UID FETCH " + rl.uids.String() + " " + rl.req.items
+	set := rl.uids.String()
+	if rl.set != "" {
+		set = rl.set
+	}
+	cmd := "UID FETCH " + set + " " + rl.req.items
 	var whole bool
 	defer rl.endFlight()
 	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
@@ -170,9 +178,14 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 		}
 		rl.reset() // a retry: nothing of the first attempt went out
 		rl.sink, rl.touch = spoolSink{sp: sp, touch: sess.guard.Touch}, sess.guard.Touch
+		if rl.vanished {
+			if err := c.EnableQResync(); err != nil {
+				return err
+			}
+		}
 		err := c.Raw(cmd, func(r upstream.RawReader) error { return rl.run(r.Reader, r.Tag) })
 		if _, proto := upstream.IsProtocol(err); proto || err == nil {
-			rl.status, err, whole = err, nil, true
+			rl.status, err, whole = poolStatus(err), nil, true
 		} else {
 			whole = rl.salvage()
 		}

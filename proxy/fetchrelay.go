@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/fanout"
 )
 
 // Bounds of what the relay holds of one upstream response; everything
@@ -57,6 +59,16 @@ type fetchRelay struct {
 	// keepModSeq: the client asked MODSEQ or CHANGEDSINCE (RFC 7162
 	// 3.1.4), so MODSEQ items reach it; otherwise they are dropped.
 	keepModSeq bool
+	// vanished: the UID FETCH has the VANISHED modifier (RFC 7162
+	// 3.2.6): set, when not empty, is the client's UID set, asked
+	// upstream instead of uids, and "* VANISHED (EARLIER)" reaches the
+	// client (qresync_fetch.go).
+	vanished bool
+	set      string
+	// members, when set (a SELECT with QRESYNC), lists the view's
+	// messages among UIDs: VANISHED (EARLIER) leaves those out
+	// (qresync_vanished.go).
+	members func(imap.UIDSet) []fanout.Member
 	// shown, when not nil, collects the FLAGS list each response wrote
 	// (as the client got it), by UID: what the FETCH reported (seenBy).
 	shown    map[imap.UID][]byte
@@ -232,6 +244,8 @@ func (rl *fetchRelay) untagged() error {
 	case "OK", "NO", "BAD", "BYE", "PREAUTH":
 		_, err := rl.skipLine() // text: a '}' at its end is no literal
 		return err
+	case "VANISHED":
+		return rl.relayVanished() // qresync_fetch.go
 	}
 	return rl.skipData()
 }

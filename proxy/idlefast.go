@@ -209,7 +209,7 @@ func (sess *session) fastDeliverHeld(buf []byte) []byte {
 	if len(ups) == 0 {
 		return buf
 	}
-	buf = appendUpdates(buf[:0], ups, f.sel, nil)
+	buf = appendSessionUpdates(buf[:0], ups, f.sel, nil, sess.vanishedOn())
 	n, err := f.write(buf)
 	v.Commit(to) // written, or from now on the goroutine's to write
 	if errors.Is(err, errFastShort) {

@@ -54,6 +54,10 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
+	if err := sess.qresyncSelect(); err != nil { // qresync_select.go
+		sess.unselect()
+		return nil, err
+	}
 	return &imap.SelectData{
 		Flags:             sd.Flags,
 		PermanentFlags:    permanentFlags(sd.Flags, sd.PermanentFlags, sess.sel.readOnly),
@@ -195,6 +199,9 @@ func (sess *session) deliverTold(sel *selection, allowExpunge, idling bool) ([]f
 	if len(ups) > 0 {
 		if err := sess.deliverUpdates(sel, ups); err != nil {
 			return nil, err
+		}
+		if !idling {
+			sess.noteVanished(sel, ups) // qresync.go
 		}
 	}
 	v.Commit(to)

@@ -231,6 +231,7 @@ func (sess *session) login(username, password string) error {
 		cc.caps.Store(postLoginCaps(caps))
 		cc.mu.Lock()
 		cc.cs.offered = condstoreOffered(caps)
+		cc.qr.offered = qresyncOffered(caps)
 		cc.mu.Unlock()
 		cc.authenticated.Store(true)
 	}

@@ -194,7 +194,7 @@ const maxPooledBuf = 64 << 10
 // deliverUpdates encodes ups for the session and writes them in one write.
 func (sess *session) deliverUpdates(sel *selection, ups []fanout.Update) error {
 	bp := unsolicitedBufs.Get().(*[]byte)
-	b := appendUpdates((*bp)[:0], ups, sel, sess.reported)
+	b := appendSessionUpdates((*bp)[:0], ups, sel, sess.reported, sess.vanishedOn())
 	err := sess.writeUnsolicited(b)
 	if cap(b) <= maxPooledBuf {
 		*bp = b[:0]

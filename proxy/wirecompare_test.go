@@ -25,6 +25,7 @@ func runScript(t *testing.T, addr, dovecotAddr string, steps []step) []string {
 	t.Helper()
 	conns := map[string]*rawConn{}
 	var out []string
+	uidValidity := "" // the last UIDVALIDITY seen, for "$UIDVALIDITY" in a command
 	for i, s := range steps {
 		target := addr
 		if s.who == "direct" {
@@ -40,10 +41,16 @@ func runScript(t *testing.T, addr, dovecotAddr string, steps []step) []string {
 		}
 		tag := fmt.Sprintf("t%d", i)
 		var lines []string
+		cmd := strings.ReplaceAll(s.cmd, "$UIDVALIDITY", uidValidity) // s.cmd is what the transcript shows
 		if box, subject, ok := strings.Cut(strings.TrimPrefix(s.cmd, "APPEND "), " "); ok && strings.HasPrefix(s.cmd, "APPEND ") {
 			lines = rc.appendLiteral(tag, box, testMessage(subject))
 		} else {
-			lines = rc.cmdUntilClose(tag, s.cmd)
+			lines = rc.cmdUntilClose(tag, cmd)
+		}
+		for _, l := range lines {
+			if m := reUIDVal.FindStringSubmatch(l); m != nil && m[1] == "UIDVALIDITY" {
+				uidValidity = m[2]
+			}
 		}
 		if s.who == "direct" {
 			continue // its answers are Dovecot's either way

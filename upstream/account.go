@@ -90,6 +90,7 @@ type Conn struct {
 	lastUsed    time.Time
 	raw         *respConn // the framing under Client, for raw commands
 	rawTags     uint64    // raw commands run, for their tags
+	qresync     bool      // QRESYNC enabled (qresync.go)
 }
 
 // User returns the account's user name.
