@@ -18,15 +18,6 @@ import (
 // number the rest wrongly. So such UIDs are taken out of the SELECT's
 // VANISHED (EARLIER), as Dovecot, whose view is its own, never has them.
 
-// parseUID reads a nz-number (RFC 3501 9) of at most 32 bits.
-func parseUID(s string) (imap.UID, bool) {
-	if s == "" || s[0] == '0' || s[0] == '+' {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	return imap.UID(n), err == nil
-}
-
 // withoutMembers returns set without the UIDs of in (ascending, each in
 // set), encoded as a sequence set: "" when nothing is left.
 func withoutMembers(set imap.UIDSet, in []fanout.Member) string {
