@@ -83,3 +83,14 @@ func (v *View) ModSeqs(uids imap.UIDSet) map[imap.UID]uint64 {
 	}
 	return out
 }
+
+// ModSeq returns uid's MODSEQ as the model holds it inside the
+// transaction (0: unknown), so the owner compares a read with it before
+// applying the read's flags.
+func (tx *Tx) ModSeq(uid imap.UID) uint64 {
+	i, ok := tx.m.index(uid)
+	if !ok {
+		return 0
+	}
+	return tx.m.modSeqAt(i)
+}

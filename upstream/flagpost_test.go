@@ -142,3 +142,42 @@ func TestReportable(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedAfterPost: a CHANGEDSINCE read applied after a posted state
+// leaves the posted state where the read is older than it (its MODSEQ
+// below the model's), so the model never pairs the read's older flags
+// with the post's newer MODSEQ; a read as new or newer is applied.
+func TestChangedAfterPost(t *testing.T) {
+	seen := []imap.Flag{`\Seen`}
+	flagged := []imap.Flag{`\Flagged`}
+	tests := []struct {
+		name       string
+		read       listing
+		wantFlags  []imap.Flag
+		wantModSeq uint64
+	}{
+		{"an older read is skipped",
+			listing{uids: []imap.UID{1}, flags: [][]imap.Flag{nil}, modseqs: []uint64{11}}, seen, 12},
+		{"a read at the post's MODSEQ agrees",
+			listing{uids: []imap.UID{1}, flags: [][]imap.Flag{seen}, modseqs: []uint64{12}}, seen, 12},
+		{"a newer read is applied",
+			listing{uids: []imap.UID{1}, flags: [][]imap.Flag{flagged}, modseqs: []uint64{13}}, flagged, 13},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := postWatcher(t)
+			if !w.applyPost(&flagPost{states: []FlagState{{UID: 1, ModSeq: 12, Flags: seen}}}) {
+				t.Fatal("post refused")
+			}
+			box := w.Mailbox()
+			box.Update(func(tx *fanout.Tx) { applyChanged(tx, tc.read) })
+			got, _ := box.Flags(1)
+			if !fanout.FlagsEqual(got, tc.wantFlags) {
+				t.Errorf("UID 1's flags: got %v, want %v", got, tc.wantFlags)
+			}
+			if got := box.ModSeq(1); got != tc.wantModSeq {
+				t.Errorf("UID 1's MODSEQ: got %d, want %d", got, tc.wantModSeq)
+			}
+		})
+	}
+}

@@ -337,10 +337,7 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 				uerr = err
 			}
 		}
-		for i, uid := range changed.uids {
-			tx.SetFlags(uid, changed.flags[i])
-		}
-		setModSeqs(tx, changed)
+		applyChanged(tx, changed)
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
@@ -402,6 +399,21 @@ func (w *Watcher) fetchChanged(c *wconn, st *wstate) (listing, error) {
 
 // setModSeqs records in the model the MODSEQ of each message of lst that
 // has one (RFC 7162 3.1.4), after the flags it came with.
+// applyChanged puts a FETCH CHANGEDSINCE read's flags and MODSEQs into
+// the model (RFC 7162 3.1.4.1). A message whose read MODSEQ is below the
+// model's is skipped: a state posted since (flagpost.go) is newer than
+// the read, and applying the read's flags would pair them with the
+// post's MODSEQ (SetModSeq never lowers one, RFC 7162 3.1.1).
+func applyChanged(tx *fanout.Tx, lst listing) {
+	for i, uid := range lst.uids {
+		if i < len(lst.modseqs) && lst.modseqs[i] < tx.ModSeq(uid) {
+			continue
+		}
+		tx.SetFlags(uid, lst.flags[i])
+	}
+	setModSeqs(tx, lst)
+}
+
 func setModSeqs(tx *fanout.Tx, lst listing) {
 	for i, ms := range lst.modseqs {
 		if i < len(lst.uids) {
