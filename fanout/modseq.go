@@ -94,3 +94,18 @@ func (tx *Tx) ModSeq(uid imap.UID) uint64 {
 	}
 	return tx.m.modSeqAt(i)
 }
+
+// FlagsModSeq returns uid's flags (with \Recent when the message is
+// recent in this session; shared: do not modify) and MODSEQ (0: unknown)
+// read under one lock, so an answer built from them pairs flags with the
+// MODSEQ the upstream reported them with (RFC 7162 3.1.4): two reads could
+// straddle a change and pair new flags with an old MODSEQ.
+func (v *View) FlagsModSeq(uid imap.UID) (flags []imap.Flag, modseq uint64, ok bool) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	i, ok := v.m.index(uid)
+	if !ok {
+		return nil, 0, false
+	}
+	return v.withRecent(uid, v.m.flags[i]), v.m.modSeqAt(i), true
+}

@@ -136,13 +136,8 @@ func (v *View) UIDToSeq(uid imap.UID) (uint32, bool) {
 // Flags returns the model's current flags for uid, with \Recent when the
 // message is recent in this session (shared: do not modify).
 func (v *View) Flags(uid imap.UID) ([]imap.Flag, bool) {
-	v.m.mu.RLock()
-	defer v.m.mu.RUnlock()
-	i, ok := v.m.index(uid)
-	if !ok {
-		return nil, false
-	}
-	return v.withRecent(uid, v.m.flags[i]), true
+	flags, _, ok := v.FlagsModSeq(uid)
+	return flags, ok
 }
 
 // TakeMailboxFlags returns the mailbox's FLAGS list if it changed since

@@ -58,11 +58,11 @@ func (sess *session) fetchModSeqLocal(rl *fetchRelay, atts []fetchAtt, expunged 
 	if !sel.v.CaughtUp() || !sess.modelCurrent(sel.w, sel.prevMark, "FETCH") || !sel.v.CaughtUp() {
 		return false, nil
 	}
-	box := sel.w.Mailbox()
 	hits := &localHits{layout: layout}
 	for _, m := range sel.v.Members(rl.uids) {
-		ms := box.ModSeq(m.UID)
-		flags, ok := sel.v.Flags(m.UID)
+		// One read: a post between two would pair new flags with the
+		// old MODSEQ.
+		flags, ms, ok := sel.v.FlagsModSeq(m.UID)
 		if ms == 0 || !ok {
 			return false, nil // unknown, or gone meanwhile: the upstream answers
 		}
