@@ -3,7 +3,9 @@ package proxy
 import "strings"
 
 // Layouts: the item names of an upstream answer, in its order. Learnt
-// per upstream and item list as the client wrote it (fetchCache.learn):
+// per upstream (its route key: name and reload generation, so a reload
+// that points a name at another server starts afresh, as the cache's
+// values do) and item list as the client wrote it (fetchCache.learn):
 // two servers may order the same items differently (RFC 3501 7.4.2 says
 // nothing of the order), so nothing learnt of one is used for another.
 // From them the

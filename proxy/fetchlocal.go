@@ -237,7 +237,7 @@ func (sess *session) reportedFlags(hits *localHits) {
 // it lacks (all of them while the request's layout is not known).
 func (sess *session) lookup(fc *fetchCache, req *fetchRequest, atts []fetchAtt, members []fanout.Member, needFlags bool, gone []imap.UID) (*localHits, []imap.UID) {
 	sel := sess.sel
-	hits := &localHits{layout: fc.layout(sess.up.cfg.Name, req.items, atts)}
+	hits := &localHits{layout: fc.layout(sess.up.key, req.items, atts)}
 	var missing []imap.UID
 	usable := hits.layout != nil && hasString(hits.layout, "FLAGS") == needFlags
 	key := cacheKey{acct: sess.acctKey(), mailbox: sel.name, uidValidity: sel.uidValidity}
@@ -281,7 +281,7 @@ func hasString(list []string, s string) bool {
 // fillCapture records the relayed answer into the cache (fetchCache.filler).
 func (sess *session) fillCapture(fc *fetchCache, req *fetchRequest, atts []fetchAtt) *fetchCapture {
 	key := cacheKey{acct: sess.acctKey(), mailbox: sess.sel.name, uidValidity: sess.sel.uidValidity}
-	return fc.filler(sess.up.cfg.Name, key, req.items, atts)
+	return fc.filler(sess.up.key, key, req.items, atts)
 }
 
 // writeLocal writes responses built without the upstream to the client,
