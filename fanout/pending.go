@@ -141,3 +141,13 @@ func (v *View) Commit(to uint64) {
 	v.flagsTold = max(v.flagsTold, v.flagsOwed)
 	v.flagsOwed = 0
 }
+
+// Position returns the log position up to which the session was told
+// (its cursor) and the model's head: a caller that must remember
+// something until the session is told a change logged by now keeps head
+// and compares the cursor with it later.
+func (v *View) Position() (told, head uint64) {
+	v.m.mu.RLock()
+	defer v.m.mu.RUnlock()
+	return v.cursor.Load(), v.m.head()
+}

@@ -87,6 +87,7 @@ func (sess *session) unselect() {
 	sess.sel.v.Close()
 	sess.sel.w.Unwatch()
 	sess.sel = nil
+	sess.carried = nil // UIDs of the mailbox left
 	sess.s.metrics.selected.Add(-1)
 }
 
@@ -105,7 +106,10 @@ func (sess *session) Poll(_ *imapserver.UpdateWriter, allowExpunge bool) error {
 		return nil
 	}
 	sess.syncPolled(sess.sel)
-	return sess.deliver(sess.sel, allow, false)
+	sess.mergeCarried(sess.sel)
+	err := sess.deliver(sess.sel, allow, false)
+	sess.carryReported(sess.sel)
+	return err
 }
 
 // Idle pushes changes as the model learns them, until DONE, through the
@@ -130,6 +134,18 @@ func (sess *session) Idle(_ *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	}
 	sel := sess.sel
 	clear(sess.reported) // only the command just answered may skip updates
+	if sel != nil && len(sess.carried) > 0 {
+		// What earlier commands reported past an expunge held back is
+		// told here with the skip (reportedcarry.go), before the fast
+		// path, which skips nothing.
+		sess.mergeCarried(sel)
+		err := sess.deliver(sel, true, true)
+		sess.carried = nil
+		sess.forgetReported()
+		if err != nil {
+			return err
+		}
+	}
 	if sel != nil {
 		// A mailbox clients idle on gets an IDLE connection of its own
 		// (upstream/polled.go).

@@ -48,6 +48,9 @@ type session struct {
 	// reported holds the UIDs whose flags this command already reported, so
 	// the same change is not sent twice when it comes back from the model.
 	reported map[imap.UID][]imap.Flag
+	// carried holds what earlier commands reported that lies past an
+	// expunge held back from their Poll (reportedcarry.go).
+	carried map[imap.UID]carriedFlags
 	// guard watches the upstream while a command runs (nil otherwise).
 	guard *upstream.Guard
 	// wrote says the running command already sent part of its answer, so
