@@ -65,7 +65,8 @@ type fetchRelay struct {
 	// client (qresync_fetch.go).
 	vanished bool
 	set      string
-	// members, when set (a SELECT with QRESYNC), lists the view's
+	// members, when set (a SELECT with QRESYNC, a UID FETCH with
+	// VANISHED), lists the view's
 	// messages among UIDs: VANISHED (EARLIER) leaves those out
 	// (qresync_vanished.go).
 	members func(imap.UIDSet) []fanout.Member
