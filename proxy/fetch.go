@@ -84,7 +84,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			return err
 		}
 	}
-	if err := sess.relayFetch(rl); err != nil {
+	err = sess.relayFetch(rl)
+	sess.noteModSeqSent(rl.maxModSeq) // condstore_syncpoint.go
+	if err != nil {
 		return err
 	}
 	if rl.setsSeen && rl.wrote {

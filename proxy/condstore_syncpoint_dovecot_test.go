@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// heldScript is the reviewer's scenario (issue 12): four messages; the
+// session (q) selects INBOX with CONDSTORE or QRESYNC enabled; another
+// client sets \Deleted on UID 2 and expunges it (MODSEQ 6, 7) and flags
+// UID 3 (MODSEQ 8); then q runs cmd, then NOOP.
+func heldScript(enable, cmd string, expunge bool) []step {
+	var steps []step
+	for i := 1; i <= 4; i++ {
+		steps = append(steps, step{"direct", fmt.Sprintf("APPEND INBOX m%d", i)})
+	}
+	steps = append(steps, step{"q", "ENABLE " + enable}, step{"q", "SELECT INBOX"}, step{"direct", "SELECT INBOX"})
+	if expunge {
+		steps = append(steps, step{"direct", "UID STORE 2 +FLAGS.SILENT (\\Deleted)"}, step{"direct", "UID EXPUNGE 2"})
+	}
+	return append(steps, step{"direct", "UID STORE 3 +FLAGS.SILENT (\\Flagged)"}, step{"q", cmd}, step{"q", "NOOP"})
+}
+
+// answerOf returns the lines of who's answer to cmd (its first run) in
+// a runScript transcript, without the "who: " prefix.
+func answerOf(lines []string, who, cmd string) []string {
+	var out []string
+	in := false
+	for _, l := range lines {
+		switch {
+		case l == who+" "+cmd && out == nil:
+			in = true
+		case in && strings.HasPrefix(l, who+": "):
+			out = append(out, strings.TrimPrefix(l, who+": "))
+		case in:
+			return out
+		}
+	}
+	return out
+}
+
+var (
+	reHighestCode = regexp.MustCompile(`^\S+ OK \[HIGHESTMODSEQ (\d+)\]`)
+	reModSeqItem  = regexp.MustCompile(`MODSEQ \((\d+)\)`)
+)
+
+// syncPoint is the MODSEQ a client resyncs from after an answer (RFC
+// 7162 3.1.2.1, 3.2): the tagged OK's [HIGHESTMODSEQ n] when it has one,
+// else the highest MODSEQ the answer showed (0: none).
+func syncPoint(answer []string) uint64 {
+	var top uint64
+	for _, l := range answer {
+		if m := reHighestCode.FindStringSubmatch(l); m != nil {
+			v, _ := strconv.ParseUint(m[1], 10, 64)
+			return v
+		}
+		for _, m := range reModSeqItem.FindAllStringSubmatch(l, -1) {
+			v, _ := strconv.ParseUint(m[1], 10, 64)
+			top = max(top, v)
+		}
+	}
+	return top
+}
+
+// TestDovecotCondstoreHeldExpungeHighest: a command that shows a QRESYNC
+// session a MODSEQ while an expunge is held back from it (FETCH, STORE,
+// SEARCH: RFC 3501 7.4.1) ends "OK [HIGHESTMODSEQ n]" with n below the
+// held expunge (RFC 7162 3.2; Dovecot: the value of the session's last
+// full sync), so a client never resyncs from past a change it was not
+// told. A CONDSTORE-only session gets a plain OK, as from Dovecot.
+// Each case runs the same script directly on Dovecot and through
+// idlemux; the tagged answer is compared, and the client's sync point
+// through idlemux is never above Dovecot's. Where the two differ, the
+// case says why: idlemux holds back, with the expunge, the flag changes
+// logged after it, which Dovecot sends during the command.
+func TestDovecotCondstoreHeldExpungeHighest(t *testing.T) {
+	for _, tc := range []struct {
+		name, enable, cmd string
+		expunge           bool
+		// why, when set, is why the tagged answers differ; then
+		// wantOK is idlemux's, wantDirect Dovecot's (wire shapes).
+		why, wantOK, wantDirect string
+	}{
+		{name: "qresync store", enable: "QRESYNC", cmd: `STORE 4 +FLAGS (\Seen)`, expunge: true},
+		{name: "condstore store", enable: "CONDSTORE", cmd: `STORE 4 +FLAGS (\Seen)`, expunge: true},
+		{name: "store nothing held", enable: "QRESYNC", cmd: `STORE 4 +FLAGS (\Seen)`},
+		{name: "qresync fetch modseq", enable: "QRESYNC", cmd: "FETCH 4 (FLAGS MODSEQ)", expunge: true,
+			why: "Dovecot sends UID 3's change (MODSEQ 8) during the FETCH, above its sync point: OK [HIGHESTMODSEQ 5]; " +
+				"idlemux holds it with the expunge and shows only MODSEQ 5: a plain OK, the same sync point",
+			wantOK: "q: t10 OK", wantDirect: "q: t10 OK [HIGHESTMODSEQ 5]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			steps := heldScript(tc.enable, tc.cmd, tc.expunge)
+			dd := startDovecot(t)
+			direct := runScript(t, dd.Addr, dd.Addr, steps)
+			dv := startDovecot(t)
+			p := startProxy(t, testConfig(dv.Addr))
+			through := runScript(t, p.Addrs()[0], dv.Addr, steps)
+			got, want := answerOf(through, "q", tc.cmd), answerOf(direct, "q", tc.cmd)
+			if len(got) == 0 || len(want) == 0 {
+				t.Fatalf("no answer to %s: got %q, want %q", tc.cmd, got, want)
+			}
+			gotOK := wireShape([]string{"q: " + got[len(got)-1]})[0]
+			wantOK := wireShape([]string{"q: " + want[len(want)-1]})[0]
+			switch {
+			case tc.why == "" && gotOK != wantOK:
+				t.Errorf("tagged answer: got %q, want %q (Dovecot's)\nthrough idlemux: %q\ndirectly: %q", gotOK, wantOK, got, want)
+			case tc.why != "" && (gotOK != tc.wantOK || wantOK != tc.wantDirect):
+				t.Errorf("tagged answers: got %q and %q directly, want %q and %q (%s)", gotOK, wantOK, tc.wantOK, tc.wantDirect, tc.why)
+			}
+			if g, w := syncPoint(got), syncPoint(want); g > w {
+				t.Errorf("sync point: got %d through idlemux, want at most Dovecot's %d\nthrough idlemux: %q\ndirectly: %q", g, w, got, want)
+			}
+		})
+	}
+}
