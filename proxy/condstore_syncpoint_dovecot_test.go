@@ -87,6 +87,17 @@ func TestDovecotCondstoreHeldExpungeHighest(t *testing.T) {
 		{name: "qresync store", enable: "QRESYNC", cmd: `STORE 4 +FLAGS (\Seen)`, expunge: true},
 		{name: "condstore store", enable: "CONDSTORE", cmd: `STORE 4 +FLAGS (\Seen)`, expunge: true},
 		{name: "store nothing held", enable: "QRESYNC", cmd: `STORE 4 +FLAGS (\Seen)`},
+		{name: "qresync store silent", enable: "QRESYNC", cmd: `STORE 4 +FLAGS.SILENT (\Seen)`, expunge: true},
+		{name: "qresync uid store", enable: "QRESYNC", cmd: `UID STORE 4 +FLAGS (\Seen)`, expunge: true,
+			why: "Dovecot tells the expunge within a UID command (RFC 3501 7.4.1 allows it), so holds nothing back; " +
+				"idlemux holds it to the next command (fanout design) and gives the sync point before it",
+			wantOK: "q: t10 OK [HIGHESTMODSEQ 5]", wantDirect: "q: t10 OK"},
+		{name: "qresync search modseq", enable: "QRESYNC", cmd: "SEARCH MODSEQ 1", expunge: true,
+			why: "Dovecot sends UID 3's change (MODSEQ 8) during the SEARCH; idlemux holds it with the expunge, and " +
+				"SEARCH's (MODSEQ n) is no sync point (RFC 7162 3.1.5): a plain OK",
+			wantOK: "q: t10 OK", wantDirect: "q: t10 OK [HIGHESTMODSEQ 5]"},
+		{name: "qresync uid fetch modseq", enable: "QRESYNC", cmd: "UID FETCH 4 (FLAGS MODSEQ)", expunge: true},
+		{name: "qresync fetch seen", enable: "QRESYNC", cmd: "FETCH 4 (FLAGS BODY[TEXT])", expunge: true},
 		{name: "qresync fetch modseq", enable: "QRESYNC", cmd: "FETCH 4 (FLAGS MODSEQ)", expunge: true,
 			why: "Dovecot sends UID 3's change (MODSEQ 8) during the FETCH, above its sync point: OK [HIGHESTMODSEQ 5]; " +
 				"idlemux holds it with the expunge and shows only MODSEQ 5: a plain OK, the same sync point",
