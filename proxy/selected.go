@@ -96,7 +96,7 @@ func (sess *session) Poll(_ *imapserver.UpdateWriter, allowExpunge bool) error {
 	sess.settle()
 	allow := allowExpunge && !sess.noExpunge
 	sess.noExpunge = false
-	defer sess.forgetReported()
+	defer sess.forgetToldReported()
 	if sess.sel == nil {
 		return nil
 	}
@@ -237,6 +237,18 @@ func (sess *session) viewFailed(err error) error {
 	}
 	sess.bye(text)
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
+}
+
+// forgetToldReported forgets what the command reported once the session
+// was told everything: while a change the command reported is held back
+// behind an expunge (RFC 3501 7.4.1), the next command's Poll, which
+// delivers it, still skips it (Dovecot tells it once). A STORE starts
+// afresh; IDLE too (the fast path never skips).
+func (sess *session) forgetToldReported() {
+	if len(sess.reported) == 0 || sess.sel != nil && !sess.sel.v.CaughtUp() {
+		return
+	}
+	sess.forgetReported()
 }
 
 // forgetReported empties the flags the last command reported; a large

@@ -46,7 +46,9 @@ type session struct {
 	// Poll imapserver runs after them holds EXPUNGE back (RFC 3501 7.4.1).
 	noExpunge bool
 	// reported holds the UIDs whose flags this command already reported, so
-	// the same change is not sent twice when it comes back from the model.
+	// the same change is not sent twice when it comes back from the model
+	// (kept to the next Poll while the change is held back:
+	// forgetToldReported).
 	reported map[imap.UID][]imap.Flag
 	// guard watches the upstream while a command runs (nil otherwise).
 	guard *upstream.Guard
