@@ -143,3 +143,43 @@ func TestDovecotCondstoreHeldExpungeHighest(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotQResyncHeldExpungeResync: what the sync point is for (RFC
+// 7162 3.2.5): a QRESYNC client that ran the held STORE of heldScript
+// reconnects and resyncs from the sync point it was given, and learns
+// the expunge and the flag change it was not told, directly on Dovecot
+// as through idlemux.
+func TestDovecotQResyncHeldExpungeResync(t *testing.T) {
+	const cmd = `STORE 4 +FLAGS (\Seen)`
+	steps := heldScript("QRESYNC", cmd, true)
+	steps = steps[:len(steps)-1] // not the NOOP: the client goes away
+	resync := func(addr, dovecotAddr string) (sp uint64, answer []string) {
+		sp = syncPoint(answerOf(runScript(t, addr, dovecotAddr, steps), "q", cmd))
+		sel := fmt.Sprintf("SELECT INBOX (QRESYNC ($UIDVALIDITY %d))", sp)
+		return sp, answerOf(runScript(t, addr, dovecotAddr, []step{
+			{"q2", "ENABLE QRESYNC"}, {"q2", "EXAMINE INBOX"}, {"q2", sel},
+		}), "q2", sel)
+	}
+	dd := startDovecot(t)
+	wantSP, want := resync(dd.Addr, dd.Addr)
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	gotSP, got := resync(p.Addrs()[0], dv.Addr)
+	flagged := func(answer []string) bool {
+		return slices.ContainsFunc(answer, func(l string) bool {
+			return strings.Contains(l, "UID 3 ") && strings.Contains(l, `\Flagged`)
+		})
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"sync point", gotSP, wantSP},
+		{"UID 2 reported vanished", vanishedCount(got, 2), vanishedCount(want, 2)},
+		{"UID 3's \\Flagged reported", flagged(got), flagged(want)},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v\nthrough idlemux: %q\ndirectly: %q", tc.name, tc.got, tc.want, got, want)
+		}
+	}
+}
