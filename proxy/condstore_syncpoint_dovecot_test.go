@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // heldScript is the reviewer's scenario (issue 12): four messages; the
@@ -180,6 +181,63 @@ func TestDovecotQResyncHeldExpungeResync(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v\nthrough idlemux: %q\ndirectly: %q", tc.name, tc.got, tc.want, got, want)
+		}
+	}
+}
+
+// heldThenIdle runs heldScript's changes on upstream, the held STORE on
+// a QRESYNC client of addr, then IDLE for a while, and returns what the
+// client got in IDLE, through its answer to DONE.
+func heldThenIdle(t *testing.T, addr, upstream string) []string {
+	t.Helper()
+	up := dialRaw(t, upstream)
+	up.cmd("l", "LOGIN "+testUser+" "+testPass)
+	for i := 1; i <= 4; i++ {
+		up.appendLiteral("a", "INBOX", testMessage(fmt.Sprintf("m%d", i)))
+	}
+	up.cmd("s", "SELECT INBOX")
+	rc := dialRaw(t, addr)
+	rc.cmd("l", "LOGIN "+testUser+" "+testPass)
+	rc.cmd("e", "ENABLE QRESYNC")
+	rc.cmd("s", "SELECT INBOX")
+	up.cmd("d", `UID STORE 2 +FLAGS.SILENT (\Deleted)`)
+	up.cmd("x", "UID EXPUNGE 2")
+	up.cmd("f", `UID STORE 3 +FLAGS.SILENT (\Flagged)`)
+	rc.cmd("t", `STORE 4 +FLAGS (\Seen)`)
+	fmt.Fprintf(rc.c, "i IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: got %q, want +", l)
+	}
+	time.Sleep(700 * time.Millisecond) // past Dovecot's 500 ms notify delay
+	fmt.Fprintf(rc.c, "DONE\r\n")
+	return rc.answer("i")
+}
+
+// TestDovecotQResyncHeldThenIdle: the changes a STORE held back behind
+// an expunge reach the client when it IDLEs next, its own answer not
+// again, as directly on Dovecot: UID 2 vanished once, UID 4's change
+// (MODSEQ 9) not repeated. Stated difference: Dovecot, which sent UID 3's
+// change within the STORE, tells the new HIGHESTMODSEQ in IDLE as
+// "* OK [HIGHESTMODSEQ 9]"; idlemux tells that change (MODSEQ 8) here
+// with UID 4's MODSEQ 9 already seen: the client's sync point is 9 either way.
+func TestDovecotQResyncHeldThenIdle(t *testing.T) {
+	dd := startDovecot(t)
+	want := heldThenIdle(t, dd.Addr, dd.Addr)
+	dv := startDovecot(t)
+	p := startProxy(t, testConfig(dv.Addr))
+	got := heldThenIdle(t, p.Addrs()[0], dv.Addr)
+	repeated := func(lines []string) int {
+		return len(slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return !strings.Contains(l, "MODSEQ (9)") }))
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want int
+	}{
+		{"UID 2 told vanished", vanishedCount(got, 2), vanishedCount(want, 2)},
+		{"UID 4's change told again", repeated(got), repeated(want)},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %d, want %d\nthrough idlemux: %q\ndirectly: %q", tc.name, tc.got, tc.want, got, want)
 		}
 	}
 }

@@ -129,7 +129,10 @@ func (sess *session) Idle(_ *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		return nil
 	}
 	sel := sess.sel
-	clear(sess.reported) // only the command just answered may skip updates
+	if err := sess.deliverHeldReported(sel); err != nil {
+		return err
+	}
+	sess.forgetReported() // only the command just answered may skip updates
 	if sel != nil {
 		// A mailbox clients idle on gets an IDLE connection of its own
 		// (upstream/polled.go).
@@ -237,6 +240,17 @@ func (sess *session) viewFailed(err error) error {
 	}
 	sess.bye(text)
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
+}
+
+// deliverHeldReported tells, at the start of IDLE, the changes a command
+// held back behind an expunge (forgetToldReported) while its own answers
+// may still be skipped: Dovecot told them once, in that answer. Neither
+// IDLE path skips anything after that.
+func (sess *session) deliverHeldReported(sel *selection) error {
+	if sel == nil || len(sess.reported) == 0 || sel.v.CaughtUp() {
+		return nil
+	}
+	return sess.deliver(sel, true, true)
 }
 
 // forgetToldReported forgets what the command reported once the session
