@@ -36,6 +36,9 @@ type Snapshot struct {
 	// the watcher first EXAMINEd the mailbox, 0 when none: from it on,
 	// messages are recent for the first session told (see recent.go).
 	FirstRecent imap.UID
+	// HighestModSeq is the upstream's HIGHESTMODSEQ the snapshot holds
+	// every change up to (RFC 7162 3.1.2.1); 0 without CONDSTORE.
+	HighestModSeq uint64
 }
 
 // Mailbox is the model of one upstream mailbox plus its change log.
@@ -53,6 +56,9 @@ type Mailbox struct {
 	// one (a model without CONDSTORE spends nothing on it). 0: unknown.
 	modseqs []uint64
 	maxUID  imap.UID // largest UID ever added; never decreases
+	// highest is the upstream HIGHESTMODSEQ the model holds every change
+	// up to (highest.go); it only grows.
+	highest uint64
 
 	uidValidity uint32
 	uidNext     imap.UID
@@ -90,6 +96,7 @@ func NewMailbox(snap Snapshot, maxLag int) *Mailbox {
 		notify:      make(chan struct{}),
 		views:       make(map[*View]struct{}),
 		maxLag:      maxLag,
+		highest:     snap.HighestModSeq,
 	}
 	m.uids = make([]imap.UID, 0, len(snap.UIDs))
 	m.flags = make([][]imap.Flag, 0, len(snap.UIDs))

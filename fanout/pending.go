@@ -48,11 +48,13 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 	defer m.mu.RUnlock()
 	c := v.cursor.Load()
 	v.flagsOwed = 0
+	v.syncOwed.Store(0)
 	if v.err != nil {
 		return nil, c, v.err
 	}
 	head := m.head()
 	if c == head {
+		v.syncOwed.Store(m.highest)
 		return nil, c, nil
 	}
 	t := head
@@ -76,6 +78,9 @@ func (v *View) Pending(allowExpunge bool) (updates []Update, to uint64, err erro
 			updates = append(updates, Update{Kind: UpdateExpunge, Seq: seq, UID: from.extra[i]})
 		}
 		count -= len(from.extra)
+	}
+	if t == head {
+		v.syncOwed.Store(m.highest)
 	}
 	to_ := m.numberingAt(t)
 	if to_.count() > count {
@@ -140,6 +145,9 @@ func (v *View) Commit(to uint64) {
 	}
 	v.flagsTold = max(v.flagsTold, v.flagsOwed)
 	v.flagsOwed = 0
+	if s := v.syncOwed.Swap(0); s > v.synced.Load() {
+		v.synced.Store(s)
+	}
 }
 
 // Position returns the log position up to which the session was told

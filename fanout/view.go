@@ -29,6 +29,12 @@ type View struct {
 	// ahead of the cursor by Pending; flagsOwed is what the last Pending
 	// tells, recorded by Commit. Only the view's session uses them.
 	flagsTold, flagsOwed uint64
+
+	// synced is the model's HIGHESTMODSEQ when the session was last told
+	// everything (highest.go); syncOwed is what the last Pending would
+	// make it, recorded by Commit. Atomic: the idle fast path commits on
+	// a dispatcher's goroutine.
+	synced, syncOwed atomic.Uint64
 }
 
 // SelectData is what a session reports when it selects the mailbox.
@@ -40,6 +46,9 @@ type SelectData struct {
 	PermanentFlags []imap.Flag
 	FirstUnseen    uint32 // 0 when every message is \Seen
 	NumRecent      uint32 // RFC 3501 section 7.3.2
+	// HighestModSeq is the model's HIGHESTMODSEQ with the view's
+	// numbering: read under the same lock (RFC 7162 3.1.2.1).
+	HighestModSeq uint64
 }
 
 // NewView opens a read-write view at the model's head.
@@ -57,6 +66,7 @@ func (m *Mailbox) OpenView(readOnly bool) (*View, SelectData, error) {
 	}
 	v := &View{m: m, readOnly: readOnly}
 	v.cursor.Store(m.head())
+	v.synced.Store(m.highest)
 	m.views[v] = struct{}{}
 	m.recentMu.Lock()
 	m.takeInLocked(v, m.maxUID)
@@ -70,6 +80,7 @@ func (m *Mailbox) OpenView(readOnly bool) (*View, SelectData, error) {
 		UIDNext:        m.uidNext,
 		Flags:          m.mboxFlags,
 		PermanentFlags: m.permFlags,
+		HighestModSeq:  m.highest,
 	}
 	for i, f := range m.flags {
 		if !slices.Contains(f, imap.FlagSeen) {

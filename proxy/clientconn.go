@@ -232,7 +232,7 @@ func (cc *clientConn) setCur(f *framed) {
 	cc.mu.Lock()
 	cc.cur, cc.answered, cc.cont, cc.ownStatus = f, false, false, false
 	cc.cs.statusDue, cc.cs.searchDue = false, false
-	cc.qr.selectLines, cc.qr.vanishedHighest = nil, 0
+	cc.qr.selectLines, cc.qr.vanishedHighest, cc.cs.sent = nil, 0, 0
 	cc.mu.Unlock()
 }
 
@@ -286,14 +286,15 @@ func (cc *clientConn) Write(p []byte) (int, error) {
 			out = cc.searchModSeqItem(out)
 		case cc.cur.name == "SELECT" || cc.cur.name == "EXAMINE":
 			out = cc.highestModSeqLine(out)
-		case cc.qr.vanishedHighest != 0:
-			out = cc.vanishedHighestCode(out) // qresync.go
 		case cc.cur.name == "STATUS":
 			out = statusOrder(out)
 			out = cc.statusModSeqItem(out)
 			if cc.ownStatus {
 				out = ownStatusCode(out, cc.cur.tag)
 			}
+		}
+		if cc.qr.vanishedHighest != 0 && cc.cur.name != "SELECT" && cc.cur.name != "EXAMINE" {
+			out = cc.vanishedHighestCode(out) // qresync.go
 		}
 	}
 	cc.observe(p)

@@ -41,6 +41,9 @@ type condstoreState struct {
 	// it is written (condstore_search.go).
 	search    uint64
 	searchDue bool
+	// sent is the highest MODSEQ the running command wrote to the client
+	// (condstore_syncpoint.go).
+	sent uint64
 }
 
 // condstoreOffered says whether a session whose upstream has up is
@@ -58,13 +61,10 @@ func (cc *clientConn) condstoreOn() bool {
 // setSelected records the watcher of the mailbox a SELECT or EXAMINE
 // opened (nil: none is selected), and the HIGHESTMODSEQ the running
 // SELECT reports to a CONDSTORE-enabled client (RFC 7162 3.1.2.1): the
-// watcher's, read after its sync.
-func (cc *clientConn) setSelected(w *upstream.Watcher) {
+// model's, read with the view it bounds (fanout.SelectData).
+func (cc *clientConn) setSelected(w *upstream.Watcher, highest uint64) {
 	cc.mu.Lock()
-	cc.cs.sel = w
-	if w != nil {
-		cc.cs.highest = w.HighestModSeq()
-	}
+	cc.cs.sel, cc.cs.highest = w, highest
 	cc.mu.Unlock()
 }
 

@@ -46,6 +46,7 @@ func (sess *session) tellSeenModSeqs(shown map[imap.UID][]byte, before map[imap.
 	var b []byte
 	for _, l := range lines {
 		b = appendStoreFetch(b, l.seq, 0, l.modseq, nil, false)
+		sess.noteModSeqSent(l.modseq) // condstore_syncpoint.go
 	}
 	return sess.writeUnsolicited(b)
 }

@@ -43,12 +43,14 @@ func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *sile
 		return 0
 	}
 	var b []byte
+	var sent uint64
 	if len(modified) > 0 {
 		untold, _ := v.UntoldFlags(modified)
 		for _, m := range v.Members(modified) {
 			if cur, ok := v.Flags(m.UID); ok && untold[m.UID] {
 				sess.reported[m.UID] = cur
 				b = appendStoreFetch(b, m.Seq, uidOf(m), box.ModSeq(m.UID), cur, true)
+				sent = max(sent, box.ModSeq(m.UID))
 			}
 		}
 	}
@@ -62,7 +64,9 @@ func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *sile
 			continue // unchanged: Dovecot says nothing of it
 		}
 		b = appendStoreFetch(b, m.Seq, uidOf(m), ms, cur, sess.storeShows(m.UID, cur, known))
+		sent = max(sent, ms)
 	}
+	sess.noteModSeqSent(sent) // condstore_syncpoint.go
 	if err := sess.writeUnsolicited(b); err != nil {
 		return err
 	}

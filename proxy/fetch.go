@@ -70,7 +70,10 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	rl.keepModSeq = condstore
 	seenBefore := sess.seenModSeqsBefore(uids, rl.setsSeen)
 	if vanished {
-		rl.vanished, rl.set = true, numSet.String()
+		// A UID the view still holds is told later as "* VANISHED uid"
+		// (RFC 7162 3.2.10); told now too, the client would count it out
+		// twice (qresync_vanished.go).
+		rl.vanished, rl.set, rl.members = true, numSet.String(), sess.sel.v.Members
 	}
 	if kind, needFlags := classifyFetch(atts, list, sess.sel.readOnly); kind != kindUpstream && !condstore {
 		if done, err := sess.fetchLocal(rl, atts, kind, needFlags, expunged); done {
@@ -81,7 +84,9 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			return err
 		}
 	}
-	if err := sess.relayFetch(rl); err != nil {
+	err = sess.relayFetch(rl)
+	sess.noteModSeqSent(rl.maxModSeq) // condstore_syncpoint.go
+	if err != nil {
 		return err
 	}
 	if rl.setsSeen && rl.wrote {

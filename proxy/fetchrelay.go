@@ -59,13 +59,15 @@ type fetchRelay struct {
 	// keepModSeq: the client asked MODSEQ or CHANGEDSINCE (RFC 7162
 	// 3.1.4), so MODSEQ items reach it; otherwise they are dropped.
 	keepModSeq bool
+	maxModSeq  uint64 // the highest MODSEQ relayed (condstore_syncpoint.go)
 	// vanished: the UID FETCH has the VANISHED modifier (RFC 7162
 	// 3.2.6): set, when not empty, is the client's UID set, asked
 	// upstream instead of uids, and "* VANISHED (EARLIER)" reaches the
 	// client (qresync_fetch.go).
 	vanished bool
 	set      string
-	// members, when set (a SELECT with QRESYNC), lists the view's
+	// members, when set (a SELECT with QRESYNC, a UID FETCH with
+	// VANISHED), lists the view's
 	// messages among UIDs: VANISHED (EARLIER) leaves those out
 	// (qresync_vanished.go).
 	members func(imap.UIDSet) []fanout.Member

@@ -149,6 +149,7 @@ func (rl *fetchRelay) item() error {
 		if err != nil || !rl.keepModSeq {
 			return err
 		}
+		rl.maxModSeq = maxModSeqOf(rl.maxModSeq, v) // condstore_syncpoint.go
 		rl.startItem(up)
 		rl.emit(modseqPrefix)
 		rl.emit(v)

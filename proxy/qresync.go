@@ -32,8 +32,9 @@ type qresyncState struct {
 	// written before its tagged OK; under cc.mu.
 	selectLines []byte
 	// vanishedHighest, when not 0, is the HIGHESTMODSEQ the running
-	// command's tagged OK reports: it told the client of expunges
-	// (noteVanished); under cc.mu.
+	// command's tagged OK reports: it told the client of expunges, or
+	// holds some back after sending a MODSEQ above them (noteSync,
+	// condstore_syncpoint.go); under cc.mu.
 	vanishedHighest uint64
 }
 
@@ -130,24 +131,8 @@ func appendVanished(b []byte, ups []fanout.Update) []byte {
 	return append(b, "\r\n"...)
 }
 
-// noteVanished records, when a command (not IDLE) told a QRESYNC session
-// of expunges, the HIGHESTMODSEQ its tagged OK reports, as Dovecot
-// reports it (RFC 7162 3.2.10, 3.1.2.1): the watcher's, after the sync
-// that brought the expunges.
-func (sess *session) noteVanished(sel *selection, ups []fanout.Update) {
-	cc := sess.reader()
-	if cc == nil || !cc.qresyncOn() || ups[0].Kind != fanout.UpdateExpunge {
-		return
-	}
-	if v := sel.w.HighestModSeq(); v != 0 {
-		cc.mu.Lock()
-		cc.qr.vanishedHighest = v
-		cc.mu.Unlock()
-	}
-}
-
 // vanishedHighestCode puts "[HIGHESTMODSEQ n]" into the running
-// command's tagged OK when it told the client of expunges (noteVanished),
+// command's tagged OK when noteSync set one (condstore_syncpoint.go),
 // unless imapserver's OK has a code of its own. p is what imapserver
 // writes, from a line start. cc.mu is held.
 func (cc *clientConn) vanishedHighestCode(p []byte) []byte {

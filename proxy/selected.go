@@ -50,7 +50,7 @@ func (sess *session) Select(mailbox string, options *imap.SelectOptions) (*imap.
 	sess.sel = &selection{name: name, w: w, v: v, readOnly: readOnly, uidValidity: sd.UIDValidity, curMark: mark,
 		condstore: sess.condstoreFlag()}
 	if cc := sess.reader(); cc != nil {
-		cc.setSelected(w) // after the sync above
+		cc.setSelected(w, sd.HighestModSeq) // one snapshot with the view
 	}
 	sess.s.metrics.selected.Add(1)
 	sess.log = sess.baseLog.WithLazy(zap.String("mailbox", name))
@@ -82,7 +82,7 @@ func (sess *session) unselect() {
 		return
 	}
 	if cc := sess.reader(); cc != nil {
-		cc.setSelected(nil)
+		cc.setSelected(nil, 0)
 	}
 	sess.sel.v.Close()
 	sess.sel.w.Unwatch()
@@ -216,11 +216,11 @@ func (sess *session) deliverTold(sel *selection, allowExpunge, idling bool) ([]f
 		if err := sess.deliverUpdates(sel, ups); err != nil {
 			return nil, err
 		}
-		if !idling {
-			sess.noteVanished(sel, ups) // qresync.go
-		}
 	}
 	v.Commit(to)
+	if !idling {
+		sess.noteSync(sel, ups) // condstore_syncpoint.go
+	}
 	if len(ups) > 0 {
 		sess.s.metrics.fanoutEvents.Add(float64(len(ups)))
 		if idling {

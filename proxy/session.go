@@ -46,7 +46,9 @@ type session struct {
 	// Poll imapserver runs after them holds EXPUNGE back (RFC 3501 7.4.1).
 	noExpunge bool
 	// reported holds the UIDs whose flags this command already reported, so
-	// the same change is not sent twice when it comes back from the model.
+	// the same change is not sent twice when it comes back from the model
+	// (carried past the next Poll while the change is held back:
+	// reportedcarry.go).
 	reported map[imap.UID][]imap.Flag
 	// carried holds what earlier commands reported that lies past an
 	// expunge held back from their Poll (reportedcarry.go).

@@ -76,8 +76,6 @@ type Watcher struct {
 	// of the latest one completed (FreshSince).
 	roundsBegun atomic.Uint64
 	roundDone   atomic.Uint64
-	// highest publishes modseq for sessions (HighestModSeq).
-	highest atomic.Uint64
 
 	// Owned by the run goroutine.
 	refs      int
@@ -273,13 +271,18 @@ func (w *Watcher) Mailbox() *fanout.Mailbox { return w.box.Load() }
 // include (RFC 7162 3.1.2.1), 0 where the upstream keeps none. It may lag
 // the upstream's (changes heard while idling do not raise it): a client
 // given it asks for more with CHANGEDSINCE, never for less.
-func (w *Watcher) HighestModSeq() uint64 { return w.highest.Load() }
-
-// setModSeq sets modseq and publishes it. Run goroutine only.
-func (w *Watcher) setModSeq(v uint64) {
-	w.modseq = v
-	w.highest.Store(v)
+// The model keeps it (fanout/highest.go), published with the changes it
+// covers: a value read never bounds a change the model does not hold yet.
+func (w *Watcher) HighestModSeq() uint64 {
+	if box := w.box.Load(); box != nil {
+		return box.HighestModSeq()
+	}
+	return 0
 }
+
+// setModSeq sets modseq, the value the next model update publishes
+// (Tx.SetHighestModSeq, after the changes it covers). Run goroutine only.
+func (w *Watcher) setModSeq(v uint64) { w.modseq = v }
 
 // Sync makes the watcher ask the upstream for news now (NOOP) and returns
 // once the model includes everything the upstream had reported by then. A

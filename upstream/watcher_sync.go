@@ -91,6 +91,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
 				tx.SetUIDNext(sel.UIDNext)
 				setModSeqs(tx, lst)
+				tx.SetHighestModSeq(st.modseq) // after what it covers
 			}
 		})
 		if rerr == nil {
@@ -114,6 +115,7 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 		MsgFlags:       lst.flags,
 		ModSeqs:        lst.modseqs,
 		FirstRecent:    w.acct.firstRecent(w.name, sel.UIDValidity, lst.firstRecent),
+		HighestModSeq:  st.modseq,
 	}, w.acct.m.opts.MaxLag))
 	return st, sel.UIDValidity, nil
 }
@@ -338,6 +340,10 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 			}
 		}
 		applyChanged(tx, changed)
+		// Published with the changes it bounds, not before them
+		// (fetchChanged reads it first): a session never reports a
+		// HIGHESTMODSEQ above a change it could not be told yet.
+		tx.SetHighestModSeq(w.modseq)
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
