@@ -18,6 +18,8 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	var data *imap.AppendData
 	cc := sess.reader()
 	binary := cc != nil && cc.appendBinary()
+	w := sess.appendTarget(mailbox)
+	var rep appendReport
 	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
@@ -38,14 +40,17 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 			return err
 		}
 		var err error
-		data, err = cmd.Wait()
-		return err
+		if data, err = cmd.Wait(); err != nil || w == nil {
+			return err
+		}
+		readAppended(c, canonical(mailbox), data, &rep)
+		return nil
 	})
 	if err != nil {
 		sess.noteMissing("APPEND", mailbox, err)
 		return nil, err
 	}
-	sess.syncMailboxes(mailbox) // the new message reaches every session of mailbox before OK
+	sess.confirmAppend(mailbox, w, rep) // the new message reaches every session of mailbox before OK
 	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
 		data = nil // no UIDPLUS upstream: no APPENDUID to give
 	}

@@ -85,9 +85,10 @@ type Watcher struct {
 	idleAsked bool        // a session idled on the mailbox: ask for a slot
 	nudged    bool        // the notify connection heard of a change: poll now
 	syncs     []chan struct{}
-	modseq    uint64              // the upstream MODSEQ the model is known to include (CONDSTORE)
-	exact     bool                // modseq comes from a read with per-message MODSEQ (flagpost.go)
-	posted    map[imap.UID]uint64 // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
+	modseq    uint64                 // the upstream MODSEQ the model is known to include (CONDSTORE)
+	exact     bool                   // modseq comes from a read with per-message MODSEQ (flagpost.go)
+	posted    map[imap.UID]uint64    // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
+	appended  map[imap.UID]time.Time // added from their APPEND, not yet seen by the watcher's session (appendpost.go)
 	// withModSeq: listings read MODSEQ (CONDSTORE, and the mailbox has them)
 	withModSeq bool
 	sessions   int // upstream connections started, for the login reason
@@ -481,6 +482,8 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 			return fmt.Errorf("IDLE: %w", err)
 		}
 	}
+	var check appendCheck
+	defer check.stop()
 	var poll <-chan time.Time
 	if !canIdle {
 		t := time.NewTimer(m.opts.PollInterval)
@@ -488,6 +491,7 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		poll = t.C
 	}
 	for woke := false; !woke; {
+		check.arm(w.appended)
 		select {
 		case <-w.q.signal:
 			woke = true
@@ -495,6 +499,9 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 			woke = true
 		case <-poll:
 			w.q.requestNoop()
+			woke = true
+		case <-check.c():
+			w.q.requestNoop() // a message added from its APPEND is still unconfirmed
 			woke = true
 		case <-w.ctx.Done():
 			woke = true

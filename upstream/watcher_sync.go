@@ -292,6 +292,8 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 	}
 
+	gone := w.settleAppended(st.mirror, noop)
+
 	var full listing
 	var changed listing
 	refreshFlags := dirty || noop
@@ -325,6 +327,9 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 		for _, uid := range expunged {
 			tx.Expunge(uid)
+		}
+		for _, uid := range gone {
+			tx.Expunge(uid) // added from its APPEND, gone before this session saw it
 		}
 		for i, uid := range added.uids {
 			if err := tx.Add(uid, added.flags[i]); err != nil {

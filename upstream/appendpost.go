@@ -1,0 +1,186 @@
+package upstream
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"go.uber.org/zap"
+
+	"github.com/idlemux/idlemux/fanout"
+	"github.com/idlemux/idlemux/upstream/quirks"
+)
+
+// A message APPENDed through idlemux reaches the model through the
+// watcher's loop, without the watcher's round (DONE, NOOP, FETCH, IDLE)
+// before the APPEND's OK. The tagged OK's APPENDUID (RFC 4315 3) names
+// the new message's UID; one UID FETCH of it (UID FLAGS MODSEQ) on the
+// connection that appended reads its flags (what the client gave, plus
+// what the server adds) and its MODSEQ (RFC 7162 3.1.4), which APPEND's
+// answer does not carry. The loop adds the message to the model only
+// when nothing can be missing before it: its UID is the model's UIDNEXT
+// (no other message arrived that the model lacks), the UIDVALIDITY is the
+// model's, and the watcher idles with exact MODSEQs, as for a STORE's
+// report (flagpost.go). Otherwise the caller Syncs as before.
+//
+// The watcher's own session hears of the message later (IDLE's EXISTS):
+// its mirror takes the UID then, and the model, which has the message
+// already, logs nothing new (Tx.Add of a known UID is a flag update,
+// equal flags change nothing). Until then the UID is pending
+// (w.appended). A message expunged upstream before the watcher's session
+// saw it is never announced to that session, and so never expunged
+// through its mirror: a round that sent NOOP after the message was added
+// (the NOOP's answer includes every message then in the mailbox) and
+// still lacks it expunges it from the model, and a message pending for
+// appendConfirmDelay gets such a round.
+
+// appendConfirmDelay is how long a message added from its APPEND may wait
+// for the watcher's own session to report it before the watcher asks with
+// a NOOP. Dovecot tells an idling session within about 0.5 s (its
+// NOTIFY_DELAY_MSECS), plus mailbox_idle_check_interval when it misses
+// the notification.
+const appendConfirmDelay = 3 * time.Second
+
+// maxAppended bounds the messages pending confirmation: past it, posts
+// are refused (the caller Syncs).
+const maxAppended = 1024
+
+// CanReadAppended says whether ReadAppended works on c for a message
+// appended to mailbox: c has it selected with that UIDVALIDITY, and the
+// upstream has CONDSTORE (MODSEQ orders the state against the watcher's
+// reads).
+func (c *Conn) CanReadAppended(mailbox string, uidValidity uint32) bool {
+	return c.selected == mailbox && c.uidValidity == uidValidity && uidValidity != 0 &&
+		quirks.Has(c.Caps(), quirks.CondStore)
+}
+
+// ReadAppended reads the flags and MODSEQ of the message c just appended
+// to its selected mailbox (CanReadAppended). false: the answer did not
+// show it (expunged meanwhile, or not yet visible to c's session).
+func (c *Conn) ReadAppended(uid imap.UID) (FlagState, bool, error) {
+	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, Flags: true, ModSeq: true})
+	var got FlagState
+	found := false
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		if st, ok := flagState(msg); ok && st.UID == uid {
+			got, found = st, true
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return FlagState{}, false, err
+	}
+	return got, found, nil
+}
+
+// PostAppended puts a message APPENDed through idlemux into the model,
+// through the watcher's loop, and says whether the model now holds it.
+// gen is the account's Generation once the APPEND was counted (Changed),
+// as for PostFlags. false: the caller Syncs.
+func (w *Watcher) PostAppended(ctx context.Context, st FlagState, uidValidity uint32, gen uint64) bool {
+	return w.postAndWait(ctx, &flagPost{states: []FlagState{st}, gen: gen, done: make(chan bool, 1), added: uidValidity})
+}
+
+// applyAppended adds a posted new message to the model (loop only).
+func (w *Watcher) applyAppended(p *flagPost) bool {
+	box := w.box.Load()
+	if box == nil || !w.live.Load() || !w.exact || len(p.states) != 1 || box.UIDValidity() != p.added ||
+		len(w.appended) >= maxAppended || len(w.posted) >= maxPosted {
+		return false
+	}
+	st := p.states[0]
+	known, _ := box.MailboxFlags()
+	for _, f := range st.Flags {
+		if !slices.Contains(known, f) {
+			return false // a new keyword: FLAGS as the upstream words it come with a round
+		}
+	}
+	added, ok := false, true
+	box.Update(func(tx *fanout.Tx) {
+		switch {
+		case tx.Has(st.UID):
+			// The watcher read it already, after the APPEND: the model's
+			// state is at least as new.
+		case st.UID != tx.UIDNext():
+			ok = false // a message before it may be missing from the model
+		default:
+			if tx.Add(st.UID, st.Flags) != nil {
+				ok = false
+				return
+			}
+			tx.SetModSeq(st.UID, st.ModSeq)
+			added = true
+		}
+	})
+	if !ok {
+		return false
+	}
+	if added {
+		if w.posted == nil {
+			w.posted = make(map[imap.UID]uint64)
+		}
+		w.posted[st.UID] = max(w.posted[st.UID], st.ModSeq)
+		if w.appended == nil {
+			w.appended = make(map[imap.UID]time.Time)
+		}
+		w.appended[st.UID] = time.Now()
+	}
+	w.confirmGen(p.gen)
+	if ce := w.log.Check(zap.DebugLevel, "appended message applied"); ce != nil {
+		ce.Write(zap.Uint32("uid", uint32(st.UID)), zap.Bool("added", added))
+	}
+	return true
+}
+
+// settleAppended checks the pending messages against the mirror of the
+// watcher's session after a round (loop only): one the mirror holds is
+// confirmed; after a round that sent NOOP, one it lacks is gone upstream
+// and returned, to be expunged from the model.
+func (w *Watcher) settleAppended(mirror []imap.UID, noop bool) (gone []imap.UID) {
+	for uid := range w.appended {
+		if _, in := slices.BinarySearch(mirror, uid); in {
+			delete(w.appended, uid)
+			continue
+		}
+		if noop {
+			gone = append(gone, uid)
+			delete(w.appended, uid)
+			delete(w.posted, uid)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
+
+// appendCheck is the watcher's wait for the oldest pending message's
+// appendConfirmDelay (wait, loop only): armed once a message is pending,
+// which a post taken during the wait may make so.
+type appendCheck struct{ t *time.Timer }
+
+// arm starts the timer if a message is pending and none runs.
+func (a *appendCheck) arm(pending map[imap.UID]time.Time) {
+	if a.t != nil || len(pending) == 0 {
+		return
+	}
+	oldest := time.Time{}
+	for _, at := range pending {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	a.t = time.NewTimer(max(0, appendConfirmDelay-time.Since(oldest)))
+}
+
+// c is the timer's channel, nil (never ready) when unarmed.
+func (a *appendCheck) c() <-chan time.Time {
+	if a.t == nil {
+		return nil
+	}
+	return a.t.C
+}
+
+func (a *appendCheck) stop() {
+	if a.t != nil {
+		a.t.Stop()
+	}
+}
