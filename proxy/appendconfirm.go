@@ -58,9 +58,8 @@ func readAppended(c *upstream.Conn, mailbox string, data *imap.AppendData, rep *
 // its report when the watcher takes it, else by a Sync.
 func (sess *session) confirmAppend(mailbox string, w *upstream.Watcher, rep appendReport) {
 	if w != nil && rep.read {
-		sess.acct.Changed(canonical(mailbox))
 		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
-		ok := w.PostAppended(ctx, rep.state, rep.uidValidity, sess.acct.Generation())
+		ok := w.PostAppended(ctx, rep.state, rep.uidValidity)
 		cancel()
 		if ok {
 			sess.s.metrics.appendConfirmed.WithLabelValues("answer").Inc()

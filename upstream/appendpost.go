@@ -75,10 +75,12 @@ func (c *Conn) ReadAppended(uid imap.UID) (FlagState, bool, error) {
 
 // PostAppended puts a message APPENDed through idlemux into the model,
 // through the watcher's loop, and says whether the model now holds it.
-// gen is the account's Generation once the APPEND was counted (Changed),
-// as for PostFlags. false: the caller Syncs.
-func (w *Watcher) PostAppended(ctx context.Context, st FlagState, uidValidity uint32, gen uint64) bool {
-	return w.postAndWait(ctx, &flagPost{states: []FlagState{st}, gen: gen, done: make(chan bool, 1), added: uidValidity})
+// The loop counts the change (Changed) once the model holds it, with the
+// watcher's synced generation at it (changedInModel): reads that wait for
+// changes through idlemux (Current, statusShared's key) see it counted
+// before the APPEND's OK, and never Sync for it. false: the caller Syncs.
+func (w *Watcher) PostAppended(ctx context.Context, st FlagState, uidValidity uint32) bool {
+	return w.postAndWait(ctx, &flagPost{states: []FlagState{st}, done: make(chan bool, 1), added: uidValidity})
 }
 
 // applyAppended adds a posted new message to the model (loop only).
@@ -125,7 +127,7 @@ func (w *Watcher) applyAppended(p *flagPost) bool {
 		}
 		w.appended[st.UID] = time.Now()
 	}
-	w.confirmGen(p.gen)
+	w.acct.changedInModel(w)
 	if ce := w.log.Check(zap.DebugLevel, "appended message applied"); ce != nil {
 		ce.Write(zap.Uint32("uid", uint32(st.UID)), zap.Bool("added", added))
 	}
