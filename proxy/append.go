@@ -20,7 +20,11 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	binary := cc != nil && cc.appendBinary()
 	w := sess.appendTarget(mailbox)
 	var rep appendReport
-	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
+	selected := "" // any connection will do
+	if w != nil {
+		selected = sess.sel.name // one with the mailbox selected reads the new message
+	}
+	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
 			// A literal8 stays one upstream, where BINARY is offered

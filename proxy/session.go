@@ -411,7 +411,7 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
 		}
 		acquire := sess.acct.Acquire
-		if op == "STORE" {
+		if op == "STORE" || op == "APPEND" {
 			acquire = sess.acct.AcquireToStore // its outcome needs no view of others' changes
 		}
 		c, err := acquire(ctx, mailbox, upTo, uidValidity)

@@ -135,16 +135,7 @@ func TestDovecotConcurrentStoresLeaveUpstreamFlags(t *testing.T) {
 	}
 	seed.Logout().Wait()
 	p := startProxy(t, testConfig(dv.Addr))
-	sessions := make([]*rawConn, 8)
-	for i := range sessions {
-		sessions[i] = dialRaw(t, p.Addrs()[0])
-		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
-			if l := sessions[i].cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
-				t.Fatalf("%s: %q", cmd, l)
-			}
-		}
-	}
-	idleOnce(t, sessions[0], p, "INBOX")
+	sessions := idlingSessions(t, p, 8)
 	stores := []string{`+FLAGS (\Seen)`, `-FLAGS (\Seen)`, `+FLAGS (\Flagged \Seen)`, `-FLAGS (\Flagged)`, `FLAGS (\Answered)`, `+FLAGS.SILENT (\Draft)`}
 	for round := range 3 {
 		var wg sync.WaitGroup
@@ -172,6 +163,23 @@ func TestDovecotConcurrentStoresLeaveUpstreamFlags(t *testing.T) {
 				strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 		}
 	}
+}
+
+// idlingSessions opens n sessions through p with INBOX selected, the
+// first idling once: INBOX's watcher idles on its own connection.
+func idlingSessions(t *testing.T, p *Server, n int) []*rawConn {
+	t.Helper()
+	sessions := make([]*rawConn, n)
+	for i := range sessions {
+		sessions[i] = dialRaw(t, p.Addrs()[0])
+		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
+			if l := sessions[i].cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
+				t.Fatalf("%s: %q", cmd, l)
+			}
+		}
+	}
+	idleOnce(t, sessions[0], p, "INBOX")
+	return sessions
 }
 
 // dialSelected is a new session with INBOX examined.

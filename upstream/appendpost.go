@@ -83,39 +83,119 @@ func (w *Watcher) PostAppended(ctx context.Context, st FlagState, uidValidity ui
 	return w.postAndWait(ctx, &flagPost{states: []FlagState{st}, done: make(chan bool, 1), added: uidValidity})
 }
 
-// applyAppended adds a posted new message to the model (loop only).
-func (w *Watcher) applyAppended(p *flagPost) bool {
+// An APPEND's post may reach the loop before the post of another APPEND
+// that got the UID just below (concurrent APPENDs: the upstream numbers
+// them in one order, the sessions' UID FETCHes answer in another). Such a
+// post waits (w.parked) for the gap to close, at most appendParkDelay,
+// rather than being refused at once: a refusal costs a watcher round.
+
+// appendParkDelay bounds a parked post's wait; a concurrent APPEND's post
+// follows its UID FETCH by one loop turn.
+const appendParkDelay = 50 * time.Millisecond
+
+// maxParked bounds the parked posts; past it, a post with a gap is
+// refused.
+const maxParked = 64
+
+// parkedPost is a post waiting for the UIDs below its own.
+type parkedPost struct {
+	p  *flagPost
+	at time.Time
+}
+
+// verdict is what tryAppended did with a post.
+type verdict int
+
+const (
+	refused  verdict = iota
+	accepted         // the model holds the message
+	gap              // a UID below it is missing from the model
+)
+
+// applyAppended answers a posted new message (loop only): added to the
+// model, parked behind a gap, or refused.
+func (w *Watcher) applyAppended(p *flagPost) {
+	switch w.tryAppended(p) {
+	case accepted:
+		p.done <- true
+		w.retryParked()
+	case gap:
+		if len(w.parked) < maxParked {
+			w.parked = append(w.parked, parkedPost{p: p, at: time.Now()})
+			return
+		}
+		p.done <- false
+	default:
+		p.done <- false
+	}
+}
+
+// retryParked answers the parked posts the model can now take, in UID
+// order (loop only); the rest stay parked.
+func (w *Watcher) retryParked() {
+	slices.SortFunc(w.parked, func(a, b parkedPost) int { return int(a.p.states[0].UID) - int(b.p.states[0].UID) })
+	keep := w.parked[:0]
+	for _, pp := range w.parked {
+		switch w.tryAppended(pp.p) {
+		case accepted:
+			pp.p.done <- true
+		case gap:
+			keep = append(keep, pp)
+		default:
+			pp.p.done <- false
+		}
+	}
+	clear(w.parked[len(keep):])
+	w.parked = keep
+}
+
+// refuseParked refuses the parked posts parked before cutoff (loop only):
+// their callers Sync. The zero cutoff refuses them all.
+func (w *Watcher) refuseParked(cutoff time.Time) {
+	keep := w.parked[:0]
+	for _, pp := range w.parked {
+		if cutoff.IsZero() || pp.at.Before(cutoff) {
+			pp.p.done <- false
+			continue
+		}
+		keep = append(keep, pp)
+	}
+	clear(w.parked[len(keep):])
+	w.parked = keep
+}
+
+// tryAppended adds a posted new message to the model when nothing can
+// be missing before it (loop only).
+func (w *Watcher) tryAppended(p *flagPost) verdict {
 	box := w.box.Load()
 	if box == nil || !w.live.Load() || !w.exact || len(p.states) != 1 || box.UIDValidity() != p.added ||
 		len(w.appended) >= maxAppended || len(w.posted) >= maxPosted {
-		return false
+		return refused
 	}
 	st := p.states[0]
 	known, _ := box.MailboxFlags()
 	for _, f := range st.Flags {
 		if !slices.Contains(known, f) {
-			return false // a new keyword: FLAGS as the upstream words it come with a round
+			return refused // a new keyword: FLAGS as the upstream words it come with a round
 		}
 	}
-	added, ok := false, true
+	v, added := accepted, false
 	box.Update(func(tx *fanout.Tx) {
 		switch {
 		case tx.Has(st.UID):
 			// The watcher read it already, after the APPEND: the model's
 			// state is at least as new.
-		case st.UID != tx.UIDNext():
-			ok = false // a message before it may be missing from the model
+		case st.UID > tx.UIDNext():
+			v = gap // a message before it is missing from the model
+		case st.UID < tx.UIDNext() || tx.Add(st.UID, st.Flags) != nil:
+			v = refused // expunged since, as the model knows
 		default:
-			if tx.Add(st.UID, st.Flags) != nil {
-				ok = false
-				return
-			}
 			tx.SetModSeq(st.UID, st.ModSeq)
 			added = true
 		}
 	})
-	if !ok {
-		return false
+	if v != accepted {
+		return v
 	}
 	if added {
 		if w.posted == nil {
@@ -131,7 +211,7 @@ func (w *Watcher) applyAppended(p *flagPost) bool {
 	if ce := w.log.Check(zap.DebugLevel, "appended message applied"); ce != nil {
 		ce.Write(zap.Uint32("uid", uint32(st.UID)), zap.Bool("added", added))
 	}
-	return true
+	return accepted
 }
 
 // settleAppended checks the pending messages against the mirror of the
@@ -154,23 +234,22 @@ func (w *Watcher) settleAppended(mirror []imap.UID, noop bool) (gone []imap.UID)
 	return gone
 }
 
-// appendCheck is the watcher's wait for the oldest pending message's
-// appendConfirmDelay (wait, loop only): armed once a message is pending,
-// which a post taken during the wait may make so.
-type appendCheck struct{ t *time.Timer }
+// appendCheck is the watcher's wait (loop only) for the next deadline of
+// appendpost.go: a parked post's appendParkDelay, the oldest pending
+// message's appendConfirmDelay. Armed when one is due, which a post
+// taken during the wait may make so.
+type appendCheck struct {
+	t  *time.Timer
+	at time.Time
+}
 
-// arm starts the timer if a message is pending and none runs.
-func (a *appendCheck) arm(pending map[imap.UID]time.Time) {
-	if a.t != nil || len(pending) == 0 {
+// arm starts the timer for at, unless zero or one runs for sooner.
+func (a *appendCheck) arm(at time.Time) {
+	if at.IsZero() || (a.t != nil && !at.Before(a.at)) {
 		return
 	}
-	oldest := time.Time{}
-	for _, at := range pending {
-		if oldest.IsZero() || at.Before(oldest) {
-			oldest = at
-		}
-	}
-	a.t = time.NewTimer(max(0, appendConfirmDelay-time.Since(oldest)))
+	a.stop()
+	a.t, a.at = time.NewTimer(time.Until(at)), at
 }
 
 // c is the timer's channel, nil (never ready) when unarmed.
@@ -181,8 +260,44 @@ func (a *appendCheck) c() <-chan time.Time {
 	return a.t.C
 }
 
+// fired records that the timer fired: the next arm starts another.
+func (a *appendCheck) fired() { a.t = nil }
+
 func (a *appendCheck) stop() {
 	if a.t != nil {
 		a.t.Stop()
+		a.t = nil
 	}
+}
+
+// appendDeadline is when appendDue has something to do, zero when
+// nothing is parked or pending (loop only).
+func (w *Watcher) appendDeadline() time.Time {
+	var at time.Time
+	sooner := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	for _, pp := range w.parked {
+		sooner(pp.at.Add(appendParkDelay))
+	}
+	for _, t := range w.appended {
+		sooner(t.Add(appendConfirmDelay))
+	}
+	return at
+}
+
+// appendDue refuses the parked posts past appendParkDelay and says
+// whether a pending message is past appendConfirmDelay: the watcher then
+// runs a NOOP round (loop only).
+func (w *Watcher) appendDue() bool {
+	now := time.Now()
+	w.refuseParked(now.Add(-appendParkDelay + time.Millisecond))
+	for _, t := range w.appended {
+		if now.Sub(t) >= appendConfirmDelay-time.Millisecond {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
@@ -68,7 +69,7 @@ func (w *Watcher) postAndWait(ctx context.Context, p *flagPost) bool {
 func (w *Watcher) applyPosts(posts []*flagPost) {
 	for _, p := range posts {
 		if p.added != 0 {
-			p.done <- w.applyAppended(p)
+			w.applyAppended(p) // answers p, now or once parked
 			continue
 		}
 		p.done <- w.applyPost(p)
@@ -144,6 +145,7 @@ func (w *Watcher) readInexact() {
 	w.exact = false
 	clear(w.posted)
 	clear(w.appended) // a new connection's listing holds or lacks them, as upstream
+	w.refuseParked(time.Time{})
 }
 
 // noteModSeq records the MODSEQ of the message at index i of a listing

@@ -89,6 +89,7 @@ type Watcher struct {
 	exact     bool                   // modseq comes from a read with per-message MODSEQ (flagpost.go)
 	posted    map[imap.UID]uint64    // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
 	appended  map[imap.UID]time.Time // added from their APPEND, not yet seen by the watcher's session (appendpost.go)
+	parked    []parkedPost           // APPENDs' posts waiting for a UID below theirs (appendpost.go)
 	// withModSeq: listings read MODSEQ (CONDSTORE, and the mailbox has them)
 	withModSeq bool
 	sessions   int // upstream connections started, for the login reason
@@ -456,6 +457,7 @@ func (w *Watcher) session(opened *time.Time) error {
 	w.synced.Store(changes)
 	w.live.Store(canIdle)
 	defer w.live.Store(false)
+	defer w.refuseParked(time.Time{}) // they wait for this connection's model
 	for {
 		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {
@@ -491,7 +493,7 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		poll = t.C
 	}
 	for woke := false; !woke; {
-		check.arm(w.appended)
+		check.arm(w.appendDeadline())
 		select {
 		case <-w.q.signal:
 			woke = true
@@ -501,8 +503,11 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 			w.q.requestNoop()
 			woke = true
 		case <-check.c():
-			w.q.requestNoop() // a message added from its APPEND is still unconfirmed
-			woke = true
+			check.fired()
+			if w.appendDue() {
+				w.q.requestNoop() // a message added from its APPEND is still unconfirmed
+				woke = true
+			}
 		case <-w.ctx.Done():
 			woke = true
 		case <-c.Closed():

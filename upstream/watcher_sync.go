@@ -357,7 +357,8 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	for _, ch := range syncs {
 		close(ch)
 	}
-	syncs = nil // answered: a later failure must not requeue them
+	syncs = nil     // answered: a later failure must not requeue them
+	w.retryParked() // the round may have read what they waited for
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
