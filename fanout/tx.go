@@ -106,6 +106,9 @@ func (tx *Tx) SetFlags(uid imap.UID, flags []imap.Flag) bool {
 	return true
 }
 
+// UIDNext is the model's UIDNEXT: no UID at or above it was seen.
+func (tx *Tx) UIDNext() imap.UID { return tx.m.uidNext }
+
 // SetUIDNext records the upstream's UIDNEXT (never moving it backwards).
 func (tx *Tx) SetUIDNext(uid imap.UID) {
 	if uid > tx.m.uidNext {

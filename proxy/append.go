@@ -18,7 +18,13 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	var data *imap.AppendData
 	cc := sess.reader()
 	binary := cc != nil && cc.appendBinary()
-	err := sess.withConn("APPEND", "", func(c *upstream.Conn) error {
+	w := sess.appendTarget(mailbox)
+	var rep appendReport
+	selected := "" // any connection will do
+	if w != nil {
+		selected = sess.sel.name // one with the mailbox selected reads the new message
+	}
+	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
 			// A literal8 stays one upstream, where BINARY is offered
@@ -38,14 +44,17 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 			return err
 		}
 		var err error
-		data, err = cmd.Wait()
-		return err
+		if data, err = cmd.Wait(); err != nil || w == nil {
+			return err
+		}
+		readAppended(c, canonical(mailbox), data, &rep)
+		return nil
 	})
 	if err != nil {
 		sess.noteMissing("APPEND", mailbox, err)
 		return nil, err
 	}
-	sess.syncMailboxes(mailbox) // the new message reaches every session of mailbox before OK
+	sess.confirmAppend(mailbox, w, rep) // the new message reaches every session of mailbox before OK
 	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
 		data = nil // no UIDPLUS upstream: no APPENDUID to give
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/idlemux/idlemux/internal/dovecottest"
 	"github.com/idlemux/idlemux/internal/imapcheck"
 )
@@ -100,6 +102,9 @@ func TestDovecotConsistencyRandomized(t *testing.T) {
 	t.Run("idlemux", func(t *testing.T) {
 		p := startProxy(t, testConfig(dv.Addr))
 		h := ckRun(t, dv, p.Addrs()[0], testUser, seed, dur)
+		t.Logf("APPENDs confirmed by their answer: %v, by a watcher round: %v",
+			testutil.ToFloat64(p.metrics.appendConfirmed.WithLabelValues("answer")),
+			testutil.ToFloat64(p.metrics.appendConfirmed.WithLabelValues("sync")))
 		for _, r := range imapcheck.AllRules {
 			n := h.Counts()[r]
 			switch {

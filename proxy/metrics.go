@@ -24,6 +24,7 @@ type metrics struct {
 	fanoutLatency   prometheus.Histogram
 	localAnswers    *prometheus.CounterVec
 	storeConfirmed  *prometheus.CounterVec
+	appendConfirmed *prometheus.CounterVec
 	authenticated   atomic.Int64
 	selected        atomic.Int64
 	ready           atomic.Bool
@@ -57,8 +58,12 @@ func newMetrics(s *Server) *metrics {
 		Name: "idlemux_store_confirmations_total",
 		Help: "STOREs brought into the shared model before their OK, by how: answer (the STORE's own answer, no upstream round trip) or sync (a watcher round upstream).",
 	}, []string{"by"})
+	m.appendConfirmed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idlemux_append_confirmations_total",
+		Help: "APPENDs brought into the shared model before their OK, by how: answer (APPENDUID and a UID FETCH on the same connection, no watcher round) or sync (a watcher round upstream).",
+	}, []string{"by"})
 	sessions := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "idlemux_downstream_sessions", Help: "Downstream sessions by state."}, []string{"state"})
-	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers, m.storeConfirmed,
+	m.reg.MustRegister(m.authFailures, m.laggingClosed, m.fanoutEvents, m.fanoutLatency, m.localAnswers, m.storeConfirmed, m.appendConfirmed,
 		&sessionCollector{s: s, desc: sessions},
 		newUpstreamCollector(s),
 	)

@@ -11,22 +11,47 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
-// sessionsMix is the command mix of issue 10's measurement: what a mail
-// client's sessions of one account run all day. STORE toggles \Seen so the
-// mailbox stays the same size.
+// mixMessage is the small message the mix APPENDs (issue 11).
+var mixMessage = testMessage("mix append")
+
+// sessionsMix is the command mix of issue 10's measurement, with issue
+// 11's APPEND: what a mail client's sessions of one account run all day.
+// STORE toggles \Seen; the messages APPENDed are expunged between
+// iterations, outside the timed part (mixCleanup), so the mailbox stays
+// the size it was seeded with. The APPEND sends its literal
+// non-synchronizing (RFC 7888): Dovecot and idlemux both offer LITERAL+
+// (checked by benchSessions).
 var sessionsMix = []string{
 	"NOOP",
 	"FETCH 1:* (FLAGS)",
 	"UID SEARCH UNSEEN",
 	"STORE 1 +FLAGS (\\Seen)",
 	"STORE 1 -FLAGS (\\Seen)",
+	"APPEND INBOX " + fmt.Sprintf("{%d+}\r\n", len(mixMessage)) + mixMessage,
 	"STATUS INBOX (MESSAGES UNSEEN)",
 	"LIST \"\" *",
+}
+
+// mixSeeded is how many messages benchSessions10 seeds; mixCleanup
+// expunges every message above it.
+const mixSeeded = 50
+
+// mixCleanup expunges, on rc, the messages the mix APPENDed (UIDs above
+// the seeded ones), so that each timed round runs on the same mailbox.
+func mixCleanup(b *testing.B, rc *rawConn) {
+	b.Helper()
+	for i, cmd := range []string{fmt.Sprintf("UID STORE %d:* +FLAGS.SILENT (\\Deleted)", mixSeeded+1), "EXPUNGE"} {
+		tag := fmt.Sprintf("x%d", i)
+		if l := rc.cmd(tag, cmd); !strings.HasPrefix(l[len(l)-1], tag+" OK") {
+			b.Fatalf("%s: %q", cmd, l[len(l)-1])
+		}
+	}
 }
 
 // benchSessions opens n logged-in sessions with INBOX selected.
@@ -45,6 +70,9 @@ func benchSessions(b *testing.B, addr string, n int) []*rawConn {
 			if l := rc.cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
 				b.Fatalf("%s: %q", cmd, l[len(l)-1])
 			}
+		}
+		if l := rc.cmd("c", "CAPABILITY"); !strings.Contains(l[0], " LITERAL+") {
+			b.Fatalf("no LITERAL+ (the mix's APPEND needs it): %q", l[0])
 		}
 		out[i] = rc
 	}
@@ -106,16 +134,23 @@ func BenchmarkDovecotSessionsList(b *testing.B) {
 // joined another's (listshare.go).
 func benchSessions10(b *testing.B, cmds []string, rounds int) {
 	seed := func(c *imapclient.Client) {
-		for i := range 50 {
+		for i := range mixSeeded {
 			appendMsg(b, c, "INBOX", testMessage(fmt.Sprintf("mix %d", i)))
 		}
 	}
-	benchTenSessions(b, seed, nil, cmds, rounds, func(p *Server) func() {
+	benchTenSessions(b, seed, nil, cmds, rounds, func(p *Server) func(map[string]uint64) {
 		logins, joined := p.upStats().Logins, localAnswers(b, p, "LIST")
 		cmdsBefore := p.upStats().Commands
-		return func() {
+		return func(excluded map[string]uint64) {
 			b.ReportMetric(float64(p.upStats().Logins-logins)/float64(b.N), "upstream-logins/op")
-			reportUpstreamCommands(b, cmdsBefore, p.upStats().Commands, 10*rounds*len(cmds)*b.N)
+			after := p.upStats().Commands
+			for name, n := range excluded {
+				after[name] -= n
+			}
+			reportUpstreamCommands(b, cmdsBefore, after, 10*rounds*len(cmds)*b.N)
+			b.Logf("APPENDs confirmed by their answer: %v, by a Sync: %v (every run, cleanup included)",
+				testutil.ToFloat64(p.metrics.appendConfirmed.WithLabelValues("answer")),
+				testutil.ToFloat64(p.metrics.appendConfirmed.WithLabelValues("sync")))
 			// Identical concurrent LISTs share one upstream command (listshare.go).
 			if lists := 10 * rounds * b.N * strings.Count(strings.Join(cmds, "\n"), "LIST"); lists > 0 {
 				b.ReportMetric(1-float64(localAnswers(b, p, "LIST")-joined)/float64(lists), "upstream-LIST/client-LIST")
@@ -131,9 +166,11 @@ func benchSessions10(b *testing.B, cmds []string, rounds int) {
 // then each iteration rounds of cmds directly and through idlemux in
 // turn. It reports direct-cmds/s, idlemux-cmds/s and idlemux/direct;
 // measure, called before the timed rounds, returns what reports the
-// benchmark's own figures after them.
+// benchmark's own figures after them, given the upstream commands of the
+// untimed cleanups (a mix with APPEND expunges what it appended between
+// iterations) to leave out.
 func benchTenSessions(b *testing.B, seed func(*imapclient.Client), prep func(*Server, []*rawConn),
-	cmds []string, rounds int, measure func(*Server) func()) {
+	cmds []string, rounds int, measure func(*Server) func(excluded map[string]uint64)) {
 	dv := dovecottest.Start(b, dovecottest.Options{Users: map[string]string{testUser: testPass}})
 	c := dv.Dial(b, testUser, testPass)
 	seed(c)
@@ -147,20 +184,39 @@ func benchTenSessions(b *testing.B, seed func(*imapclient.Client), prep func(*Se
 	if prep != nil {
 		prep(p, through)
 	}
+	appends := slices.ContainsFunc(cmds, func(c string) bool { return strings.HasPrefix(c, "APPEND ") })
+	// excluded counts the upstream commands of the cleanups, which are
+	// no client command of the mix.
+	excluded := map[string]uint64{}
+	cleanup := func() {
+		if appends {
+			b.StopTimer()
+			before := p.upStats().Commands
+			mixCleanup(b, through[0])
+			for name, n := range p.upStats().Commands {
+				excluded[name] += n - before[name]
+			}
+			b.StartTimer()
+		}
+	}
 	runCommands(b, direct, 1, cmds)
 	runCommands(b, through, 1, cmds)
+	cleanup()
+	clear(excluded) // measure's snapshot is taken after this one
 	report := measure(p)
 	b.ResetTimer()
 	var d, v float64
 	for range b.N {
 		d += runCommands(b, direct, rounds, cmds)
+		cleanup()
 		v += runCommands(b, through, rounds, cmds)
+		cleanup()
 	}
 	b.StopTimer()
 	b.ReportMetric(d/float64(b.N), "direct-cmds/s")
 	b.ReportMetric(v/float64(b.N), "idlemux-cmds/s")
 	b.ReportMetric(v/d, "idlemux/direct")
-	report()
+	report(excluded)
 }
 
 // reportUpstreamCommands reports the upstream commands (IDLE and DONE

@@ -51,7 +51,7 @@ func benchModelReads(b *testing.B, cmds []string, rounds int) {
 			}
 		}
 	}
-	benchTenSessions(b, seed, idleOnceBench, cmds, rounds, func(p *Server) func() {
+	benchTenSessions(b, seed, idleOnceBench, cmds, rounds, func(p *Server) func(map[string]uint64) {
 		local := func() float64 {
 			total := 0.0
 			for _, c := range []string{"SEARCH", "STATUS"} {
@@ -60,7 +60,7 @@ func benchModelReads(b *testing.B, cmds []string, rounds int) {
 			return total
 		}
 		before := local()
-		return func() {
+		return func(map[string]uint64) {
 			b.ReportMetric((local()-before)/float64(b.N*10*rounds*len(cmds)), "local-share")
 		}
 	})

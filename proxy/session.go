@@ -417,8 +417,15 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
 		}
 		acquire := sess.acct.Acquire
-		if op == "STORE" {
+		switch op {
+		case "STORE":
 			acquire = sess.acct.AcquireToStore // its outcome needs no view of others' changes
+		case "APPEND":
+			// It names no message: no view of others' changes or of new
+			// messages (upTo) is needed. The upstream syncs the session at
+			// its end (RFC 3501 5.5), so the new message is visible to the
+			// UID FETCH that reads it (appendconfirm.go).
+			acquire, upTo = sess.acct.AcquireToStore, 0
 		}
 		c, err := acquire(ctx, mailbox, upTo, uidValidity)
 		cancel()

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
@@ -47,14 +45,7 @@ func TestDovecotStoreConfirmedByItsAnswer(t *testing.T) {
 			if cmds["UID STORE"] != 1 {
 				t.Errorf("upstream commands of the first STORE: got %v, want UID STORE once", cmds)
 			}
-			bySync := testutil.ToFloat64(p.metrics.storeConfirmed.WithLabelValues("sync"))
-			byAnswer := testutil.ToFloat64(p.metrics.storeConfirmed.WithLabelValues("answer"))
-			if want := float64(len(tc.stores)); bySync+byAnswer != want {
-				t.Errorf("STOREs confirmed: got %v by answer and %v by sync, want %v in all", byAnswer, bySync, want)
-			}
-			if (bySync > 0) != tc.wantRound {
-				t.Errorf("STOREs confirmed by a watcher round: got %v, want some: %v", bySync, tc.wantRound)
-			}
+			checkConfirmed(t, "STOREs", p.metrics.storeConfirmed, len(tc.stores), tc.wantRound)
 		})
 	}
 }
@@ -71,14 +62,41 @@ func storeScript(t *testing.T, dv *dovecottest.Server, p *Server, stores []strin
 		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
 	}
 	seed.Logout().Wait()
+	a, b := confirmSessions(t, dv, p, "SELECT INBOX")
+	var out transcript
+	var cmds map[string]uint64
+	record := out.record
+	for i, st := range stores {
+		var before map[string]uint64
+		if p != nil && i == 0 {
+			before = p.upStats().Commands
+		}
+		record("B", b, fmt.Sprintf("b%d", i), st)
+		if before != nil {
+			cmds = commandsSince(p, before)
+		}
+		record("A", a, fmt.Sprintf("a%d", i), "NOOP")
+		record("A", a, fmt.Sprintf("f%d", i), "FETCH 1:* (FLAGS)")
+	}
+	return out, cmds
+}
+
+// confirmSessions opens sessions A and B on dv (through p when not nil),
+// A running selectA and B SELECT INBOX, and has B idle once: through p,
+// INBOX's watcher then idles on its own connection.
+func confirmSessions(t *testing.T, dv *dovecottest.Server, p *Server, selectA string) (a, b *rawConn) {
+	t.Helper()
 	addr := dv.Addr
 	if p != nil {
 		addr = p.Addrs()[0]
 	}
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	for _, rc := range []*rawConn{a, b} {
-		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
-			if l := rc.cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
+	a, b = dialRaw(t, addr), dialRaw(t, addr)
+	for _, s := range []struct {
+		rc  *rawConn
+		sel string
+	}{{a, selectA}, {b, "SELECT INBOX"}} {
+		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, s.sel} {
+			if l := s.rc.cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
 				t.Fatalf("%s: %q", cmd, l)
 			}
 		}
@@ -89,32 +107,19 @@ func storeScript(t *testing.T, dv *dovecottest.Server, p *Server, stores []strin
 		b.c.Write([]byte("i IDLE\r\nDONE\r\n"))
 		b.answer("i")
 	}
-	var out []string
-	var cmds map[string]uint64
-	record := func(who string, rc *rawConn, tag, cmd string) {
-		out = append(out, who+" "+cmd)
-		for _, l := range rc.cmd(tag, cmd) {
-			out = append(out, who+": "+l)
-		}
+	return a, b
+}
+
+// transcript is what sessions sent and were answered, each line
+// prefixed with the session's name.
+type transcript []string
+
+// record runs cmd on rc and adds it and its answer to the transcript.
+func (tr *transcript) record(who string, rc *rawConn, tag, cmd string) {
+	*tr = append(*tr, who+" "+cmd)
+	for _, l := range rc.cmd(tag, cmd) {
+		*tr = append(*tr, who+": "+l)
 	}
-	for i, st := range stores {
-		var before map[string]uint64
-		if p != nil && i == 0 {
-			before = p.upStats().Commands
-		}
-		record("B", b, fmt.Sprintf("b%d", i), st)
-		if before != nil {
-			cmds = map[string]uint64{}
-			for name, n := range p.upStats().Commands {
-				if d := n - before[name]; d > 0 {
-					cmds[name] = d
-				}
-			}
-		}
-		record("A", a, fmt.Sprintf("a%d", i), "NOOP")
-		record("A", a, fmt.Sprintf("f%d", i), "FETCH 1:* (FLAGS)")
-	}
-	return out, cmds
 }
 
 // TestDovecotConcurrentStoresLeaveUpstreamFlags: sessions through idlemux
@@ -130,16 +135,7 @@ func TestDovecotConcurrentStoresLeaveUpstreamFlags(t *testing.T) {
 	}
 	seed.Logout().Wait()
 	p := startProxy(t, testConfig(dv.Addr))
-	sessions := make([]*rawConn, 8)
-	for i := range sessions {
-		sessions[i] = dialRaw(t, p.Addrs()[0])
-		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
-			if l := sessions[i].cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
-				t.Fatalf("%s: %q", cmd, l)
-			}
-		}
-	}
-	idleOnce(t, sessions[0], p, "INBOX")
+	sessions := idlingSessions(t, p, 8)
 	stores := []string{`+FLAGS (\Seen)`, `-FLAGS (\Seen)`, `+FLAGS (\Flagged \Seen)`, `-FLAGS (\Flagged)`, `FLAGS (\Answered)`, `+FLAGS.SILENT (\Draft)`}
 	for round := range 3 {
 		var wg sync.WaitGroup
@@ -167,6 +163,23 @@ func TestDovecotConcurrentStoresLeaveUpstreamFlags(t *testing.T) {
 				strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 		}
 	}
+}
+
+// idlingSessions opens n sessions through p with INBOX selected, the
+// first idling once: INBOX's watcher idles on its own connection.
+func idlingSessions(t *testing.T, p *Server, n int) []*rawConn {
+	t.Helper()
+	sessions := make([]*rawConn, n)
+	for i := range sessions {
+		sessions[i] = dialRaw(t, p.Addrs()[0])
+		for _, cmd := range []string{"LOGIN " + testUser + " " + testPass, "SELECT INBOX"} {
+			if l := sessions[i].cmd("s", cmd); !strings.HasPrefix(l[len(l)-1], "s OK") {
+				t.Fatalf("%s: %q", cmd, l)
+			}
+		}
+	}
+	idleOnce(t, sessions[0], p, "INBOX")
+	return sessions
 }
 
 // dialSelected is a new session with INBOX examined.

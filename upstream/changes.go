@@ -32,6 +32,20 @@ func (a *Account) changedLocked(names ...string) {
 	}
 }
 
+// changedInModel counts a change to mailbox (Changed) that w's model
+// already holds (loop only: an APPEND's message it added). Under the same
+// lock, the watcher's synced generation moves to it unless a change was
+// left unconfirmed, as a round would: no read sees the change counted
+// and the model not Current for it, and so none Syncs for it.
+func (a *Account) changedInModel(w *Watcher) {
+	a.m.mu.Lock()
+	defer a.m.mu.Unlock()
+	a.changedLocked(w.name)
+	if a.unconfirmed[w.name] <= w.synced.Load() {
+		w.synced.Store(a.gen)
+	}
+}
+
 // Unconfirmed records that a change through idlemux to mailbox completed
 // without the model confirming it (its Sync failed or timed out): the
 // model is not Current until a round that began after it, and no STORE's

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"go.uber.org/zap"
@@ -35,6 +36,9 @@ type flagPost struct {
 	states []FlagState
 	gen    uint64    // the account's generation once the STORE was counted
 	done   chan bool // buffered: true once the states are in the model
+	// added is the UIDVALIDITY of an APPENDed message's post
+	// (appendpost.go), 0 for a STORE's report.
+	added uint32
 }
 
 // PostFlags puts the flag states a STORE reported into the model, through
@@ -44,7 +48,12 @@ type flagPost struct {
 // (Current), unless one was left unconfirmed (Unconfirmed). false: the
 // caller Syncs.
 func (w *Watcher) PostFlags(ctx context.Context, states []FlagState, gen uint64) bool {
-	p := &flagPost{states: states, gen: gen, done: make(chan bool, 1)}
+	return w.postAndWait(ctx, &flagPost{states: states, gen: gen, done: make(chan bool, 1)})
+}
+
+// postAndWait sends p to the loop and waits for its answer: false when
+// the watcher stops or ctx ends first.
+func (w *Watcher) postAndWait(ctx context.Context, p *flagPost) bool {
 	w.in.post(p)
 	select {
 	case ok := <-p.done:
@@ -59,6 +68,10 @@ func (w *Watcher) PostFlags(ctx context.Context, states []FlagState, gen uint64)
 // applyPosts answers the posts taken from the inbox (loop only).
 func (w *Watcher) applyPosts(posts []*flagPost) {
 	for _, p := range posts {
+		if p.added != 0 {
+			w.applyAppended(p) // answers p, now or once parked
+			continue
+		}
 		p.done <- w.applyPost(p)
 	}
 }
@@ -98,13 +111,20 @@ func (w *Watcher) applyPost(p *flagPost) bool {
 			w.posted[st.UID] = st.ModSeq
 		}
 	}
-	if p.gen > w.synced.Load() && w.acct.unconfirmedAt(w.name) <= w.synced.Load() {
-		w.synced.Store(p.gen)
-	}
+	w.confirmGen(p.gen)
 	if ce := w.log.Check(zap.DebugLevel, "reported flags applied"); ce != nil {
 		ce.Write(zap.Int("states", len(p.states)), zap.Int("fresh", len(fresh)))
 	}
 	return true
+}
+
+// confirmGen records that the model holds every change through idlemux
+// up to the account's generation gen (Current), unless one was left
+// unconfirmed (loop only).
+func (w *Watcher) confirmGen(gen uint64) {
+	if gen > w.synced.Load() && w.acct.unconfirmedAt(w.name) <= w.synced.Load() {
+		w.synced.Store(gen)
+	}
 }
 
 // readExact records a read of the upstream's flags with their MODSEQ
@@ -124,6 +144,8 @@ func (w *Watcher) readExact() {
 func (w *Watcher) readInexact() {
 	w.exact = false
 	clear(w.posted)
+	clear(w.appended) // a new connection's listing holds or lacks them, as upstream
+	w.refuseParked(time.Time{})
 }
 
 // noteModSeq records the MODSEQ of the message at index i of a listing

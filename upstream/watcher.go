@@ -83,9 +83,11 @@ type Watcher struct {
 	idleAsked bool        // a session idled on the mailbox: ask for a slot
 	nudged    bool        // the notify connection heard of a change: poll now
 	syncs     []chan struct{}
-	modseq    uint64              // the upstream MODSEQ the model is known to include (CONDSTORE)
-	exact     bool                // modseq comes from a read with per-message MODSEQ (flagpost.go)
-	posted    map[imap.UID]uint64 // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
+	modseq    uint64                 // the upstream MODSEQ the model is known to include (CONDSTORE)
+	exact     bool                   // modseq comes from a read with per-message MODSEQ (flagpost.go)
+	posted    map[imap.UID]uint64    // per message, a MODSEQ above modseq whose state the model holds (flagpost.go)
+	appended  map[imap.UID]time.Time // added from their APPEND, not yet seen by the watcher's session (appendpost.go)
+	parked    []parkedPost           // APPENDs' posts waiting for a UID below theirs (appendpost.go)
 	// withModSeq: listings read MODSEQ (CONDSTORE, and the mailbox has them)
 	withModSeq bool
 	sessions   int // upstream connections started, for the login reason
@@ -458,6 +460,7 @@ func (w *Watcher) session(opened *time.Time) error {
 	w.synced.Store(changes)
 	w.live.Store(canIdle)
 	defer w.live.Store(false)
+	defer w.refuseParked(time.Time{}) // they wait for this connection's model
 	for {
 		if !w.q.pending() && len(w.syncs) == 0 {
 			if err := w.wait(c, canIdle, refresh); err != nil {
@@ -484,6 +487,8 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 			return fmt.Errorf("IDLE: %w", err)
 		}
 	}
+	var check appendCheck
+	defer check.stop()
 	var poll <-chan time.Time
 	if !canIdle {
 		t := time.NewTimer(m.opts.PollInterval)
@@ -491,6 +496,7 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		poll = t.C
 	}
 	for woke := false; !woke; {
+		check.arm(w.appendDeadline())
 		select {
 		case <-w.q.signal:
 			woke = true
@@ -499,6 +505,12 @@ func (w *Watcher) wait(c *wconn, canIdle bool, refresh *time.Timer) error {
 		case <-poll:
 			w.q.requestNoop()
 			woke = true
+		case <-check.c():
+			check.fired()
+			if w.appendDue() {
+				w.q.requestNoop() // a message added from its APPEND is still unconfirmed
+				woke = true
+			}
 		case <-w.ctx.Done():
 			woke = true
 		case <-c.Closed():

@@ -294,6 +294,8 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 	}
 
+	gone := w.settleAppended(st.mirror, noop)
+
 	var full listing
 	var changed listing
 	refreshFlags := dirty || noop
@@ -328,6 +330,9 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		for _, uid := range expunged {
 			tx.Expunge(uid)
 		}
+		for _, uid := range gone {
+			tx.Expunge(uid) // added from its APPEND, gone before this session saw it
+		}
 		for i, uid := range added.uids {
 			if err := tx.Add(uid, added.flags[i]); err != nil {
 				uerr = err
@@ -355,7 +360,8 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	for _, ch := range syncs {
 		close(ch)
 	}
-	syncs = nil // answered: a later failure must not requeue them
+	syncs = nil     // answered: a later failure must not requeue them
+	w.retryParked() // the round may have read what they waited for
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
