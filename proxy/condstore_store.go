@@ -77,6 +77,7 @@ func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *sile
 		if err := sess.deliver(sess.sel, false, false); err != nil {
 			return err
 		}
+		sess.carryReported(sess.sel) // what lies past a held expunge (reportedcarry.go)
 		sess.forgetReported()
 		return sess.modifiedError(modified, isUID)
 	}

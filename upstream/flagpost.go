@@ -142,9 +142,17 @@ func (w *Watcher) readExact() {
 // readInexact records a read whose MODSEQ is not known per message (a
 // new connection's listing): posts wait for the next exact read.
 func (w *Watcher) readInexact() {
+	w.dropPosts()
+	clear(w.appended) // a new connection's listing holds or lacks them, as upstream
+}
+
+// dropPosts stops taking posts until the next exact read (loop only).
+// Messages added from their APPEND stay to be settled against the
+// mirror: a round that read new messages without MODSEQ still checks
+// them (settleAppended).
+func (w *Watcher) dropPosts() {
 	w.exact = false
 	clear(w.posted)
-	clear(w.appended) // a new connection's listing holds or lacks them, as upstream
 	w.refuseParked(time.Time{})
 }
 
@@ -180,7 +188,7 @@ func (l *listing) top() (uint64, bool) {
 // exact read.
 func (w *Watcher) readNew(added listing) {
 	if _, exact := added.top(); !exact {
-		w.readInexact()
+		w.dropPosts()
 		return
 	}
 	if w.posted == nil {

@@ -91,7 +91,9 @@ func (w *Watcher) openAs(c *wconn, readOnly bool) (*wstate, uint32, error) {
 			if rerr = tx.Resync(lst.uids, lst.flags); rerr == nil {
 				tx.SetUIDNext(sel.UIDNext)
 				setModSeqs(tx, lst)
-				tx.SetHighestModSeq(st.modseq) // after what it covers
+				if !w.q.pending() { // else news after the reads: see process
+					tx.SetHighestModSeq(st.modseq) // after what it covers
+				}
 			}
 		})
 		if rerr == nil {
@@ -315,6 +317,14 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		}
 	}
 
+	// HIGHESTMODSEQ is published only when it bounds nothing the model
+	// lacks: a FETCH by sequence number (the new messages' listing) lets
+	// the server sync this session's view and hold an EXPUNGE back to the
+	// next command (RFC 3501 7.4.1, quirks.ExpungeHeldAfterFetch), and
+	// news that came in after takeNews waits for the next round, while
+	// CHANGEDSINCE's highest MODSEQ may already count them. The model then
+	// keeps its lower value until a round with neither.
+	publish := len(added.uids) == 0 && full.uids == nil && !w.q.pending()
 	var uerr error
 	box := w.box.Load()
 	box.Update(func(tx *fanout.Tx) {
@@ -348,7 +358,9 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 		// Published with the changes it bounds, not before them
 		// (fetchChanged reads it first): a session never reports a
 		// HIGHESTMODSEQ above a change it could not be told yet.
-		tx.SetHighestModSeq(w.modseq)
+		if publish {
+			tx.SetHighestModSeq(w.modseq)
+		}
 	})
 	if ce := w.log.Check(zap.DebugLevel, "upstream changes applied"); ce != nil {
 		ce.Write(zap.Int("events", len(evs)), zap.Int("expunged", len(expunged)), zap.Int("added", len(added.uids)),
@@ -362,6 +374,11 @@ func (w *Watcher) process(c *wconn, st *wstate) (err error) {
 	}
 	syncs = nil     // answered: a later failure must not requeue them
 	w.retryParked() // the round may have read what they waited for
+	// A busy mailbox may never let the loop wait: the parked posts' age
+	// limit and the unconfirmed appends' NOOP are checked here too.
+	if w.appendDue() {
+		w.q.requestNoop()
+	}
 	if uerr != nil {
 		return fmt.Errorf("applying upstream changes: %w", uerr)
 	}
