@@ -102,14 +102,19 @@ func TestSettleAppended(t *testing.T) {
 		name        string
 		mirror      []imap.UID
 		noop        bool
+		inexactNew  bool // the round read new messages without MODSEQ first (readNew)
 		wantGone    []imap.UID
 		wantPending int
 	}{
-		{"seen by the watcher's session", []imap.UID{1, 2, 3, 4, 5}, false, nil, 0},
-		{"not yet seen, no NOOP", []imap.UID{1, 2, 3}, false, nil, 2},
-		{"one seen, one not, no NOOP", []imap.UID{1, 2, 3, 4}, false, nil, 1},
-		{"gone after a NOOP", []imap.UID{1, 2, 3, 4}, true, []imap.UID{5}, 0},
-		{"both gone after a NOOP", []imap.UID{1, 2, 3}, true, []imap.UID{4, 5}, 0},
+		{"seen by the watcher's session", []imap.UID{1, 2, 3, 4, 5}, false, false, nil, 0},
+		{"not yet seen, no NOOP", []imap.UID{1, 2, 3}, false, false, nil, 2},
+		{"one seen, one not, no NOOP", []imap.UID{1, 2, 3, 4}, false, false, nil, 1},
+		{"gone after a NOOP", []imap.UID{1, 2, 3, 4}, true, false, []imap.UID{5}, 0},
+		{"both gone after a NOOP", []imap.UID{1, 2, 3}, true, false, []imap.UID{4, 5}, 0},
+		// A new message read without MODSEQ in the same round must not
+		// make the round forget what it still has to settle: 5 would stay
+		// in the model for good.
+		{"gone after a NOOP, a new message read without MODSEQ", []imap.UID{1, 2, 3, 4, 6}, true, true, []imap.UID{5}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,6 +122,9 @@ func TestSettleAppended(t *testing.T) {
 			w.applyPosts([]*flagPost{appendPost(4), appendPost(5)})
 			if len(w.appended) != 2 {
 				t.Fatalf("pending after two posts: got %d, want 2", len(w.appended))
+			}
+			if tc.inexactNew {
+				w.readNew(listing{uids: []imap.UID{6}, flags: [][]imap.Flag{nil}})
 			}
 			gone := w.settleAppended(tc.mirror, tc.noop)
 			if !slices.Equal(gone, tc.wantGone) {
