@@ -19,8 +19,10 @@ import (
 // 7.4.1, quirks.ExpungeHeldAfterFetch) while CHANGEDSINCE's highest MODSEQ
 // already counts it, and a QRESYNC client given that value as its sync
 // point would never be told the expunge (RFC 7162 3.1.2.1, 3.2.5). The
-// round that brings the held EXPUNGE publishes it. A round that read no
-// new message publishes at once.
+// round that brings the held EXPUNGE publishes it. Likewise a round whose
+// reads brought news it has not applied (an EXPUNGE during UID FETCH). A
+// round that read no new message and heard nothing after publishes at
+// once.
 //
 // The scripted upstream: a Sync's NOOP hears the round's news; the
 // CHANGEDSINCE 4 read answers MODSEQ 7; the NOOP after the round's FETCHes
@@ -40,6 +42,12 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 		{"new message read by number, EXPUNGE held back: not published until the expunge",
 			"* 3 EXISTS\r\n", "* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n* 3 FETCH (UID 3 FLAGS () MODSEQ (6))\r\n",
 			"* 1 EXPUNGE\r\n", []imap.UID{1, 2, 3}, 4, []imap.UID{2, 3}, 7},
+		// UID FETCH may carry an EXPUNGE (RFC 3501 7.4.1 allows it for
+		// the UID versions): news after the round's takeNews, which the
+		// next round applies.
+		{"EXPUNGE during the CHANGEDSINCE read: not published until its round",
+			"", "* 1 EXPUNGE\r\n* 1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n",
+			"", []imap.UID{1, 2}, 4, []imap.UID{2}, 7},
 		{"flag change only: published in its round",
 			"", "* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n",
 			"", []imap.UID{1, 2}, 7, []imap.UID{1, 2}, 7},
