@@ -91,6 +91,19 @@ func idleOn(t *testing.T, w *Watcher, idled func() bool) {
 	}
 }
 
+// gate holds a scripted answer back until the test has read the model
+// between two watcher rounds. Its open goes to t.Cleanup after the fake
+// starts, so it runs before the fake's cleanup waits for its handlers.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+func (g *gate) wait() { <-g.ch }
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
 // modelHas says whether the watcher's model holds uid.
 func modelHas(w *Watcher, uid imap.UID) bool {
 	for _, u := range w.Mailbox().UIDs() {

@@ -54,7 +54,7 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			release := make(chan struct{})
+			release := newGate()
 			var mu sync.Mutex
 			noops, idles := 0, 0
 			fake := condFake(t, func(c *hostileup.Conn, tag, verb, args string, watcher bool) bool {
@@ -75,7 +75,7 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 					case 1:
 						c.Send(tc.noopNews + tag + " OK done\r\n")
 					case 2:
-						<-release
+						release.wait()
 						c.Send(tc.held + tag + " OK done\r\n")
 					default:
 						return false
@@ -89,9 +89,7 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 				}
 				return true
 			})
-			var once sync.Once
-			unblock := func() { once.Do(func() { close(release) }) }
-			t.Cleanup(unblock) // before the fake's own cleanup
+			t.Cleanup(release.open)
 			w := idlingWatcher(t, fake.Addr)
 			idleOn(t, w, func() bool { mu.Lock(); defer mu.Unlock(); return idles > 0 })
 			if got := w.HighestModSeq(); got != 4 {
@@ -107,7 +105,7 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 			if got := w.HighestModSeq(); got != tc.hmsBefore {
 				t.Errorf("HIGHESTMODSEQ after the round: got %d, want %d", got, tc.hmsBefore)
 			}
-			unblock()
+			release.open()
 			var gotUIDs []imap.UID
 			var gotHMS uint64
 			if !eventually(5*time.Second, func() bool {
@@ -119,4 +117,98 @@ func TestHighestModSeqHeldBehindExpunge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHighestModSeqResyncHeldBehindExpunge: the resync after a reconnect
+// (openAs: UID SEARCH ALL, then FETCH CHANGEDSINCE, RFC 7162 3.1.4.1) does
+// not publish the HIGHESTMODSEQ it read when news came in during its reads
+// (here an EXPUNGE within the UID FETCH, which RFC 3501 7.4.1 allows): the
+// value may count a change the resynced model lacks until the first round
+// applies the news, and that round publishes it.
+//
+// The scripted upstream breaks the watcher's first connection at a Sync's
+// NOOP; the second connection's CHANGEDSINCE 4 read brings "* 1 EXPUNGE"
+// and MODSEQ 7; its first NOOP (the requeued Sync's round) is answered
+// only once the test has read the model.
+func TestHighestModSeqResyncHeldBehindExpunge(t *testing.T) {
+	fake, reached, release, idled := resyncFake(t)
+	w := idlingWatcher(t, fake.Addr)
+	idleOn(t, w, idled)
+	synced := make(chan error, 1)
+	go func() { synced <- w.Sync(testCtx(t)) }()
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second connection's first NOOP: got none within 10 s, want the requeued Sync's round")
+	}
+	// Resynced; the EXPUNGE heard during the reads waits for this round.
+	if got, want := w.Mailbox().UIDs(), []imap.UID{1, 2}; !slices.Equal(got, want) {
+		t.Errorf("model UIDs after the resync: got %v, want %v", got, want)
+	}
+	if got := w.HighestModSeq(); got != 4 {
+		t.Errorf("HIGHESTMODSEQ after the resync: got %d, want 4 (7 counts the EXPUNGE the model lacks)", got)
+	}
+	release.open()
+	if err := <-synced; err != nil {
+		t.Fatalf("Sync: got %v, want nil", err)
+	}
+	var gotUIDs []imap.UID
+	var gotHMS uint64
+	if !eventually(5*time.Second, func() bool {
+		gotUIDs, gotHMS = w.Mailbox().UIDs(), w.HighestModSeq()
+		return slices.Equal(gotUIDs, []imap.UID{2}) && gotHMS == 7
+	}) {
+		t.Errorf("after the EXPUNGE's round: got UIDs %v HIGHESTMODSEQ %d, want [2] and 7", gotUIDs, gotHMS)
+	}
+}
+
+// resyncFake is TestHighestModSeqResyncHeldBehindExpunge's upstream: it
+// returns the fake, a channel closed when the second connection's first
+// NOOP arrives, the gate that lets that NOOP be answered, and
+// whether the watcher idled.
+func resyncFake(t *testing.T) (fake *hostileup.Server, reached chan struct{}, release *gate, idled func() bool) {
+	reached, release = make(chan struct{}), newGate()
+	var mu sync.Mutex
+	var conns []*hostileup.Conn // the watcher's connections, in order
+	idles, noops2 := 0, 0
+	fake = condFake(t, func(c *hostileup.Conn, tag, verb, args string, watcher bool) bool {
+		if !watcher {
+			return false
+		}
+		mu.Lock()
+		if !slices.Contains(conns, c) {
+			conns = append(conns, c)
+		}
+		n := slices.Index(conns, c) + 1
+		mu.Unlock()
+		switch {
+		case verb == "IDLE":
+			mu.Lock()
+			idles++
+			mu.Unlock()
+			return false
+		case verb == "NOOP" && n == 1:
+			c.Close() // the connection breaks: the Sync waits for the next one
+		case verb == "NOOP" && n == 2:
+			mu.Lock()
+			noops2++
+			first := noops2 == 1
+			mu.Unlock()
+			if !first {
+				return false
+			}
+			close(reached)
+			release.wait()
+			c.Send(tag + " OK done\r\n")
+		case verb == "UID" && strings.HasPrefix(args, "SEARCH"):
+			c.Send("* SEARCH 1 2\r\n" + tag + " OK done\r\n")
+		case verb == "UID" && n == 2 && strings.HasSuffix(args, "(CHANGEDSINCE 4)"):
+			c.Send("* 1 EXPUNGE\r\n* 1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (7))\r\n" + tag + " OK done\r\n")
+		default:
+			return false
+		}
+		return true
+	})
+	t.Cleanup(release.open)
+	return fake, reached, release, func() bool { mu.Lock(); defer mu.Unlock(); return idles > 0 }
 }
