@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestDovecotStoreModifiedBehindHeldExpunge: a CONDSTORE session that
+// TestDovecotCondstoreModifiedBehindHeldExpunge: a CONDSTORE session that
 // has not been told of an expunge (another session expunged UID 2 and
 // then flagged UID 3) runs STORE ... (UNCHANGEDSINCE 5) on messages 3
 // and 4: UID 3 changed since (MODSEQ 8) and is not stored ([MODIFIED],
@@ -18,7 +18,7 @@ import (
 // and UID 4's changes again at the NOOP). The same script runs directly
 // on Dovecot and through idlemux; the wire is compared, less one stated
 // difference (withoutDeletedOfExpunged).
-func TestDovecotStoreModifiedBehindHeldExpunge(t *testing.T) {
+func TestDovecotCondstoreModifiedBehindHeldExpunge(t *testing.T) {
 	tests := []struct {
 		name, store string
 	}{
