@@ -20,8 +20,13 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	binary := cc != nil && cc.appendBinary()
 	w := sess.appendTarget(mailbox)
 	var rep appendReport
+	var flags []imap.Flag
+	if options != nil {
+		flags = options.Flags
+	}
+	_, known := upstream.AppendedState(1, flags)
 	selected := "" // any connection will do
-	if w != nil {
+	if w != nil && !known {
 		selected = sess.sel.name // one with the mailbox selected reads the new message
 	}
 	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
@@ -47,7 +52,7 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		if data, err = cmd.Wait(); err != nil || w == nil {
 			return err
 		}
-		readAppended(c, canonical(mailbox), data, &rep)
+		readAppended(c, canonical(mailbox), data, flags, &rep)
 		return nil
 	})
 	if err != nil {
