@@ -29,6 +29,9 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	if w != nil && !known {
 		selected = sess.sel.name // one with the mailbox selected reads the new message
 	}
+	// The literal is spooled already (litspool.go): the slot waits for
+	// no client.
+	release := sess.writeSlot(mailbox)
 	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
@@ -55,6 +58,7 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		readAppended(c, canonical(mailbox), data, flags, &rep)
 		return nil
 	})
+	release()
 	if err != nil {
 		sess.noteMissing("APPEND", mailbox, err)
 		return nil, err
