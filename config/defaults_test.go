@@ -12,6 +12,7 @@ func TestDefault(t *testing.T) {
 			Name:                     "default",
 			TLS:                      TLSImplicit,
 			MaxConnectionsPerAccount: 5,
+			MaxWritesPerMailbox:      1,
 			IdleRefresh:              25 * time.Minute,
 			ResponseTimeout:          30 * time.Second,
 			DialTimeout:              15 * time.Second,

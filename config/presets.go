@@ -16,7 +16,17 @@ type preset struct {
 	IdleRefresh time.Duration
 	MaxConns    int    // max_connections_per_account: kept under the provider's per-account cap
 	OAuth2Mech  string // oauth2_mechanism: the SASL mechanism the provider documents for bearer tokens
+	MaxWrites   int    // max_writes_per_mailbox: hostedWrites for a provider across the Internet
 }
+
+// hostedWrites is max_writes_per_mailbox for the hosted providers. The
+// default (1) is measured against Dovecot on the same machine, whose
+// mailbox locks serialise writes anyway (BENCHMARKS.md, issue 11). A
+// provider across the Internet answers each write a round trip later:
+// one at a time, ten sessions' writes to a mailbox would wait ten round
+// trips, so four run at once there. Reasoned, not measured: this
+// machine reaches no provider.
+const hostedWrites = 4
 
 // presets is the one table of provider settings (issue 13); configs/
 // providers.md lists the same values and TestPresetsMatchProvidersDoc
@@ -34,6 +44,7 @@ var presets = map[string]preset{
 		// POP/IMAP" (support.google.com/mail/answer/7126229): incoming
 		// server imap.gmail.com, port 993, requires SSL.
 		Address: "imap.gmail.com:993", TLS: TLSImplicit,
+		MaxWrites: hostedWrites,
 		// Gmail ends IDLE after about 10 minutes (configs/providers.md).
 		IdleRefresh: 9 * time.Minute,
 		// 15 connections per account (10 in Google's 2008 help answer
@@ -48,6 +59,7 @@ var presets = map[string]preset{
 		// (serves Exchange Online too): outlook.office365.com, port 993,
 		// encryption SSL/TLS.
 		Address: "outlook.office365.com:993", TLS: TLSImplicit,
+		MaxWrites: hostedWrites,
 		// IDLE ends after about 5 minutes on Outlook.com (10 on Exchange
 		// Online): the shorter one is safe for both.
 		IdleRefresh: 4 * time.Minute,
@@ -62,6 +74,7 @@ var presets = map[string]preset{
 		// Yahoo Help, "IMAP server settings for Yahoo Mail":
 		// imap.mail.yahoo.com, port 993, requires SSL.
 		Address: "imap.mail.yahoo.com:993", TLS: TLSImplicit,
+		MaxWrites: hostedWrites,
 		// IDLE ends after about 5 minutes.
 		IdleRefresh: 4 * time.Minute,
 		// Yahoo, "IMAP/SMTP Exchange using OAUTH2" (senders.yahooinc.com/
@@ -73,6 +86,7 @@ var presets = map[string]preset{
 		// apps" (support.apple.com/102525): imap.mail.me.com, port 993,
 		// SSL required. Apple documents app-specific passwords, no OAuth.
 		Address: "imap.mail.me.com:993", TLS: TLSImplicit,
+		MaxWrites: hostedWrites,
 		// IDLE ends after about 5 minutes.
 		IdleRefresh: 4 * time.Minute,
 	},
@@ -80,6 +94,7 @@ var presets = map[string]preset{
 		// Fastmail help, "Server names and ports": imap.fastmail.com,
 		// port 993, SSL/TLS. Third-party clients use app passwords.
 		Address: "imap.fastmail.com:993", TLS: TLSImplicit,
+		MaxWrites: hostedWrites,
 		// IDLE lasts the 30 minutes RFC 2177 allows: the default 25m
 		// holds.
 	},
@@ -128,13 +143,16 @@ func applyPreset(key string, name *string, c *Upstream, ps *problems) string {
 	if p.OAuth2Mech != "" {
 		c.OAuth2Mechanism = p.OAuth2Mech
 	}
+	if p.MaxWrites > 0 {
+		c.MaxWritesPerMailbox = p.MaxWrites
+	}
 	return p.Address
 }
 
 // presetsMarkdown renders the table as configs/providers.md shows it.
 func presetsMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| preset | address | tls | idle_refresh | max_connections_per_account | oauth2_mechanism |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| preset | address | tls | idle_refresh | max_connections_per_account | oauth2_mechanism | max_writes_per_mailbox |\n|---|---|---|---|---|---|---|\n")
 	names := strings.Split(presetNames(), ", ")
 	for _, n := range names {
 		p := presets[n]
@@ -151,7 +169,11 @@ func presetsMarkdown() string {
 		if p.OAuth2Mech != "" {
 			mech = p.OAuth2Mech
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", n, addr, p.TLS, idle, conns, mech)
+		writes := strconv.Itoa(defaultMaxWritesPerMailbox) + " (default)"
+		if p.MaxWrites > 0 {
+			writes = strconv.Itoa(p.MaxWrites)
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s |\n", n, addr, p.TLS, idle, conns, mech, writes)
 	}
 	return b.String()
 }

@@ -17,21 +17,25 @@ func TestPresets(t *testing.T) {
 	}{
 		{"gmail fills address, tls, idle_refresh, cap", head + "upstream:\n  preset: gmail\n", func(u *Upstream) {
 			u.Preset, u.Address, u.ServerName, u.IdleRefresh, u.MaxConnectionsPerAccount = "gmail", "imap.gmail.com:993", "imap.gmail.com", 9*time.Minute, 8
+			u.MaxWritesPerMailbox = hostedWrites
 		}},
-		{"explicit keys win", head + "upstream:\n  preset: outlook\n  idle_refresh: 2m\n  max_connections_per_account: 3\n  address: eu.example:993\n", func(u *Upstream) {
+		{"explicit keys win", head + "upstream:\n  preset: outlook\n  idle_refresh: 2m\n  max_connections_per_account: 3\n  max_writes_per_mailbox: 0\n  address: eu.example:993\n", func(u *Upstream) {
 			u.Preset, u.Address, u.ServerName, u.IdleRefresh, u.MaxConnectionsPerAccount = "outlook", "eu.example:993", "eu.example", 2*time.Minute, 3
+			u.MaxWritesPerMailbox = 0
 		}},
 		{"fastmail keeps the default idle_refresh", head + "upstream:\n  preset: fastmail\n", func(u *Upstream) {
-			u.Preset, u.Address, u.ServerName = "fastmail", "imap.fastmail.com:993", "imap.fastmail.com"
+			u.Preset, u.Address, u.ServerName, u.MaxWritesPerMailbox = "fastmail", "imap.fastmail.com:993", "imap.fastmail.com", hostedWrites
 		}},
 		{"dovecot with the operator's address", head + "upstream:\n  preset: dovecot\n  address: mail.example.org:993\n", func(u *Upstream) {
 			u.Preset, u.Address, u.ServerName = "dovecot", "mail.example.org:993", "mail.example.org"
 		}},
 		{"yahoo fills oauthbearer", head + "upstream:\n  preset: yahoo\n", func(u *Upstream) {
 			u.Preset, u.Address, u.ServerName, u.IdleRefresh, u.OAuth2Mechanism = "yahoo", "imap.mail.yahoo.com:993", "imap.mail.yahoo.com", 4*time.Minute, "oauthbearer"
+			u.MaxWritesPerMailbox = hostedWrites
 		}},
 		{"explicit oauth2_mechanism and tls win", head + "upstream:\n  preset: yahoo\n  oauth2_mechanism: xoauth2\n  tls: starttls\n  address: imap.mail.yahoo.com:143\n", func(u *Upstream) {
 			u.Preset, u.Address, u.ServerName, u.IdleRefresh, u.TLS = "yahoo", "imap.mail.yahoo.com:143", "imap.mail.yahoo.com", 4*time.Minute, TLSStartTLS
+			u.MaxWritesPerMailbox = hostedWrites
 		}},
 		{"oauth2_mechanism without a preset", head + "upstream:\n  address: mail.example.org:993\n  oauth2_mechanism: oauthbearer\n", func(u *Upstream) {
 			u.Address, u.ServerName, u.OAuth2Mechanism = "mail.example.org:993", "mail.example.org", "oauthbearer"

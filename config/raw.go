@@ -77,6 +77,7 @@ type rawUpstream struct {
 	ServerName               *string   `yaml:"server_name"`
 	TLSInsecureSkipVerify    *bool     `yaml:"tls_insecure_skip_verify"`
 	MaxConnectionsPerAccount *intValue `yaml:"max_connections_per_account"`
+	MaxWritesPerMailbox      *intValue `yaml:"max_writes_per_mailbox"`
 	IdleRefresh              *string   `yaml:"idle_refresh"`
 	ResponseTimeout          *string   `yaml:"response_timeout"`
 	DialTimeout              *string   `yaml:"dial_timeout"`

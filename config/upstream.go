@@ -48,6 +48,13 @@ func validateUpstream(prefix string, raw *rawUpstream, c *Upstream, ps *problems
 			c.MaxConnectionsPerAccount = int(*n)
 		}
 	}
+	if n := raw.MaxWritesPerMailbox; n != nil {
+		if *n < 0 {
+			ps.add(k("max_writes_per_mailbox"), "must be >= 0 (0: no bound), got %d", *n)
+		} else {
+			c.MaxWritesPerMailbox = int(*n)
+		}
+	}
 	positive := durationRule{}
 	zeroOK := durationRule{allowZero: true}
 	c.IdleRefresh = duration(ps, k("idle_refresh"), raw.IdleRefresh, c.IdleRefresh, durationRule{max: maxIdleRefresh})

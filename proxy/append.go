@@ -20,10 +20,18 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	binary := cc != nil && cc.appendBinary()
 	w := sess.appendTarget(mailbox)
 	var rep appendReport
+	var flags []imap.Flag
+	if options != nil {
+		flags = options.Flags
+	}
+	_, known := upstream.AppendedState(1, flags)
 	selected := "" // any connection will do
-	if w != nil {
+	if w != nil && !known {
 		selected = sess.sel.name // one with the mailbox selected reads the new message
 	}
+	// The literal is spooled already (litspool.go): the slot waits for
+	// no client.
+	release := sess.writeSlot(mailbox)
 	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
@@ -47,9 +55,10 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		if data, err = cmd.Wait(); err != nil || w == nil {
 			return err
 		}
-		readAppended(c, canonical(mailbox), data, &rep)
+		readAppended(c, canonical(mailbox), data, flags, &rep)
 		return nil
 	})
+	release()
 	if err != nil {
 		sess.noteMissing("APPEND", mailbox, err)
 		return nil, err

@@ -147,6 +147,7 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 			return nil
 		}
 	}
+	release := sess.writeSlot(sess.sel.name)
 	err := sess.withConn("EXPUNGE", sess.sel.name, func(c *upstream.Conn) error {
 		if uids == nil {
 			return c.Expunge().Close()
@@ -156,6 +157,7 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 		}
 		return c.UIDExpunge(target).Close()
 	})
+	release()
 	if err != nil {
 		return err
 	}

@@ -174,9 +174,13 @@ func (sess *session) relayFetch(rl *fetchRelay) error {
 		set = rl.set
 	}
 	cmd := "UID FETCH " + set + " " + rl.req.items
+	var names imap.UID // the client's own set (rl.set) may name any UID
+	if rl.set == "" {
+		names = maxUIDOf(rl.uids)
+	}
 	var whole bool
 	defer rl.endFlight()
-	err := sess.withConn("FETCH", sess.sel.name, func(c *upstream.Conn) error {
+	err := sess.withConnNaming("FETCH", sess.sel.name, names, func(c *upstream.Conn) error {
 		sp.guard = sess.guard
 		if rl.setsSeen {
 			c.Wrote() // other connections' views sync first (upstream/writes.go)

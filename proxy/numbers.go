@@ -46,3 +46,16 @@ func (sess *session) resolve(numSet imap.NumSet) (uids imap.UIDSet, expunged []i
 	}
 	return nil, nil, errors.New("unknown number set type")
 }
+
+// maxUIDOf is the largest UID in uids, resolved by resolve (no "*"); 0
+// for an empty set or one that still holds "*" (no bound).
+func maxUIDOf(uids imap.UIDSet) imap.UID {
+	var top imap.UID
+	for _, r := range uids {
+		if r.Start == 0 || r.Stop == 0 {
+			return 0
+		}
+		top = max(top, r.Start, r.Stop)
+	}
+	return top
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/idlemux/idlemux/config"
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
@@ -118,9 +119,28 @@ func runCommands(b *testing.B, sessions []*rawConn, rounds int, cmds []string) f
 // matters is idlemux/direct (1.0: as fast as Dovecot directly). Upstream
 // logins during the idlemux run are reported: with connections handed
 // over, they stay at the pool's size whatever the rounds.
+//
+// Sub-benchmarks: "queued" is the default (writes to INBOX go upstream
+// one at a time, upstream/writeslots.go); "unqueued" sets
+// max_writes_per_mailbox to 0 (no bound), as before it existed. Each
+// compares with Dovecot directly in its own run; run both with -count to
+// compare them.
 func BenchmarkDovecotSessionsMix(b *testing.B) {
-	benchSessions10(b, sessionsMix, 5)
+	for _, tc := range []struct {
+		name   string
+		writes int
+	}{{"queued", config.Default().Upstream.MaxWritesPerMailbox}, {"unqueued", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			benchWrites = tc.writes
+			defer func() { benchWrites = -1 }()
+			benchSessions10(b, sessionsMix, 5)
+		})
+	}
 }
+
+// benchWrites, when not -1, is max_writes_per_mailbox of benchTenSessions'
+// idlemux.
+var benchWrites = -1
 
 // BenchmarkDovecotSessionsList: the same 10 sessions running LIST only
 // (issue 10: 0.003 of direct before the pool handed connections over).
@@ -177,6 +197,9 @@ func benchTenSessions(b *testing.B, seed func(*imapclient.Client), prep func(*Se
 	c.Logout().Wait()
 	cfg := testConfig(dv.Addr)
 	cfg.Metrics.Address = "127.0.0.1:0"
+	if benchWrites >= 0 {
+		cfg.Upstream.MaxWritesPerMailbox = benchWrites
+	}
 	p := startProxyLogging(b, cfg, zap.NewNop())
 	const n = 10
 	direct := benchSessions(b, dv.Addr, n)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -88,17 +89,19 @@ func newManager(cfg *config.Config, u config.Upstream, log *zap.Logger) (*upstre
 			zap.String("upstream", u.Name))
 	}
 	return upstream.NewManager(upstream.Options{
-		Address:         u.Address,
-		TLS:             string(u.TLS),
-		TLSConfig:       upTLS,
-		MaxConns:        u.MaxConnectionsPerAccount,
-		IdleRefresh:     u.IdleRefresh,
-		ResponseTimeout: u.ResponseTimeout,
-		DialTimeout:     u.DialTimeout,
-		CommandLinger:   u.CommandLinger,
-		WatcherLinger:   u.WatcherLinger,
-		PollInterval:    u.PollInterval,
-		MaxLag:          cfg.Fanout.MaxLag,
+		Address:   u.Address,
+		TLS:       string(u.TLS),
+		TLSConfig: upTLS,
+		MaxConns:  u.MaxConnectionsPerAccount,
+		// 0 in the config is no bound; 0 in Options is the default.
+		WritesPerMailbox: cmp.Or(u.MaxWritesPerMailbox, -1),
+		IdleRefresh:      u.IdleRefresh,
+		ResponseTimeout:  u.ResponseTimeout,
+		DialTimeout:      u.DialTimeout,
+		CommandLinger:    u.CommandLinger,
+		WatcherLinger:    u.WatcherLinger,
+		PollInterval:     u.PollInterval,
+		MaxLag:           cfg.Fanout.MaxLag,
 
 		NoNotify:             capsHideNotify(u.Capabilities),
 		ForwardClientAddress: u.ForwardClientAddress,

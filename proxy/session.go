@@ -404,6 +404,16 @@ var idempotent = map[string]bool{
 // client. A panic in f (a bug, or a library's) is contained: both
 // connections are closed, the pool slot is given back, the process lives.
 func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error) error {
+	return sess.withConnNaming(op, mailbox, 0, f)
+}
+
+// withConnNaming is withConn for a command that names no UID above
+// names (0: any the model holds). A connection must have heard of the
+// largest UID the command names before it runs (Acquire's upTo); one that
+// has not heard of a newer message the command does not name needs no
+// NOOP first: a STORE of message 1 right after another session's APPEND
+// does not wait for the server to tell this connection of it.
+func (sess *session) withConnNaming(op, mailbox string, names imap.UID, f func(c *upstream.Conn) error) error {
 	timeout := sess.upCfg().ResponseTimeout
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := sess.ctx()
@@ -415,6 +425,9 @@ func (sess *session) withConn(op, mailbox string, f func(c *upstream.Conn) error
 				return sess.viewFailed(err) // its UIDs may name another mailbox's messages now
 			}
 			upTo, uidValidity = sess.sel.w.Mailbox().MaxUID(), sess.sel.uidValidity
+			if names != 0 {
+				upTo = min(upTo, names)
+			}
 		}
 		acquire := sess.acct.Acquire
 		switch op {

@@ -39,7 +39,8 @@ type Account struct {
 	// queuedOther counts the watchers, login checks and NOTIFY loops in queue.
 	queuedOther int
 	watchers    map[string]*Watcher
-	notifier    *notifier // the NOTIFY connection's loop while it runs (notifier.go)
+	slots       writeSlots // its own lock: writes queue by mailbox (writeslots.go)
+	notifier    *notifier  // the NOTIFY connection's loop while it runs (notifier.go)
 	// notifyDown: NOTIFY trouble was logged and is not over yet, so that
 	// it is logged once per incident, across notifier loops. Only the
 	// running loop touches it; one loop ends (under m.mu) before the next

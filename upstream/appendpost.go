@@ -201,7 +201,9 @@ func (w *Watcher) tryAppended(p *flagPost) verdict {
 		if w.posted == nil {
 			w.posted = make(map[imap.UID]uint64)
 		}
-		w.posted[st.UID] = max(w.posted[st.UID], st.ModSeq)
+		if st.ModSeq != 0 { // 0: not read (AppendedState); the watcher's own read brings it
+			w.posted[st.UID] = max(w.posted[st.UID], st.ModSeq)
+		}
 		if w.appended == nil {
 			w.appended = make(map[imap.UID]time.Time)
 		}

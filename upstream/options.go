@@ -33,6 +33,10 @@ type Options struct {
 	WatcherLinger   time.Duration // a watcher outlives its last session by this
 	PollInterval    time.Duration // NOOP polling when the upstream lacks IDLE
 	MaxLag          int           // fanout: undelivered changes before a session is closed
+	// WritesPerMailbox bounds the commands changing one mailbox that run
+	// upstream at once, per account (writeslots.go); 0: config's default,
+	// below 0: no bound.
+	WritesPerMailbox int
 
 	// NoNotify keeps polled mailboxes polled even where the upstream
 	// offers NOTIFY (RFC 5465): the operator's capability override
@@ -66,6 +70,9 @@ func (o *Options) withDefaults() Options {
 	def(&out.CommandLinger, up.CommandLinger)
 	def(&out.WatcherLinger, up.WatcherLinger)
 	def(&out.PollInterval, up.PollInterval)
+	if out.WritesPerMailbox == 0 {
+		out.WritesPerMailbox = up.MaxWritesPerMailbox
+	}
 	if out.MaxLag <= 0 {
 		out.MaxLag = d.Fanout.MaxLag
 	}

@@ -38,6 +38,7 @@ func explainUpstreams(w io.Writer, cfg *config.Config) {
 			{"domains", domains},
 			{"idle_refresh", u.IdleRefresh.String()},
 			{"max_connections_per_account", fmt.Sprint(u.MaxConnectionsPerAccount)},
+			{"max_writes_per_mailbox", fmt.Sprint(u.MaxWritesPerMailbox)},
 			{"response_timeout", u.ResponseTimeout.String()},
 			{"dial_timeout", u.DialTimeout.String()},
 			{"poll_interval", u.PollInterval.String()},

@@ -36,6 +36,7 @@ upstreams:
   domains: gmail.com
   idle_refresh: 9m0s
   max_connections_per_account: 4
+  max_writes_per_mailbox: 4
   response_timeout: 30s
   dial_timeout: 15s
   poll_interval: 30s
@@ -47,6 +48,7 @@ upstream own:
   domains: example.org
   idle_refresh: 25m0s
   max_connections_per_account: 5
+  max_writes_per_mailbox: 1
   response_timeout: 30s
   dial_timeout: 15s
   poll_interval: 30s
@@ -58,6 +60,7 @@ upstream y (preset yahoo):
   domains: yahoo.com
   idle_refresh: 4m0s
   max_connections_per_account: 5
+  max_writes_per_mailbox: 4
   response_timeout: 30s
   dial_timeout: 15s
   poll_interval: 30s
