@@ -77,4 +77,7 @@ func (sess *session) confirmAppend(mailbox string, w *upstream.Watcher, rep appe
 	}
 	sess.syncMailboxes(mailbox)
 	sess.s.metrics.appendConfirmed.WithLabelValues("sync").Inc()
+	if sess.sel != nil && canonical(mailbox) == sess.sel.name {
+		sess.wantsNews(sess.sel)
+	}
 }

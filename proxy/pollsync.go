@@ -16,19 +16,29 @@ func (sess *session) syncPolled(sel *selection) {
 	default:
 		return
 	}
-	// A session that polls with NOOP again and again wants news as it
-	// comes, as much as one that idles: at its second NOOP the mailbox
-	// asks for an IDLE connection of its own (upstream/polled.go). One
-	// NOOP per folder, as a folder-by-folder sync does, asks nothing.
-	if sel.noops < 2 {
-		if sel.noops++; sel.noops == 2 {
-			sel.w.Idling(true)
-		}
-	}
+	sess.wantsNews(sel)
 	ctx, cancel := sess.ctx()
 	defer cancel()
 	if err := sel.w.Sync(ctx); err != nil {
 		sess.log.Warn("polled mailbox not synced before NOOP", zap.Error(err))
+	}
+}
+
+// wantsNews counts a NOOP, CHECK or write (STORE, APPEND) of
+// the session in its selected mailbox while that is polled. A session
+// that polls with NOOP again and again wants news as it comes, as much as
+// one that idles; one that writes again and again wants each write in
+// the model before its OK, which a polled mailbox gives only by a poll
+// round (SELECT, SEARCH, FETCH upstream) and a mailbox watched on its own
+// connection by the write's own answer (storeconfirm.go,
+// appendconfirm.go). At the second, the mailbox asks for an IDLE
+// connection of its own (upstream/polled.go), as long as watcher slots
+// last. One per folder, as a folder-by-folder sync does, asks nothing.
+func (sess *session) wantsNews(sel *selection) {
+	if sel.noops < 2 && sel.w.Polled() {
+		if sel.noops++; sel.noops == 2 {
+			sel.w.Idling(true)
+		}
 	}
 }
 

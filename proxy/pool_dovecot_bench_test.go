@@ -138,6 +138,31 @@ func BenchmarkDovecotSessionsMix(b *testing.B) {
 	}
 }
 
+// writesOnly is a workload of writes alone: each session flags and
+// unflags a message and APPENDs one, the worst case for queueing writes
+// (nothing else runs meanwhile).
+var writesOnly = []string{
+	"STORE 2 +FLAGS (\\Flagged)",
+	"STORE 2 -FLAGS (\\Flagged)",
+	"APPEND INBOX " + fmt.Sprintf("{%d+}\r\n", len(mixMessage)) + mixMessage,
+}
+
+// BenchmarkDovecotSessionsWrites: the 10 sessions running writesOnly,
+// queued (the default) and unqueued, each against Dovecot directly in
+// the same run.
+func BenchmarkDovecotSessionsWrites(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		writes int
+	}{{"queued", config.Default().Upstream.MaxWritesPerMailbox}, {"unqueued", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			benchWrites = tc.writes
+			defer func() { benchWrites = -1 }()
+			benchSessions10(b, writesOnly, 5)
+		})
+	}
+}
+
 // benchWrites, when not -1, is max_writes_per_mailbox of benchTenSessions'
 // idlemux.
 var benchWrites = -1

@@ -47,6 +47,7 @@ func (sess *session) confirmStore(uids imap.UIDSet, flags *imap.StoreFlags, rep 
 	}
 	sess.syncMailboxes(sess.sel.name)
 	sess.s.metrics.storeConfirmed.WithLabelValues("sync").Inc()
+	sess.wantsNews(sess.sel)
 }
 
 // postStore hands the STORE's report to the watcher and says whether the
