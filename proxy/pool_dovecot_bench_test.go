@@ -126,16 +126,7 @@ func runCommands(b *testing.B, sessions []*rawConn, rounds int, cmds []string) f
 // compares with Dovecot directly in its own run; run both with -count to
 // compare them.
 func BenchmarkDovecotSessionsMix(b *testing.B) {
-	for _, tc := range []struct {
-		name   string
-		writes int
-	}{{"queued", config.Default().Upstream.MaxWritesPerMailbox}, {"unqueued", 0}} {
-		b.Run(tc.name, func(b *testing.B) {
-			benchWrites = tc.writes
-			defer func() { benchWrites = -1 }()
-			benchSessions10(b, sessionsMix, 5)
-		})
-	}
+	benchQueuing(b, sessionsMix, 5)
 }
 
 // writesOnly is a workload of writes alone: each session flags and
@@ -151,6 +142,12 @@ var writesOnly = []string{
 // queued (the default) and unqueued, each against Dovecot directly in
 // the same run.
 func BenchmarkDovecotSessionsWrites(b *testing.B) {
+	benchQueuing(b, writesOnly, 5)
+}
+
+// benchQueuing runs benchSessions10 as two sub-benchmarks: "queued", the
+// default max_writes_per_mailbox, and "unqueued", 0 (no bound).
+func benchQueuing(b *testing.B, cmds []string, rounds int) {
 	for _, tc := range []struct {
 		name   string
 		writes int
@@ -158,7 +155,7 @@ func BenchmarkDovecotSessionsWrites(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			benchWrites = tc.writes
 			defer func() { benchWrites = -1 }()
-			benchSessions10(b, writesOnly, 5)
+			benchSessions10(b, cmds, rounds)
 		})
 	}
 }
