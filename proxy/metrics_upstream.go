@@ -77,12 +77,18 @@ var (
 	upstreamCmdDesc = prometheus.NewDesc("idlemux_upstream_commands_total",
 		"Commands sent to the upstream, on watcher and pool connections alike, by name: a UID command is named with its prefix (\"UID FETCH\"), IDLE's end is DONE, names idlemux does not know are OTHER; and by upstream.",
 		[]string{"command", "upstream"}, nil)
+	// How much the per-mailbox write queue holds writes back
+	// (upstream/writeslots.go): many "unqueued" mean the bound is too low
+	// for the upstream's pace.
+	writeWaitDesc = prometheus.NewDesc("idlemux_upstream_writes_total",
+		"Writes to a mailbox (STORE, APPEND, EXPUNGE) under upstream.max_writes_per_mailbox, by how they reached the upstream: at_once (a slot was free), queued (after others of the mailbox), unqueued (after 2 s of waiting, without a slot); and by upstream.",
+		[]string{"how", "upstream"}, nil)
 )
 
 // newUpstreamCollector reports every per-upstream series above.
 func newUpstreamCollector(s *Server) prometheus.Collector {
 	return &routeSeries{s: s,
-		descs: []*prometheus.Desc{accountsDesc, watchedDesc, polledDesc, reconnectsDesc, connDesc, modeDesc, loginDesc, upstreamCmdDesc},
+		descs: []*prometheus.Desc{accountsDesc, watchedDesc, polledDesc, reconnectsDesc, connDesc, modeDesc, loginDesc, upstreamCmdDesc, writeWaitDesc},
 		emit: func(st upstream.Stats, send func(*prometheus.Desc, prometheus.ValueType, float64, ...string)) {
 			gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
 			send(accountsDesc, gauge, float64(st.Accounts))
@@ -100,6 +106,9 @@ func newUpstreamCollector(s *Server) prometheus.Collector {
 			}
 			for name, n := range st.Commands {
 				send(upstreamCmdDesc, counter, float64(n), name)
+			}
+			for how, n := range st.WriteWaits {
+				send(writeWaitDesc, counter, float64(n), upstream.WriteWait(how).String())
 			}
 		}}
 }

@@ -25,6 +25,7 @@ type Manager struct {
 	vsalt    [16]byte
 
 	reconnects atomic.Uint64
+	writeWaits [numWriteWaits]atomic.Uint64 // writes by how they got a slot (writeslots.go)
 	logins     [numLoginReasons]atomic.Uint64
 	ignored    atomic.Uint64
 	cmds       cmdCounts // commands written upstream, by name (cmdcount.go)
@@ -70,6 +71,7 @@ type Stats struct {
 	LoginsBy     [numLoginReasons]uint64 // of which for each LoginReason
 	Ignored      uint64                  // untagged responses of unknown types dropped, ever
 	Commands     map[string]uint64       // commands sent upstream, ever, by name (cmdcount.go); zero counts left out
+	WriteWaits   [numWriteWaits]uint64   // writes with a bound per mailbox, by WriteWait, ever (writeslots.go)
 }
 
 // Stats returns current counts.
@@ -103,6 +105,9 @@ func (m *Manager) Stats() Stats {
 		s.Logins += s.LoginsBy[i]
 	}
 	s.Ignored = m.ignored.Load()
+	for i := range m.writeWaits {
+		s.WriteWaits[i] = m.writeWaits[i].Load()
+	}
 	s.Commands = m.cmds.snapshot()
 	return s
 }

@@ -31,6 +31,20 @@ import (
 // maxSlotWait bounds a write's wait for its slot.
 const maxSlotWait = 2 * time.Second
 
+// WriteWait is how a write got to the upstream (Stats.WriteWaits).
+type WriteWait int
+
+const (
+	WriteAtOnce   WriteWait = iota // a slot was free
+	WriteQueued                    // it waited for a slot
+	WriteUnqueued                  // it waited maxSlotWait (or its context) and went without
+	numWriteWaits
+)
+
+func (w WriteWait) String() string {
+	return [...]string{"at_once", "queued", "unqueued"}[w]
+}
+
 // slotQueue is one mailbox's write slots.
 type slotQueue struct {
 	ch    chan struct{} // one token per running write; capacity = the limit
@@ -73,8 +87,8 @@ func (a *Account) WriteSlot(ctx context.Context, mailbox string) (release func()
 	}
 	t := time.NewTimer(maxSlotWait)
 	defer t.Stop()
-	select {
-	case q.ch <- struct{}{}:
+	held := func(how WriteWait) func() {
+		a.m.writeWaits[how].Add(1)
 		var once sync.Once
 		return func() {
 			once.Do(func() {
@@ -82,9 +96,19 @@ func (a *Account) WriteSlot(ctx context.Context, mailbox string) (release func()
 				leave()
 			})
 		}
+	}
+	select {
+	case q.ch <- struct{}{}:
+		return held(WriteAtOnce)
+	default:
+	}
+	select {
+	case q.ch <- struct{}{}:
+		return held(WriteQueued)
 	case <-ctx.Done():
 	case <-t.C:
 	}
+	a.m.writeWaits[WriteUnqueued].Add(1)
 	leave()
 	return func() {}
 }

@@ -62,6 +62,11 @@ func TestWriteSlotBound(t *testing.T) {
 			if n := a.slotQueues(); n != 0 {
 				t.Errorf("queues left after every write: got %d, want 0", n)
 			}
+			w := &a.m.writeWaits
+			if got := w[WriteAtOnce].Load() + w[WriteQueued].Load(); got != 40 || w[WriteQueued].Load() == 0 || w[WriteUnqueued].Load() != 0 {
+				t.Errorf("writes at once %d, queued %d, unqueued %d: want 40 with a slot, some queued, none without",
+					w[WriteAtOnce].Load(), w[WriteQueued].Load(), w[WriteUnqueued].Load())
+			}
 		})
 	}
 }
@@ -90,6 +95,9 @@ func TestWriteSlotWaitEnds(t *testing.T) {
 	hold()
 	if n := a.slotQueues(); n != 0 {
 		t.Errorf("queues after: got %d, want 0", n)
+	}
+	if got := [...]uint64{a.m.writeWaits[WriteAtOnce].Load(), a.m.writeWaits[WriteQueued].Load(), a.m.writeWaits[WriteUnqueued].Load()}; got != [3]uint64{1, 0, 1} {
+		t.Errorf("writes at once, queued, unqueued: got %v, want [1 0 1]", got)
 	}
 
 	free := slotAccount(-1)
