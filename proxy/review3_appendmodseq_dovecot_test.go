@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/idlemux/idlemux/internal/dovecottest"
+)
+
+// TestDovecotAppendedUnknownModSeqAnswers (review3, issue 11): a message
+// APPENDed with at most one flag enters the model with MODSEQ 0 until
+// the watcher's own session reads it (df69802, upstream/appendstate.go).
+// Within that window (Dovecot tells the watcher's IDLE about 0.5 s
+// later), a CONDSTORE-enabled session's STORE or FETCH of the message
+// that does not change it must show what Dovecot shows directly: nothing
+// for a message whose MODSEQ did not move (RFC 7162 3.1.3), and never a
+// FETCH without MODSEQ (RFC 7162 3.1.4).
+func TestDovecotAppendedUnknownModSeqAnswers(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags string // the APPEND's flag list
+		cmd   string // A's command right after its APPEND
+	}{
+		{"STORE that changes nothing", `(\Seen)`, `STORE 4 +FLAGS (\Seen)`},
+		{"STORE over it and others", `(\Seen)`, `STORE 1:4 +FLAGS (\Seen)`},
+		{"STORE -FLAGS of a flag it lacks", `()`, `STORE 4 -FLAGS (\Flagged)`},
+		{"STORE UNCHANGEDSINCE that changes nothing", `(\Seen)`, `STORE 4 (UNCHANGEDSINCE 1000000) +FLAGS (\Seen)`},
+		{"FETCH BODY of a seen message", `(\Seen)`, `FETCH 4 (BODY[HEADER.FIELDS (SUBJECT)])`},
+		{"STORE that changes it", `()`, `STORE 4 +FLAGS (\Seen)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dd := startDovecot(t)
+			want := appendThen(t, dd, nil, tc.flags, tc.cmd)
+			dv := startDovecot(t)
+			p := startProxy(t, testConfig(dv.Addr))
+			got := appendThen(t, dv, p, tc.flags, tc.cmd)
+			diffWire(t, got, want)
+		})
+	}
+}
+
+// appendThen seeds INBOX with three messages, has A select it with
+// CONDSTORE (B idles once through p so that the watcher idles), APPENDs
+// a message with flags on A and runs cmd on A at once; the transcript of
+// A's commands.
+func appendThen(t *testing.T, dv *dovecottest.Server, p *Server, flags, cmd string) []string {
+	t.Helper()
+	seed := dv.Dial(t, testUser, testPass)
+	if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)), imap.FlagSeen)
+	}
+	seed.Logout().Wait()
+	a, _ := confirmSessions(t, dv, p, "SELECT INBOX (CONDSTORE)")
+	var out transcript
+	msg := testMessage("appended")
+	out.record("A", a, "b", fmt.Sprintf("APPEND INBOX %s {%d+}\r\n%s", flags, len(msg), msg))
+	out.record("A", a, "c", cmd)
+	return out
+}
