@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -62,4 +63,35 @@ func appendThen(t *testing.T, dv *dovecottest.Server, p *Server, flags, cmd stri
 	out.record("A", a, "b", fmt.Sprintf("APPEND INBOX %s {%d+}\r\n%s", flags, len(msg), msg))
 	out.record("A", a, "c", cmd)
 	return out
+}
+
+// TestDovecotAppendedFlagsServerAdds (review3, issue 11): Dovecot may
+// store more flags than an APPEND names (here mail_attachment_detection
+// adds $HasNoAttachment on save, RFC 3501 6.3.11 "SHOULD be set" sets no
+// upper bound). A FETCH of FLAGS at once after the APPEND must show what
+// Dovecot stored, as it does directly; since df69802 the model takes the
+// command's list (upstream.AppendedState) and answers it.
+func TestDovecotAppendedFlagsServerAdds(t *testing.T) {
+	const conf = "mail_attachment_detection_options = add-flags-on-save\n"
+	dd := startDovecotConf(t, conf)
+	want := appendThen(t, dd, nil, `(\Seen)`, "FETCH 4 (FLAGS)")
+	dv := startDovecotConf(t, conf)
+	p := startProxy(t, testConfig(dv.Addr))
+	got := appendThen(t, dv, p, `(\Seen)`, "FETCH 4 (FLAGS)")
+	// Compared: the FETCH's answer. Dovecot also announces the mailbox's
+	// FLAGS during the APPEND (the new $HasAttachment), which idlemux
+	// does not, before df69802 too: another finding, not this one.
+	if g, w := fetchLine(wireShape(got)), fetchLine(wireShape(want)); g != w {
+		t.Errorf("FETCH FLAGS at once after APPEND (\\Seen): got %q through idlemux, want %q as directly on Dovecot", g, w)
+	}
+}
+
+// fetchLine is the first FETCH response of a transcript.
+func fetchLine(lines []string) string {
+	for _, l := range lines {
+		if strings.Contains(l, " FETCH (") {
+			return l
+		}
+	}
+	return ""
 }
