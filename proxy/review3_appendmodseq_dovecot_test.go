@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -94,4 +95,43 @@ func fetchLine(lines []string) string {
 		}
 	}
 	return ""
+}
+
+// TestDovecotAppendedChangedBackBehindIdlemux (review3, issue 11): a
+// message APPENDed through idlemux whose flags another client changes
+// and changes back on Dovecot before the watcher's session reads it has
+// a new MODSEQ with the same flags. Dovecot tells A, which was told of
+// the message, a flag change (FETCH FLAGS with MODSEQ) at its next NOOP;
+// through idlemux the model's MODSEQ 0 (upstream.AppendedState, df69802)
+// makes the watcher's read a first MODSEQ, not a change (fanout
+// SetModSeq: old == 0), and A is told nothing.
+func TestDovecotAppendedChangedBackBehindIdlemux(t *testing.T) {
+	run := func(dv *dovecottest.Server, p *Server) []string {
+		seed := dv.Dial(t, testUser, testPass)
+		if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)), imap.FlagSeen)
+		}
+		seed.Logout().Wait()
+		a, _ := confirmSessions(t, dv, p, "SELECT INBOX (CONDSTORE)")
+		direct := dialRaw(t, dv.Addr)
+		direct.cmd("l", "LOGIN "+testUser+" "+testPass)
+		var out transcript
+		msg := testMessage("appended")
+		out.record("A", a, "b", fmt.Sprintf("APPEND INBOX (\\Seen) {%d+}\r\n%s", len(msg), msg))
+		// Behind idlemux's back, well within Dovecot's 0.5 s before it
+		// tells the watcher's IDLE.
+		direct.cmd("d1", "SELECT INBOX")
+		direct.cmd("d2", `UID STORE 4 +FLAGS.SILENT (\Flagged)`)
+		direct.cmd("d3", `UID STORE 4 -FLAGS.SILENT (\Flagged)`)
+		time.Sleep(2 * time.Second) // the watcher has read the message
+		out.record("A", a, "n", "NOOP")
+		return out
+	}
+	want := run(startDovecot(t), nil)
+	dv := startDovecot(t)
+	got := run(dv, startProxy(t, testConfig(dv.Addr)))
+	diffWire(t, got, want)
 }
