@@ -20,13 +20,8 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	binary := cc != nil && cc.appendBinary()
 	w := sess.appendTarget(mailbox)
 	var rep appendReport
-	var flags []imap.Flag
-	if options != nil {
-		flags = options.Flags
-	}
-	_, known := upstream.AppendedState(1, flags)
 	selected := "" // any connection will do
-	if w != nil && !known {
+	if w != nil {
 		selected = sess.sel.name // one with the mailbox selected reads the new message
 	}
 	// The literal is spooled already (litspool.go): the slot waits for
@@ -55,7 +50,7 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		if data, err = cmd.Wait(); err != nil || w == nil {
 			return err
 		}
-		readAppended(c, canonical(mailbox), data, flags, &rep)
+		readAppended(c, canonical(mailbox), data, &rep)
 		return nil
 	})
 	release()

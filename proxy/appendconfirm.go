@@ -35,22 +35,18 @@ func (sess *session) appendTarget(mailbox string) *upstream.Watcher {
 	return sess.sel.w
 }
 
-// readAppended finds the flags (and MODSEQ) of the message data names,
-// when the watcher can take them: from the APPEND's own flag list when
-// that says what they are (upstream.AppendedState: no upstream command),
-// else by reading them on the connection that appended. The APPEND
-// succeeded whatever this read does: a failed read only means a Sync,
-// and a connection it broke is closed so the pool drops it.
-func readAppended(c *upstream.Conn, mailbox string, data *imap.AppendData, flags []imap.Flag, rep *appendReport) {
+// readAppended reads, on the connection that appended, the flags and
+// MODSEQ of the message data names, when the watcher can take them. The
+// APPEND's own flag list is not enough: a server may add flags as it
+// saves (Dovecot's mail_attachment_detection_options adds
+// $HasAttachment or $HasNoAttachment, a Sieve script any), and the
+// answer carries no MODSEQ, which CONDSTORE sessions' answers need
+// (TestDovecotAppendedFlagsServerAdds, ...UnknownModSeqAnswers). The
+// APPEND succeeded whatever this read does: a failed read only means a
+// Sync, and a connection it broke is closed so the pool drops it.
+func readAppended(c *upstream.Conn, mailbox string, data *imap.AppendData, rep *appendReport) {
 	*rep = appendReport{}
-	if data == nil || data.UID == 0 || data.UIDValidity == 0 {
-		return
-	}
-	if st, ok := upstream.AppendedState(data.UID, flags); ok {
-		*rep = appendReport{read: true, uidValidity: data.UIDValidity, state: st}
-		return
-	}
-	if !c.CanReadAppended(mailbox, data.UIDValidity) {
+	if data == nil || data.UID == 0 || !c.CanReadAppended(mailbox, data.UIDValidity) {
 		return
 	}
 	st, ok, err := c.ReadAppended(data.UID)

@@ -175,7 +175,7 @@ func (a *Account) acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 			a.Release(c, err)
 			return nil, stale(err)
 		}
-		c.upTo, c.seen = upTo, writes
+		c.upTo, c.seen = max(c.upTo, upTo), writes // upTo may be a command's own bound, below what c heard of
 	}
 	return c, nil
 }

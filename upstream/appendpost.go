@@ -201,9 +201,7 @@ func (w *Watcher) tryAppended(p *flagPost) verdict {
 		if w.posted == nil {
 			w.posted = make(map[imap.UID]uint64)
 		}
-		if st.ModSeq != 0 { // 0: not read (AppendedState); the watcher's own read brings it
-			w.posted[st.UID] = max(w.posted[st.UID], st.ModSeq)
-		}
+		w.posted[st.UID] = max(w.posted[st.UID], st.ModSeq)
 		if w.appended == nil {
 			w.appended = make(map[imap.UID]time.Time)
 		}

@@ -11,14 +11,17 @@ import (
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
 
-// TestDovecotAppendedUnknownModSeqAnswers (review3, issue 11): a message
-// APPENDed with at most one flag enters the model with MODSEQ 0 until
-// the watcher's own session reads it (df69802, upstream/appendstate.go).
-// Within that window (Dovecot tells the watcher's IDLE about 0.5 s
-// later), a CONDSTORE-enabled session's STORE or FETCH of the message
-// that does not change it must show what Dovecot shows directly: nothing
-// for a message whose MODSEQ did not move (RFC 7162 3.1.3), and never a
-// FETCH without MODSEQ (RFC 7162 3.1.4).
+// The tests here are why an APPEND's flags and MODSEQ are read back from
+// the upstream (proxy/appendconfirm.go readAppended) rather than taken
+// from the command: each failed when a message APPENDed with at most one
+// flag went into the model with the command's flags and MODSEQ 0 until
+// the watcher's own session read it (about 0.5 s later with Dovecot).
+
+// TestDovecotAppendedUnknownModSeqAnswers: right after its APPEND, a
+// CONDSTORE-enabled session's STORE or FETCH of the message that does
+// not change it shows what Dovecot shows directly: nothing for a message
+// whose MODSEQ did not move (RFC 7162 3.1.3), and never a FETCH without
+// MODSEQ (RFC 7162 3.1.4).
 func TestDovecotAppendedUnknownModSeqAnswers(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -66,12 +69,11 @@ func appendThen(t *testing.T, dv *dovecottest.Server, p *Server, flags, cmd stri
 	return out
 }
 
-// TestDovecotAppendedFlagsServerAdds (review3, issue 11): Dovecot may
-// store more flags than an APPEND names (here mail_attachment_detection
-// adds $HasNoAttachment on save, RFC 3501 6.3.11 "SHOULD be set" sets no
-// upper bound). A FETCH of FLAGS at once after the APPEND must show what
-// Dovecot stored, as it does directly; since df69802 the model takes the
-// command's list (upstream.AppendedState) and answers it.
+// TestDovecotAppendedFlagsServerAdds: Dovecot may store more flags than
+// an APPEND names (here mail_attachment_detection adds $HasNoAttachment
+// on save; RFC 3501 6.3.11 "SHOULD be set" sets no upper bound). A FETCH
+// of FLAGS at once after the APPEND shows what Dovecot stored, as it
+// does directly, not the command's list.
 func TestDovecotAppendedFlagsServerAdds(t *testing.T) {
 	const conf = "mail_attachment_detection_options = add-flags-on-save\n"
 	dd := startDovecotConf(t, conf)
@@ -81,7 +83,7 @@ func TestDovecotAppendedFlagsServerAdds(t *testing.T) {
 	got := appendThen(t, dv, p, `(\Seen)`, "FETCH 4 (FLAGS)")
 	// Compared: the FETCH's answer. Dovecot also announces the mailbox's
 	// FLAGS during the APPEND (the new $HasAttachment), which idlemux
-	// does not, before df69802 too: another finding, not this one.
+	// does not yet: compared apart (TestDovecotAppendNewKeywordFlags).
 	if g, w := fetchLine(wireShape(got)), fetchLine(wireShape(want)); g != w {
 		t.Errorf("FETCH FLAGS at once after APPEND (\\Seen): got %q through idlemux, want %q as directly on Dovecot", g, w)
 	}
@@ -97,14 +99,13 @@ func fetchLine(lines []string) string {
 	return ""
 }
 
-// TestDovecotAppendedChangedBackBehindIdlemux (review3, issue 11): a
-// message APPENDed through idlemux whose flags another client changes
-// and changes back on Dovecot before the watcher's session reads it has
-// a new MODSEQ with the same flags. Dovecot tells A, which was told of
-// the message, a flag change (FETCH FLAGS with MODSEQ) at its next NOOP;
-// through idlemux the model's MODSEQ 0 (upstream.AppendedState, df69802)
-// makes the watcher's read a first MODSEQ, not a change (fanout
-// SetModSeq: old == 0), and A is told nothing.
+// TestDovecotAppendedChangedBackBehindIdlemux: a message APPENDed through
+// idlemux whose flags another client changes and changes back on Dovecot
+// before the watcher's session reads it has a new MODSEQ with the same
+// flags. Dovecot tells A, which was told of the message, a flag change
+// (FETCH FLAGS with MODSEQ) at its next NOOP, and so does idlemux: the
+// model holds the MODSEQ read back after the APPEND, so the watcher's
+// read is a change (fanout SetModSeq), not a first MODSEQ.
 func TestDovecotAppendedChangedBackBehindIdlemux(t *testing.T) {
 	run := func(dv *dovecottest.Server, p *Server) []string {
 		seed := dv.Dial(t, testUser, testPass)
