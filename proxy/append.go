@@ -26,8 +26,33 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	}
 	// The literal is spooled already (litspool.go): the slot waits for
 	// no client.
-	release := sess.writeSlot(mailbox)
-	err := sess.withConn("APPEND", selected, func(c *upstream.Conn) error {
+	err := sess.inWriteSlot(mailbox, func() error {
+		return sess.withConn("APPEND", selected, sess.appendOn(mailbox, r, options, binary, w != nil, &data, &rep))
+	})
+	if err != nil {
+		sess.noteMissing("APPEND", mailbox, err)
+		return nil, err
+	}
+	sess.confirmAppend(mailbox, w, rep) // the new message reaches every session of mailbox before OK
+	if sess.sel != nil && canonical(mailbox) == sess.sel.name {
+		// A keyword new to the mailbox (the client's, or one the server
+		// adds on save) is announced with the APPEND's answer, as the
+		// server tells the session that appended (RFC 3501 7.2.6).
+		if err := sess.tellMailboxFlags(); err != nil {
+			return nil, err
+		}
+	}
+	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
+		data = nil // no UIDPLUS upstream: no APPENDUID to give
+	}
+	return data, nil
+}
+
+// appendOn is the upstream APPEND of r to mailbox on c; with readBack, it
+// reads the new message's flags into rep (readAppended).
+func (sess *session) appendOn(mailbox string, r imap.LiteralReader, options *imap.AppendOptions, binary, readBack bool,
+	data **imap.AppendData, rep *appendReport) func(c *upstream.Conn) error {
+	return func(c *upstream.Conn) error {
 		var cmd *imapclient.AppendCommand
 		if binary {
 			// A literal8 stays one upstream, where BINARY is offered
@@ -47,22 +72,12 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 			return err
 		}
 		var err error
-		if data, err = cmd.Wait(); err != nil || w == nil {
+		if *data, err = cmd.Wait(); err != nil || !readBack {
 			return err
 		}
-		readAppended(c, canonical(mailbox), data, &rep)
+		readAppended(c, canonical(mailbox), *data, rep)
 		return nil
-	})
-	release()
-	if err != nil {
-		sess.noteMissing("APPEND", mailbox, err)
-		return nil, err
 	}
-	sess.confirmAppend(mailbox, w, rep) // the new message reaches every session of mailbox before OK
-	if data != nil && (data.UID == 0 || data.UIDValidity == 0) {
-		data = nil // no UIDPLUS upstream: no APPENDUID to give
-	}
-	return data, nil
 }
 
 // clientReader reads the client's literal with the guard paused: the

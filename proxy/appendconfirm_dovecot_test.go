@@ -33,10 +33,11 @@ func TestDovecotAppendConfirmedByItsAnswer(t *testing.T) {
 		appends  []string // APPEND arguments before the literal
 		wantSync bool     // some APPEND is confirmed by a watcher round
 		// sorted: the untagged answers come in Dovecot's order. A new
-		// keyword's FLAGS comes before EXISTS directly, after it through
-		// idlemux (the watcher round's order, not this change's; both
-		// orders are allowed, RFC 3501 7.2.6 asks only FLAGS before the
-		// FETCH that shows the keyword): compared sorted.
+		// keyword's FLAGS comes before EXISTS directly; through idlemux
+		// too in the APPEND's own answer, after it in another session's
+		// NOOP (the watcher round's order; both orders are allowed, RFC
+		// 3501 7.2.6 asks only FLAGS before the FETCH that shows the
+		// keyword): compared sorted.
 		sorted bool
 	}{
 		{"no flags", []string{"INBOX"}, false, false},

@@ -39,15 +39,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		since, conditional := sess.unchangedSince()
 		var modified imap.UIDSet // not stored: UNCHANGEDSINCE failed
 		var rep storeReport
-		release := sess.writeSlot(sess.sel.name)
-		err = sess.withConnNaming("STORE", sess.sel.name, maxUIDOf(uids), func(c *upstream.Conn) (err error) {
-			if conditional {
-				modified, err = storeConditional(c, uids, since, flags)
-				return err
-			}
-			return sess.runStore(c, uids, flags, &rep)
+		err = sess.inWriteSlot(sess.sel.name, func() error {
+			return sess.withConnNaming("STORE", sess.sel.name, maxUIDOf(uids), func(c *upstream.Conn) (err error) {
+				if conditional {
+					modified, err = storeConditional(c, uids, since, flags)
+					return err
+				}
+				return sess.runStore(c, uids, flags, &rep)
+			})
 		})
-		release()
 		if err != nil {
 			return err
 		}

@@ -1,12 +1,15 @@
 package proxy
 
-// writeSlot waits for a write slot of mailbox on the session's account
-// (upstream/writeslots.go) and returns its release. STORE, APPEND and
-// EXPUNGE call it before their connection and release it once their
-// upstream exchange is over, before the model is brought up to date:
-// the slot spares the server's mailbox locks, and what follows takes none.
-func (sess *session) writeSlot(mailbox string) (release func()) {
+// inWriteSlot runs f, a write's upstream exchange, holding a write slot
+// of mailbox on the session's account (upstream/writeslots.go). STORE,
+// APPEND and EXPUNGE run their withConn in it, so the slot is taken
+// before their connection and given back once the exchange is over (a
+// panic included), before the model is brought up to date: the slot
+// spares the server's mailbox locks, and what follows takes none.
+func (sess *session) inWriteSlot(mailbox string, f func() error) error {
 	ctx, cancel := sess.ctx()
-	defer cancel()
-	return sess.acct.WriteSlot(ctx, canonical(mailbox))
+	release := sess.acct.WriteSlot(ctx, canonical(mailbox))
+	cancel()
+	defer release()
+	return f()
 }
