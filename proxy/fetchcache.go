@@ -39,7 +39,10 @@ type fetchCache struct {
 	layouts map[layoutKey][]string // upstream item list → answer's item names
 	// attNames: client item → the name its answer has (fetchlayout.go)
 	attNames map[layoutKey]string
-	flights  map[string]chan struct{}
+	// ruleShown: upstreams (route keys) that answered a list in
+	// Dovecot's order where it is not the request's (fetchlayout.go)
+	ruleShown map[string]bool
+	flights   map[string]chan struct{}
 
 	hits, misses, evictions prometheus.Counter
 }
@@ -93,7 +96,7 @@ func roundUp16(n int) int { return (n + 15) &^ 15 }
 const maxLayouts = 512
 
 func newFetchCache(maxBytes, maxItem int64) *fetchCache {
-	fc := &fetchCache{maxItem: maxItem, layouts: make(map[layoutKey][]string), attNames: make(map[layoutKey]string), flights: make(map[string]chan struct{})}
+	fc := &fetchCache{maxItem: maxItem, layouts: make(map[layoutKey][]string), attNames: make(map[layoutKey]string), ruleShown: make(map[string]bool), flights: make(map[string]chan struct{})}
 	fc.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_hits_total",
 		Help: "Messages of client FETCHes answered from the shared cache of immutable message data."})
 	fc.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "idlemux_fetch_cache_misses_total",

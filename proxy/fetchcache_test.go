@@ -100,6 +100,12 @@ func TestFetchLayout(t *testing.T) {
 	// for it alone, and teaching no names, since it is not Dovecot's.
 	fc.learn("mem", "(RFC822.SIZE INTERNALDATE)", atts("(RFC822.SIZE INTERNALDATE)"), []string{"INTERNALDATE", "RFC822.SIZE"}, true)
 	fc.learn("mem", "(ENVELOPE UID)", atts("(ENVELOPE UID)"), []string{"ENVELOPE"}, true)
+	// A server answering in the request's order, asked lists on which
+	// that is also Dovecot's: the names fit, but it never showed the rule
+	// at work, so nothing is derived for it (it answers "(ENVELOPE
+	// FLAGS)" as ENVELOPE first, Dovecot's rule would say FLAGS).
+	fc.learn("ro", "(FLAGS ENVELOPE)", atts("(FLAGS ENVELOPE)"), []string{"FLAGS", "ENVELOPE"}, true)
+	fc.learn("ro", "(RFC822.SIZE BODYSTRUCTURE)", atts("(RFC822.SIZE BODYSTRUCTURE)"), []string{"RFC822.SIZE", "BODYSTRUCTURE"}, true)
 	// One command whose responses disagreed teaches nothing, and unlearns
 	// the names its first response taught.
 	fc.learn("dv", "(BODY.PEEK[TEXT] BODYSTRUCTURE)", atts("(BODY.PEEK[TEXT] BODYSTRUCTURE)"), []string{"BODY[TEXT]", "BODYSTRUCTURE"}, true)
@@ -125,6 +131,9 @@ func TestFetchLayout(t *testing.T) {
 		{"dv", "(INTERNALDATE BODYSTRUCTURE)", nil},
 		{"dv", "(ENVELOPE BODY)", nil},
 		{"dv", "(UID)", nil},
+		{"ro", "(FLAGS ENVELOPE)", []string{"FLAGS", "ENVELOPE"}},
+		{"ro", "(ENVELOPE FLAGS)", nil},
+		{"ro", "(BODYSTRUCTURE RFC822.SIZE FLAGS)", nil},
 	} {
 		if got := fc.layout(tc.up, tc.items, atts(tc.items)); strings.Join(got, " ") != strings.Join(tc.want, " ") || (got == nil) != (tc.want == nil) {
 			t.Errorf("%s %s: got layout %q, want %q", tc.up, tc.items, got, tc.want)

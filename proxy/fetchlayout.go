@@ -16,7 +16,12 @@ import "strings"
 // (bufferedItems: FLAGS, INTERNALDATE, RFC822.SIZE) first, in the
 // request's order, then the others in the request's order
 // (fetchitems.go). A learnt answer that does not follow that rule
-// teaches no names.
+// teaches no names. Names are used to derive a layout only for an
+// upstream that has shown the rule at work (fc.ruleShown): an answer
+// that put a buffered item the client asked after another item first.
+// A server that answers in the request's order, or in a fixed order of
+// its own, may fit the rule by chance on the lists it was asked, and
+// would then be answered in an order it never uses.
 
 // learnNames records which name answers each of atts, when names (an
 // answer's, UID left out) follow Dovecot's order for them: each name is
@@ -33,18 +38,41 @@ func (fc *fetchCache) learnNamesLocked(up string, atts []fetchAtt, names []strin
 	}
 	if len(fc.attNames)+len(order) > maxLayouts {
 		clear(fc.attNames)
+		clear(fc.ruleShown)
 	}
 	for i, a := range order {
 		fc.attNames[layoutKey{up, a.text()}] = names[i]
 	}
+	if reorders(atts) {
+		fc.ruleShown[up] = true
+	}
+}
+
+// reorders says whether Dovecot's rule moves an item of atts: a buffered
+// item comes after another (UID aside).
+func reorders(atts []fetchAtt) bool {
+	other := false
+	for _, a := range atts {
+		switch {
+		case a.name == "UID" && a.section == nil:
+		case isBuffered(a):
+			if other {
+				return true
+			}
+		default:
+			other = true
+		}
+	}
+	return false
 }
 
 // deriveLocked returns the layout of atts from the names learnt for each,
-// in Dovecot's order; nil when one is not known, or two share a name.
+// in Dovecot's order; nil when one is not known, two share a name, or
+// they are several and up has not shown the rule at work.
 // fc.mu is held.
 func (fc *fetchCache) deriveLocked(up string, atts []fetchAtt) []string {
 	order := dovecotOrder(atts)
-	if order == nil {
+	if order == nil || len(order) > 1 && !fc.ruleShown[up] { // one item has one order
 		return nil
 	}
 	names := make([]string, len(order))
