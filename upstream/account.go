@@ -153,6 +153,7 @@ func (a *Account) acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
 	writes := a.writesOf(mailbox)
+	heard := max(upTo, a.modelMaxUID(mailbox)) // read before the SELECT or NOOP: what its answer covers at least
 	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch || (uidValidity != 0 && c.uidValidity != uidValidity) {
 		c.Forget()
 		sel, err := c.Select(mailbox, nil).Wait()
@@ -169,13 +170,13 @@ func (a *Account) acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 			a.MailboxGone(mailbox, 0)
 			return nil, fmt.Errorf("%w: %q has UIDVALIDITY %d upstream, %d in the model", ErrMailboxGone, mailbox, sel.UIDValidity, uidValidity)
 		}
-		c.selected, c.epoch, c.upTo, c.uidValidity, c.seen = mailbox, epoch, upTo, sel.UIDValidity, writes
+		c.selected, c.epoch, c.upTo, c.uidValidity, c.seen = mailbox, epoch, heard, sel.UIDValidity, writes
 	} else if c.upTo < upTo || (seeWrites && c.seen < writes) {
 		if err := c.Noop().Wait(); err != nil {
 			a.Release(c, err)
 			return nil, stale(err)
 		}
-		c.upTo, c.seen = max(c.upTo, upTo), writes // upTo may be a command's own bound, below what c heard of
+		c.upTo, c.seen = max(c.upTo, heard), writes // upTo may be a command's own bound, below what c heard of
 	}
 	return c, nil
 }
@@ -269,4 +270,18 @@ func (a *Account) confirmed(pass string) {
 	if a.pass == pass {
 		a.cred.Renew()
 	}
+}
+
+// modelMaxUID is the largest UID in mailbox's model, 0 if none.
+func (a *Account) modelMaxUID(mailbox string) imap.UID {
+	a.m.mu.Lock()
+	w := a.watchers[mailbox]
+	a.m.mu.Unlock()
+	if w == nil {
+		return 0
+	}
+	if box := w.box.Load(); box != nil {
+		return box.MaxUID()
+	}
+	return 0
 }

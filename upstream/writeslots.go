@@ -31,6 +31,14 @@ import (
 // maxSlotWait bounds a write's wait for its slot.
 const maxSlotWait = 2 * time.Second
 
+// maxSlotHold is how long a write keeps its slot: one still running
+// then (a large APPEND to a far or slow server, a STORE over a whole
+// large mailbox) gives it to the next. The queue is for short writes
+// contending on the server's locks, a few milliseconds each on Dovecot;
+// a long one would hold every other write of the mailbox back for its
+// whole length, where directly they would have run beside it.
+const maxSlotHold = 250 * time.Millisecond
+
 // WriteWait is how a write got to the upstream (Stats.WriteWaits).
 type WriteWait int
 
@@ -90,11 +98,16 @@ func (a *Account) WriteSlot(ctx context.Context, mailbox string) (release func()
 	held := func(how WriteWait) func() {
 		a.m.writeWaits[how].Add(1)
 		var once sync.Once
-		return func() {
+		give := func() {
 			once.Do(func() {
 				<-q.ch
 				leave()
 			})
+		}
+		early := time.AfterFunc(maxSlotHold, give)
+		return func() {
+			early.Stop()
+			give()
 		}
 	}
 	select {

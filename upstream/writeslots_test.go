@@ -89,9 +89,6 @@ func TestWriteSlotWaitEnds(t *testing.T) {
 	case <-time.After(maxSlotWait):
 		t.Fatalf("a write whose context ended: got still waiting after %v, want it to go on", maxSlotWait)
 	}
-	if n := a.slotQueues(); n != 1 {
-		t.Errorf("queues while the first write runs: got %d, want 1", n)
-	}
 	hold()
 	if n := a.slotQueues(); n != 0 {
 		t.Errorf("queues after: got %d, want 0", n)
@@ -107,5 +104,33 @@ func TestWriteSlotWaitEnds(t *testing.T) {
 	r2()
 	if n := free.slotQueues(); n != 0 {
 		t.Errorf("no bound: got %d queues, want 0", n)
+	}
+}
+
+// TestWriteSlotHeldTooLong: a write still running after maxSlotHold
+// gives its slot to the next, which gets it queued (not after the whole
+// maxSlotWait, unqueued); the late release of the first gives nothing
+// back twice.
+func TestWriteSlotHeldTooLong(t *testing.T) {
+	a := slotAccount(1)
+	long := a.WriteSlot(context.Background(), "INBOX") // never released in time
+	start := time.Now()
+	next := a.WriteSlot(context.Background(), "INBOX")
+	waited := time.Since(start)
+	if waited >= maxSlotWait {
+		t.Errorf("the next write waited %v: got the whole maxSlotWait, want about maxSlotHold (%v)", waited, maxSlotHold)
+	}
+	if got := a.m.writeWaits[WriteQueued].Load(); got != 1 {
+		t.Errorf("writes queued: got %d, want 1", got)
+	}
+	long() // late: the slot went on already
+	third := a.WriteSlot(context.Background(), "INBOX")
+	if got := a.m.writeWaits[WriteQueued].Load(); got != 2 {
+		t.Errorf("writes queued after the late release: got %d, want 2 (next still holds the slot)", got)
+	}
+	next()
+	third()
+	if n := a.slotQueues(); n != 0 {
+		t.Errorf("queues after: got %d, want 0", n)
 	}
 }
