@@ -245,16 +245,22 @@ func TestDovecotListReadYourWrites(t *testing.T) {
 			{"UNSUBSCRIBE " + moved, `LSUB "" *`, moved, false},
 			{"DELETE " + moved, `LIST "" *`, moved, false},
 		} {
-			if step.change != "" {
-				// Dovecot 2.3 (maildir) answers a CREATE that runs beside
-				// LIST and LSUB of other sessions NO [ALREADYEXISTS] now
-				// and then, directly as well (seen in 5 of 150 CREATEs),
-				// and the mailbox is there: the LIST after it says so.
+			// Dovecot 2.3 (maildir) answers a CREATE that runs beside
+			// LIST and LSUB of other sessions NO [ALREADYEXISTS] now and
+			// then, directly as well (seen in 5 of 150 CREATEs). Mostly
+			// the mailbox is there, and the LIST after it says so; once in
+			// a while it is not (seen once in CI), and the CREATE is sent
+			// again, as a client would.
+			for try := 0; step.change != ""; try++ {
 				l, err := a.do("c", step.change)
-				if err != nil || !(strings.HasPrefix(l[len(l)-1], "c OK") ||
-					strings.HasPrefix(step.change, "CREATE") && strings.HasPrefix(l[len(l)-1], "c NO [ALREADYEXISTS]")) {
+				exists := strings.HasPrefix(step.change, "CREATE") && strings.HasPrefix(l[len(l)-1], "c NO [ALREADYEXISTS]")
+				if err != nil || !strings.HasPrefix(l[len(l)-1], "c OK") && !exists {
 					t.Fatalf("%s: %q, %v", step.change, l, err)
 				}
+				if !exists || try == 2 || has(step.check, step.box) {
+					break
+				}
+				t.Logf("round %d: %s answered %q and the mailbox is not listed: sent again", i, step.change, l[len(l)-1])
 			}
 			if got := has(step.check, step.box); got != step.want {
 				t.Fatalf("round %d, after %q: %s lists %s: got %v, want %v", i, step.change, step.check, step.box, got, step.want)
