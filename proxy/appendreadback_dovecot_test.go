@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/idlemux/idlemux/internal/dovecottest"
 )
@@ -53,13 +54,7 @@ func TestDovecotAppendedUnknownModSeqAnswers(t *testing.T) {
 // A's commands.
 func appendThen(t *testing.T, dv *dovecottest.Server, p *Server, flags, cmd string) []string {
 	t.Helper()
-	seed := dv.Dial(t, testUser, testPass)
-	if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)), imap.FlagSeen)
-	}
+	seed := seedInbox(t, dv, 3, true, imap.FlagSeen)
 	seed.Logout().Wait()
 	a, _ := confirmSessions(t, dv, p, "SELECT INBOX (CONDSTORE)")
 	var out transcript
@@ -111,13 +106,7 @@ func fetchLine(lines []string) string {
 // read is a change (fanout SetModSeq), not a first MODSEQ.
 func TestDovecotAppendedChangedBackBehindIdlemux(t *testing.T) {
 	run := func(dv *dovecottest.Server, p *Server) []string {
-		seed := dv.Dial(t, testUser, testPass)
-		if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range 3 {
-			appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)), imap.FlagSeen)
-		}
+		seed := seedInbox(t, dv, 3, true, imap.FlagSeen)
 		seed.Logout().Wait()
 		a, _ := confirmSessions(t, dv, p, "SELECT INBOX (CONDSTORE)")
 		direct := dialRaw(t, dv.Addr)
@@ -138,4 +127,22 @@ func TestDovecotAppendedChangedBackBehindIdlemux(t *testing.T) {
 	dv := startDovecot(t)
 	got := run(dv, startProxy(t, testConfig(dv.Addr)))
 	diffWire(t, got, want)
+}
+
+// seedInbox dials dv and APPENDs n messages ("m0"...) to INBOX with
+// flags, after a CONDSTORE SELECT when condstore (Dovecot numbers
+// MODSEQs per message from the first one on); the caller adds what else
+// it needs and logs out.
+func seedInbox(t *testing.T, dv *dovecottest.Server, n int, condstore bool, flags ...imap.Flag) *imapclient.Client {
+	t.Helper()
+	seed := dv.Dial(t, testUser, testPass)
+	if condstore {
+		if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)), flags...)
+	}
+	return seed
 }

@@ -33,10 +33,7 @@ func TestDovecotWritesAskForIdle(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(dv *dovecottest.Server, addr string, after func()) transcript {
-				seed := dv.Dial(t, testUser, testPass)
-				for i := range 3 {
-					appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
-				}
+				seed := seedInbox(t, dv, 3, false)
 				seed.Logout().Wait()
 				rc := dialRaw(t, addr)
 				if l := rc.cmd("l", "LOGIN "+testUser+" "+testPass); !strings.HasPrefix(l[len(l)-1], "l OK") {

@@ -8,8 +8,6 @@ import (
 	"github.com/idlemux/idlemux/internal/dovecottest"
 	"github.com/idlemux/idlemux/internal/faultrelay"
 	"testing"
-
-	"github.com/emersion/go-imap/v2"
 )
 
 // TestDovecotNoNoopAfterOwnSelect: a pool connection
@@ -32,13 +30,7 @@ func TestDovecotNoNoopAfterOwnSelect(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dv := startDovecot(t)
-			seed := dv.Dial(t, testUser, testPass)
-			if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 3 {
-				appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
-			}
+			seed := seedInbox(t, dv, 3, true)
 			if err := seed.Create("Other", nil).Wait(); err != nil {
 				t.Fatal(err)
 			}
@@ -83,10 +75,7 @@ func TestDovecotStoreBehindSlowAppend(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dv := startDovecot(t)
-			seed := dv.Dial(t, testUser, testPass)
-			for i := range 3 {
-				appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
-			}
+			seed := seedInbox(t, dv, 3, false)
 			seed.Logout().Wait()
 			relay := faultrelay.Start(t, dv.Addr)
 			addr := relay.Addr()
@@ -133,10 +122,7 @@ func TestDovecotStoreBehindSlowAppend(t *testing.T) {
 func TestDovecotFetchAfterReadBack(t *testing.T) {
 	msg := testMessage("appended")
 	run := func(dv *dovecottest.Server, p *Server) transcript {
-		seed := dv.Dial(t, testUser, testPass)
-		for i := range 3 {
-			appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
-		}
+		seed := seedInbox(t, dv, 3, false)
 		seed.Logout().Wait()
 		_, b := confirmSessions(t, dv, p, "SELECT INBOX")
 		var out transcript
@@ -176,13 +162,7 @@ func TestDovecotAppendKeywordSelected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(dv *dovecottest.Server, p *Server) transcript {
-				seed := dv.Dial(t, testUser, testPass)
-				if _, err := seed.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait(); err != nil {
-					t.Fatal(err)
-				}
-				for i := range 2 {
-					appendMsg(t, seed, "INBOX", testMessage(fmt.Sprintf("m%d", i)))
-				}
+				seed := seedInbox(t, dv, 2, true)
 				if err := seed.Create("Other", nil).Wait(); err != nil {
 					t.Fatal(err)
 				}
