@@ -1,22 +1,21 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
+	"testing"
 	"time"
 
-	"fmt"
 	"github.com/idlemux/idlemux/internal/dovecottest"
 	"github.com/idlemux/idlemux/internal/faultrelay"
-	"testing"
 )
 
-// TestDovecotNoNoopAfterOwnSelect: a pool connection
-// that SELECTs the mailbox for a write hears of every message then (RFC
-// 3501 6.3.1), yet acquire records only the write's own bound (0 for
-// APPEND, the largest named UID for STORE) as what it heard of
-// (upstream/account.go: c.upTo = upTo after SELECT). The next command on
-// that connection naming a message above the bound sends a NOOP first,
-// which Dovecot directly never needs: one more upstream round trip.
+// TestDovecotNoNoopAfterOwnSelect: a pool connection that SELECTs the
+// mailbox for a write hears of every message then (RFC 3501 6.3.1), so
+// acquire records every UID the model held, not only the write's own
+// bound (0 for APPEND, the largest named UID for STORE). The next
+// command on that connection naming a message above the bound sends no
+// NOOP first, as Dovecot directly needs none.
 func TestDovecotNoNoopAfterOwnSelect(t *testing.T) {
 	msg := testMessage("appended")
 	tests := []struct {
@@ -56,13 +55,13 @@ func TestDovecotNoNoopAfterOwnSelect(t *testing.T) {
 	}
 }
 
-// TestDovecotStoreBehindSlowAppend: session A APPENDs a
-// large message to INBOX over a slow upstream link (4 MiB, 20 ms per
-// 32 KiB chunk: about 2.6 s upstream); session B, 200 ms later, STOREs a
-// flag in INBOX. Directly (and through idlemux without a bound), B's
-// STORE runs beside the APPEND and takes a few chunk delays; with
-// max_writes_per_mailbox 1, it waits maxSlotWait (2 s) for A's slot
-// first, every time, whatever it would have cost.
+// TestDovecotStoreBehindSlowAppend: session A APPENDs a large message to
+// INBOX over a slow upstream link (4 MiB, 20 ms per 32 KiB chunk: about
+// 2.6 s upstream); session B, 200 ms later, STOREs a flag in INBOX.
+// Directly (and through idlemux without a bound), B's STORE runs beside
+// the APPEND and takes a few chunk delays; with max_writes_per_mailbox 1,
+// A gives its slot up after maxSlotHold (250 ms), so B never waits the
+// whole maxSlotWait (2 s) it waited before.
 func TestDovecotStoreBehindSlowAppend(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -142,7 +141,7 @@ func TestDovecotFetchAfterReadBack(t *testing.T) {
 
 // TestDovecotAppendKeywordSelected: APPEND with a
 // keyword new to the mailbox, to the session's selected mailbox, in the
-// states 42687ef's tellMailboxFlags meets: EXAMINEd (read-only
+// states the APPEND's tellMailboxFlags meets: EXAMINEd (read-only
 // PERMANENTFLAGS), polled (the watcher never idled: confirmed by a
 // Sync), CONDSTORE enabled, and to another mailbox (no FLAGS).
 func TestDovecotAppendKeywordSelected(t *testing.T) {
