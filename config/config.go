@@ -133,24 +133,20 @@ type Upstream struct {
 	// Preset names the provider whose settings (presets.go) were filled
 	// in before the explicit keys; key preset, "" for none.
 	Preset                   string
-	Address                  string  // host:port, required in serve mode
-	TLS                      TLSMode // default implicit
-	CAFile                   string  // extra roots, added to the system pool
-	ServerName               string  // default: host part of Address
-	TLSInsecureSkipVerify    bool    // key tls_insecure_skip_verify
-	MaxConnectionsPerAccount int     // default 5, must be >= 2 (one watcher + one command conn)
-	// MaxWritesPerMailbox bounds the commands changing one mailbox
-	// (STORE, APPEND, EXPUNGE) that run upstream at once per account;
-	// the rest queue (upstream/writeslots.go). Key
-	// max_writes_per_mailbox, default 1, 0 for no bound.
-	MaxWritesPerMailbox int
-	IdleRefresh         time.Duration // default 25m; > 0 and <= 29m (RFC 2177)
-	ResponseTimeout     time.Duration // default 30s
-	DialTimeout         time.Duration // default 15s
-	CommandLinger       time.Duration // default 2m: idle command connections close after this
-	WatcherLinger       time.Duration // default 30s: a watcher outlives its last client by this
-	PollInterval        time.Duration // default 30s: polling of mailboxes beyond the watcher slots, and when the upstream lacks IDLE
-	Capabilities        []string      // optional override of the upstream's capability list
+	Address                  string        // host:port, required in serve mode
+	TLS                      TLSMode       // default implicit
+	CAFile                   string        // extra roots, added to the system pool
+	ServerName               string        // default: host part of Address
+	TLSInsecureSkipVerify    bool          // key tls_insecure_skip_verify
+	MaxConnectionsPerAccount int           // default 5, must be >= 2 (one watcher + one command conn)
+	MaxWritesPerMailbox      int           // default 1, 0 for no bound: STOREs, APPENDs, EXPUNGEs of one mailbox upstream at once (upstream/writeslots.go)
+	IdleRefresh              time.Duration // default 25m; > 0 and <= 29m (RFC 2177)
+	ResponseTimeout          time.Duration // default 30s
+	DialTimeout              time.Duration // default 15s
+	CommandLinger            time.Duration // default 2m: idle command connections close after this
+	WatcherLinger            time.Duration // default 30s: a watcher outlives its last client by this
+	PollInterval             time.Duration // default 30s: polling of mailboxes beyond the watcher slots, and when the upstream lacks IDLE
+	Capabilities             []string      // optional override of the upstream's capability list
 	// ForwardClientAddress sends ID ("x-originating-ip" ...) before the
 	// login that checks a client's password, so the upstream's per-address
 	// penalties hit the client, not the proxy. Dovecot honours it only from

@@ -10,22 +10,19 @@ import (
 const (
 	defaultUpstreamTLS              = TLSImplicit
 	defaultMaxConnectionsPerAccount = 5
-	// defaultMaxWritesPerMailbox: one change at a time per mailbox is
-	// what Dovecot's locks serialise anyway; queued here, ten sessions'
-	// writes run faster than contending there (BENCHMARKS.md, issue 11).
-	defaultMaxWritesPerMailbox  = 1
-	defaultIdleRefresh          = 25 * time.Minute
-	defaultResponseTimeout      = 30 * time.Second
-	defaultDialTimeout          = 15 * time.Second
-	defaultCommandLinger        = 2 * time.Minute
-	defaultWatcherLinger        = 30 * time.Second
-	defaultPollInterval         = 30 * time.Second
-	defaultLogLevel             = "info"
-	defaultLogFormat            = "json"
-	defaultMaxLag               = 10000
-	defaultKeepalive            = 4 * time.Minute
-	defaultCacheMaxBytes        = 64 << 20
-	defaultCacheMaxMessageBytes = 256 << 10
+	defaultMaxWritesPerMailbox      = 1 // Dovecot's locks serialise a mailbox's writes anyway: queued here they do not contend (BENCHMARKS.md, issue 11)
+	defaultIdleRefresh              = 25 * time.Minute
+	defaultResponseTimeout          = 30 * time.Second
+	defaultDialTimeout              = 15 * time.Second
+	defaultCommandLinger            = 2 * time.Minute
+	defaultWatcherLinger            = 30 * time.Second
+	defaultPollInterval             = 30 * time.Second
+	defaultLogLevel                 = "info"
+	defaultLogFormat                = "json"
+	defaultMaxLag                   = 10000
+	defaultKeepalive                = 4 * time.Minute
+	defaultCacheMaxBytes            = 64 << 20
+	defaultCacheMaxMessageBytes     = 256 << 10
 
 	// maxIdleRefresh keeps IDLE re-issued before the 30 minute inactivity
 	// timeout RFC 2177 allows servers to enforce, with a minute of slack.

@@ -27,7 +27,13 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	// The literal is spooled already (litspool.go): the slot waits for
 	// no client.
 	err := sess.inWriteSlot(mailbox, func() error {
-		return sess.withConn("APPEND", selected, sess.appendOn(mailbox, r, options, binary, w != nil, &data, &rep))
+		return sess.withConn("APPEND", selected, func(c *upstream.Conn) (err error) {
+			if data, err = sess.appendOn(c, mailbox, r, options, binary); err != nil || w == nil {
+				return err
+			}
+			readAppended(c, canonical(mailbox), data, &rep)
+			return nil
+		})
 	})
 	if err != nil {
 		sess.noteMissing("APPEND", mailbox, err)
@@ -48,36 +54,27 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 	return data, nil
 }
 
-// appendOn is the upstream APPEND of r to mailbox on c; with readBack, it
-// reads the new message's flags into rep (readAppended).
-func (sess *session) appendOn(mailbox string, r imap.LiteralReader, options *imap.AppendOptions, binary, readBack bool,
-	data **imap.AppendData, rep *appendReport) func(c *upstream.Conn) error {
-	return func(c *upstream.Conn) error {
-		var cmd *imapclient.AppendCommand
-		if binary {
-			// A literal8 stays one upstream, where BINARY is offered
-			// (only then is BINARY offered downstream).
-			cmd, _ = c.AppendBinary(mailbox, r.Size(), options)
-		} else {
-			cmd = c.Append(mailbox, r.Size(), options)
-		}
-		if _, err := io.Copy(cmd, clientReader{r, sess.guard}); err != nil {
-			// The client stopped mid-literal: the upstream literal cannot
-			// be finished either. Dropping the connection makes sure the
-			// partial message is never stored.
-			c.Client.Close()
-			return &upstream.UnavailableError{Err: errors.New("client stopped sending the message")}
-		}
-		if err := cmd.Close(); err != nil {
-			return err
-		}
-		var err error
-		if *data, err = cmd.Wait(); err != nil || !readBack {
-			return err
-		}
-		readAppended(c, canonical(mailbox), *data, rep)
-		return nil
+// appendOn runs the upstream APPEND of r to mailbox on c.
+func (sess *session) appendOn(c *upstream.Conn, mailbox string, r imap.LiteralReader, options *imap.AppendOptions, binary bool) (*imap.AppendData, error) {
+	var cmd *imapclient.AppendCommand
+	if binary {
+		// A literal8 stays one upstream, where BINARY is offered (only
+		// then is BINARY offered downstream).
+		cmd, _ = c.AppendBinary(mailbox, r.Size(), options)
+	} else {
+		cmd = c.Append(mailbox, r.Size(), options)
 	}
+	if _, err := io.Copy(cmd, clientReader{r, sess.guard}); err != nil {
+		// The client stopped mid-literal: the upstream literal cannot be
+		// finished either. Dropping the connection makes sure the partial
+		// message is never stored.
+		c.Client.Close()
+		return nil, &upstream.UnavailableError{Err: errors.New("client stopped sending the message")}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	return cmd.Wait()
 }
 
 // clientReader reads the client's literal with the guard paused: the

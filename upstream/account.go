@@ -153,7 +153,10 @@ func (a *Account) acquire(ctx context.Context, mailbox string, upTo imap.UID, ui
 	g := c.Guard(a.m.opts.ResponseTimeout)
 	defer g.Stop()
 	writes := a.writesOf(mailbox)
-	heard := max(upTo, a.modelMaxUID(mailbox)) // read before the SELECT or NOOP: what its answer covers at least
+	heard := upTo // what the SELECT or NOOP's answer covers at least: the model read before it
+	if box := a.Model(mailbox); box != nil {
+		heard = max(heard, box.MaxUID())
+	}
 	if epoch := a.curEpoch(); c.selected != mailbox || c.epoch != epoch || (uidValidity != 0 && c.uidValidity != uidValidity) {
 		c.Forget()
 		sel, err := c.Select(mailbox, nil).Wait()
@@ -270,18 +273,4 @@ func (a *Account) confirmed(pass string) {
 	if a.pass == pass {
 		a.cred.Renew()
 	}
-}
-
-// modelMaxUID is the largest UID in mailbox's model, 0 if none.
-func (a *Account) modelMaxUID(mailbox string) imap.UID {
-	a.m.mu.Lock()
-	w := a.watchers[mailbox]
-	a.m.mu.Unlock()
-	if w == nil {
-		return 0
-	}
-	if box := w.box.Load(); box != nil {
-		return box.MaxUID()
-	}
-	return 0
 }

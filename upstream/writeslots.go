@@ -93,8 +93,6 @@ func (a *Account) WriteSlot(ctx context.Context, mailbox string) (release func()
 		}
 		s.mu.Unlock()
 	}
-	t := time.NewTimer(maxSlotWait)
-	defer t.Stop()
 	held := func(how WriteWait) func() {
 		a.m.writeWaits[how].Add(1)
 		var once sync.Once
@@ -115,6 +113,8 @@ func (a *Account) WriteSlot(ctx context.Context, mailbox string) (release func()
 		return held(WriteAtOnce)
 	default:
 	}
+	t := time.NewTimer(maxSlotWait) // only when the slot is taken: not on every write
+	defer t.Stop()
 	select {
 	case q.ch <- struct{}{}:
 		return held(WriteQueued)
