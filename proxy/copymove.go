@@ -148,24 +148,19 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 		}
 	}
 	err := sess.inWriteSlot(sess.sel.name, func() error {
-		return sess.withConn("EXPUNGE", sess.sel.name, expungeOn(uids, target))
+		return sess.withConn("EXPUNGE", sess.sel.name, func(c *upstream.Conn) error {
+			if uids == nil {
+				return c.Expunge().Close()
+			}
+			if !quirks.Has(c.Caps(), quirks.UIDExpunge) {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "UID EXPUNGE needs UIDPLUS on the upstream server"}
+			}
+			return c.UIDExpunge(target).Close()
+		})
 	})
 	if err != nil {
 		return err
 	}
 	sess.syncMailboxes(sess.sel.name)
 	return nil
-}
-
-// expungeOn is EXPUNGE, or UID EXPUNGE of target when uids is set, on c.
-func expungeOn(uids *imap.UIDSet, target imap.UIDSet) func(c *upstream.Conn) error {
-	return func(c *upstream.Conn) error {
-		if uids == nil {
-			return c.Expunge().Close()
-		}
-		if !quirks.Has(c.Caps(), quirks.UIDExpunge) {
-			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "UID EXPUNGE needs UIDPLUS on the upstream server"}
-		}
-		return c.UIDExpunge(target).Close()
-	}
 }

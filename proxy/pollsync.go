@@ -35,8 +35,8 @@ func (sess *session) syncPolled(sel *selection) {
 // connection of its own (upstream/polled.go), as long as watcher slots
 // last. One per folder, as a folder-by-folder sync does, asks nothing.
 func (sess *session) wantsNews(sel *selection) {
-	if sel.noops < 2 && sel.w.Polled() {
-		if sel.noops++; sel.noops == 2 {
+	if sel.polls < 2 && sel.w.Polled() {
+		if sel.polls++; sel.polls == 2 {
 			sel.w.Idling(true)
 		}
 	}

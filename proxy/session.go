@@ -83,7 +83,7 @@ type selection struct {
 	// uidValidity is the view's (RFC 3501 2.3.1.1): a pool connection that
 	// selects the mailbox and finds another is not used for the view's UIDs.
 	uidValidity uint32
-	noops       uint8 // NOOPs, CHECKs and writes in a polled mailbox, up to 2 (pollsync.go)
+	polls       uint8 // NOOPs, CHECKs and writes in a polled mailbox, up to 2 (pollsync.go)
 	// prevMark and curMark are the watcher's RoundMark at the start of the
 	// session's previous command and of its current one (settle): a
 	// polled model fresh since prevMark may answer (searchlocal.go
