@@ -169,6 +169,17 @@ func (v *View) TakeMailboxFlags() ([]imap.Flag, bool) {
 	return m.mboxFlags, true
 }
 
+// MailboxFlagsOwed says whether the model's mailbox FLAGS changed since
+// the session was last told (TakeMailboxFlags would return them): a
+// response showing a keyword read from the model now may need them first.
+func (v *View) MailboxFlagsOwed() bool {
+	m := v.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.lastMailboxFlags(max(v.cursor.Load(), v.flagsTold))
+	return v.err == nil && ok
+}
+
 // Expunged reports whether the session still sees uid although the model
 // has expunged it (RFC 2180 section 4: the session has not been told yet).
 func (v *View) Expunged(uid imap.UID) bool {

@@ -67,6 +67,12 @@ func (sess *session) storeAnswerModSeq(uids imap.UIDSet, isUID bool, known *sile
 		sent = max(sent, ms)
 	}
 	sess.noteModSeqSent(sent) // condstore_syncpoint.go
+	if flags, ok := v.TakeMailboxFlags(); ok {
+		// A keyword that came into the model after the FLAGS Store told:
+		// taken after the flags above were read, these FLAGS list it, and
+		// go first (RFC 3501 7.2.6).
+		b = append(appendMailboxFlags(nil, flags, sess.sel.permanent(flags)), b...)
+	}
 	if err := sess.writeUnsolicited(b); err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
@@ -66,8 +69,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 		for _, m := range sess.sel.v.Members(uids) {
 			cur, ok := sess.sel.v.Flags(m.UID)
-			if !ok || !sess.storeShows(m.UID, cur, known) {
-				continue // expunged meanwhile (the EXPUNGE comes later), or silent
+			if !ok || hasKeyword(cur) && sess.sel.v.MailboxFlagsOwed() {
+				// Expunged meanwhile (the EXPUNGE comes later), or a
+				// keyword came into the model after the FLAGS told above:
+				// the Poll before the OK tells FLAGS, then this FETCH
+				// (RFC 3501 7.2.6).
+				continue
+			}
+			if !sess.storeShows(m.UID, cur, known) {
+				continue // silent
 			}
 			resp := w.CreateMessage(m.Seq)
 			if isUID {
@@ -80,6 +90,11 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		}
 	}
 	return nil
+}
+
+// hasKeyword says whether flags hold a keyword (not a system flag).
+func hasKeyword(flags []imap.Flag) bool {
+	return slices.ContainsFunc(flags, func(f imap.Flag) bool { return !strings.HasPrefix(string(f), `\`) })
 }
 
 // storeShows says whether a STORE's answer shows the flags of uid, now
