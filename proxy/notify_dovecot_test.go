@@ -45,7 +45,7 @@ func (rc *rawConn) until(want string, d, quiet time.Duration) (lines []string, t
 			break
 		}
 		lines = append(lines, l)
-		if notifyWire([]string{l})[0] == want {
+		if n := notifyWire([]string{l}); len(n) == 1 && n[0] == want { // a keepalive normalises to nothing
 			took = time.Since(start)
 			for {
 				l, got := rc.lineWithin(quiet)
